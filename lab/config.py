@@ -1,0 +1,224 @@
+"""Frozen run configurations, their validation, JSON round-trip and a stable run id.
+
+A run is fully described by a `RunConfig` (model, optimizer, data, and the run's own
+numbers: tokens, batch, seed). Every field has one unit; every default says why. Invalid
+values raise `ConfigError` (a `ValueError`) that names the value and how to fix it.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+ARCHS = ("gpt", "lstm")
+POSITIONS = ("learned", "rotary")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
+SCHEDULES = ("constant", "cosine", "linear", "wsd")
+SOURCES = ("builtin", "markov", "file", "hf")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class ConfigError(ValueError):
+    """A configuration value a user can fix; the message says how."""
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}{hint}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ConfigError(f"{name} must be {bounds}, got {value}{hint}")
+
+
+def _check_float(name: str, value, low: float, high: float | None = None, *, open_low=False, hint="") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}{hint}")
+    too_low = value <= low if open_low else value < low
+    if too_low or (high is not None and value > high):
+        lo = f"> {low}" if open_low else f">= {low}"
+        bounds = lo if high is None else f"{lo} and <= {high}"
+        raise ConfigError(f"{name} must be {bounds}, got {value}{hint}")
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    arch: str = "gpt"          # "gpt" (decoder Transformer) or "lstm" (Kaplan et al. 2020, fig. 7)
+    width: int = 64            # residual stream size d_model (LSTM: hidden size)
+    depth: int = 2             # Transformer blocks (LSTM: stacked layers)
+    heads: int = 4             # attention heads; width % heads == 0 (ignored by the LSTM)
+    context: int = 64          # tokens per training sequence
+    vocab: int = 256           # byte-level tokens
+    positions: str = "learned"  # "learned" table or "rotary" (RoPE) positions
+
+    def __post_init__(self):
+        _check_choice("architecture", self.arch, ARCHS)
+        _check_choice("positions", self.positions, POSITIONS)
+        _check_int("width", self.width, 1, 16384, "; try --width 64")
+        _check_int("depth", self.depth, 1, 256, "; try --depth 2")
+        _check_int("context", self.context, 2, 65536, "; try --context 64")
+        _check_int("vocab", self.vocab, 2, 1 << 20)
+        _check_int("heads", self.heads, 1, 1024, "; try --heads 4")
+        if self.arch == "gpt":
+            if self.width % self.heads:
+                raise ConfigError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}; "
+                                  f"try heads={math.gcd(self.width, self.heads) or 1}")
+            if self.positions == "rotary" and (self.width // self.heads) % 2:
+                raise ConfigError(f"rotary positions need an even head size, got width/heads = {self.width // self.heads}; "
+                                  "change heads or use --positions learned")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    name: str = "adamw"        # see OPTIMIZERS
+    lr: float = 3e-3           # peak learning rate; small models tolerate large rates
+    schedule: str = "cosine"   # shape after warmup: constant, cosine, linear (to zero) or wsd
+    warmup: float = 0.05       # fraction of steps spent warming up linearly from 0
+    decay: float = 0.2         # WSD only: fraction of steps in the final linear decay
+    final_lr_frac: float = 0.1  # cosine/linear/wsd end at lr * final_lr_frac
+    weight_decay: float = 0.1  # decoupled (AdamW/Lion/Adafactor) or L2 (others); 0 disables
+    clip: float = 1.0          # global gradient-norm clip; 0 disables
+    b1: float = 0.9            # first-moment decay (Adam, Lion) / momentum (momentum, nesterov)
+    b2: float = 0.95           # second-moment decay (Adam, RMSProp, Lion); 0.95 is the LLM norm
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.name, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_float("learning rate", self.lr, 0.0, 100.0, open_low=True, hint="; try --lr 3e-3")
+        _check_float("warmup", self.warmup, 0.0, 0.9, hint=" (a fraction of the run's steps); try --warmup 0.05")
+        _check_float("decay", self.decay, 0.0, 1.0, hint=" (a fraction of the run's steps)")
+        _check_float("final_lr_frac", self.final_lr_frac, 0.0, 1.0)
+        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
+        _check_float("clip", self.clip, 0.0)
+        _check_float("b1", self.b1, 0.0, 1.0)
+        _check_float("b2", self.b2, 0.0, 1.0)
+        _check_float("eps", self.eps, 0.0, 1.0, open_low=True)
+        if self.schedule == "wsd" and self.warmup + self.decay > 1.0:
+            raise ConfigError(f"warmup + decay must be <= 1 for WSD, got {self.warmup} + {self.decay}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    source: str = "builtin"    # builtin corpus, synthetic markov chain, a text file, or a Hugging Face dataset
+    path: str = ""             # file path (source="file") or dataset name (source="hf")
+    hf_split: str = "train"
+    hf_field: str = "text"
+    markov_order: int = 2      # synthetic: context length of the chain
+    markov_symbols: int = 16   # synthetic: alphabet size (mapped onto byte tokens)
+    markov_zipf: float = 1.2   # synthetic: skew of each next-symbol distribution (0 = uniform)
+    markov_seed: int = 0       # synthetic: which random chain (independent of the run's seed)
+    markov_tokens: int = 1_000_000  # synthetic: length of the generated text
+    val_fraction: float = 0.1  # held-out tail of the text used for validation
+
+    def __post_init__(self):
+        _check_choice("data source", self.source, SOURCES)
+        if self.source in ("file", "hf") and not self.path:
+            what = "a text file path" if self.source == "file" else "a dataset name"
+            raise ConfigError(f"data source {self.source!r} needs {what}; pass --data PATH")
+        _check_int("markov_order", self.markov_order, 1, 6)
+        _check_int("markov_symbols", self.markov_symbols, 2, 256)
+        if self.markov_symbols ** self.markov_order > 2 ** 20:
+            raise ConfigError(f"markov_symbols**markov_order = {self.markov_symbols ** self.markov_order} contexts is too "
+                              "many (limit 2**20); lower the order or the alphabet")
+        _check_float("markov_zipf", self.markov_zipf, 0.0, 10.0)
+        _check_int("markov_seed", self.markov_seed, 0)
+        _check_int("markov_tokens", self.markov_tokens, 10_000, 100_000_000)
+        _check_float("val_fraction", self.val_fraction, 0.0, 0.5, open_low=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokens: int = 200_000      # D: training tokens (steps = ceil(tokens / (batch * context)))
+    batch: int = 32            # sequences per step
+    seed: int = 0              # initialisation and batch order
+    eval_tokens: int = 16_384  # held-out tokens per evaluation
+    evals: int = 10            # evaluations spread over the run (the last one at the end)
+    precision: str = "auto"    # auto: bf16 matmuls on GPU/TPU, fp32 on CPU
+
+    def __post_init__(self):
+        _check_int("batch", self.batch, 1, 1 << 16, "; try --batch 32")
+        _check_int("seed", self.seed, 0, 2 ** 31 - 1)
+        _check_int("tokens", self.tokens, 1, 10 ** 15)
+        per_step = self.batch * self.model.context
+        if self.tokens < per_step:
+            raise ConfigError(f"tokens ({self.tokens:g}) is smaller than one batch (batch {self.batch} x context "
+                              f"{self.model.context} = {per_step} tokens); use --tokens {per_step} or more")
+        _check_int("eval_tokens", self.eval_tokens, self.model.context, 10 ** 9,
+                   f" (at least one context of {self.model.context})")
+        _check_int("evals", self.evals, 1, 10_000)
+        _check_choice("precision", self.precision, PRECISIONS)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.model.context
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.tokens / self.tokens_per_step)
+
+    @property
+    def tokens_trained(self) -> int:
+        """Tokens actually seen: whole steps, so `tokens` rounded up to a multiple of one batch."""
+        return self.steps * self.tokens_per_step
+
+    def replace(self, **changes) -> "RunConfig":
+        """Copy with top-level fields or nested ones (`model__width=128`, `optim__lr=1e-3`) changed."""
+        nested: dict[str, dict] = {}
+        top = {}
+        for key, value in changes.items():
+            part, sep, sub = key.partition("__")
+            if sep:
+                nested.setdefault(part, {})[sub] = value
+            else:
+                top[key] = value
+        for part, sub in nested.items():
+            top[part] = dataclasses.replace(getattr(self, part), **sub)
+        return dataclasses.replace(self, **top)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """Inverse of `to_dict`; unknown keys are refused so that typos do not pass silently."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a run config must be a JSON object, got {type(d).__name__}")
+        parts = {"model": ModelConfig, "optim": OptimConfig, "data": DataConfig}
+        kwargs = {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in known:
+                raise ConfigError(f"unknown run config key {key!r}; known keys: {', '.join(sorted(known))}")
+            if key in parts:
+                sub_known = {f.name for f in dataclasses.fields(parts[key])}
+                bad = set(value) - sub_known
+                if bad:
+                    raise ConfigError(f"unknown {key} config key(s) {sorted(bad)}; known: {', '.join(sorted(sub_known))}")
+                kwargs[key] = parts[key](**value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def run_id(self) -> str:
+        """Stable id: a hash of the canonical JSON of the whole config (seed included)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @property
+    def shape_id(self) -> str:
+        """Runs with the same shape id share one compiled program (seed, lr, tokens are data)."""
+        shape = {"model": dataclasses.asdict(self.model), "batch": self.batch, "optim": self.optim.name,
+                 "schedule": self.optim.schedule, "data": dataclasses.asdict(self.data), "precision": self.precision}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

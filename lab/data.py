@@ -1,0 +1,234 @@
+"""Corpora as byte tokens: the built-in corpus, synthetic Markov sources, text files, HF datasets.
+
+Every source becomes a `Dataset`: byte-level tokens (vocabulary 256) split into a training
+part and a held-out validation tail, with the numbers a lesson needs to judge a loss: the
+unigram baseline (what a model that ignores context reaches) and, for synthetic sources, the
+exact entropy rate (what a perfect model reaches).
+"""
+
+import functools
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from lab.config import ConfigError, DataConfig
+
+VOCAB = 256
+MIN_FILE_BYTES = 2_000            # below this no train/validation split is meaningful
+MAX_FILE_BYTES = 1 << 30          # 1 GiB: the tokens live in memory (and on the device)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str
+    train: np.ndarray             # uint8 tokens
+    val: np.ndarray               # uint8 tokens, the held-out tail
+    vocab: int
+    unigram_loss: float           # nats/token: cross-entropy of the training unigram on validation
+    entropy_rate: float | None    # nats/token: exact floor for synthetic sources, else None
+    fingerprint: str              # sha256 of all tokens, to tell corpora apart
+    description: str
+
+    def check_fits(self, context: int, eval_tokens: int) -> None:
+        """Raise ConfigError unless both splits hold at least one (context + 1) window."""
+        for split, arr in (("training", self.train), ("validation", self.val)):
+            if len(arr) < context + 1:
+                raise ConfigError(f"the {split} split of {self.name} has {len(arr)} tokens, fewer than one context of "
+                                  f"{context} + 1; use a shorter --context or a larger text")
+
+
+def builtin_text() -> str:
+    """The built-in corpus: the prose of Python's own reference documentation.
+
+    `pydoc_data.topics` ships with every CPython installation (it backs `help()`), holds
+    about 460 kB of human-written English from docs.python.org, and needs no download.
+    Topics are joined in sorted order, so the corpus is deterministic for a Python version.
+    """
+    from pydoc_data.topics import topics
+    return "\n\n".join(topics[k].strip() for k in sorted(topics))
+
+
+def _split(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    n_val = max(1, int(round(len(tokens) * val_fraction)))
+    return tokens[:-n_val], tokens[-n_val:]
+
+
+def unigram_loss(train: np.ndarray, val: np.ndarray, vocab: int = VOCAB) -> float:
+    """Cross-entropy (nats) on `val` of the add-one smoothed byte frequencies of `train`."""
+    counts = np.bincount(train, minlength=vocab).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(-logp[val].mean())
+
+
+def _make(name: str, tokens: np.ndarray, cfg: DataConfig, description: str, entropy_rate=None) -> Dataset:
+    train, val = _split(tokens, cfg.val_fraction)
+    return Dataset(name=name, train=train, val=val, vocab=VOCAB, unigram_loss=unigram_loss(train, val),
+                   entropy_rate=entropy_rate, fingerprint=hashlib.sha256(tokens.tobytes()).hexdigest()[:16],
+                   description=description)
+
+
+def _encode_text(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+
+# --- synthetic Markov sources --------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class MarkovChain:
+    order: int
+    symbols: int
+    probs: np.ndarray             # (symbols**order, symbols): next-symbol distribution per context
+    stationary: np.ndarray        # (symbols**order,): stationary distribution over contexts
+
+    @property
+    def entropy_rate(self) -> float:
+        """H = sum_c pi(c) H(p(.|c)) in nats per symbol: the loss of the perfect predictor."""
+        p = self.probs
+        h = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
+        return float(self.stationary @ h)
+
+
+def markov_chain(order: int, symbols: int, zipf: float, seed: int) -> MarkovChain:
+    """A random order-k chain whose next-symbol probabilities follow a Zipf law 1/rank**zipf,
+    with a random ranking per context; all probabilities are positive, so the chain is
+    irreducible and aperiodic and its stationary distribution is unique."""
+    rng = np.random.default_rng(seed)
+    n_ctx = symbols ** order
+    weights = 1.0 / np.arange(1, symbols + 1) ** zipf
+    ranks = np.argsort(rng.random((n_ctx, symbols)), axis=1)       # a random permutation per context
+    probs = weights[ranks]
+    probs /= probs.sum(axis=1, keepdims=True)
+    nxt = (np.arange(n_ctx)[:, None] * symbols + np.arange(symbols)[None, :]) % n_ctx
+    pi = np.full(n_ctx, 1.0 / n_ctx)
+    for _ in range(10_000):
+        new = np.bincount(nxt.ravel(), weights=(pi[:, None] * probs).ravel(), minlength=n_ctx)
+        if np.abs(new - pi).sum() < 1e-13:
+            pi = new
+            break
+        pi = new
+    return MarkovChain(order=order, symbols=symbols, probs=probs, stationary=pi / pi.sum())
+
+
+def sample_markov(chain: MarkovChain, length: int, seed: int) -> np.ndarray:
+    """`length` symbols from the chain, started from its stationary distribution."""
+    rng = np.random.default_rng(seed + 1)
+    n_ctx = chain.symbols ** chain.order
+    start = int(rng.choice(n_ctx, p=chain.stationary))
+    cdf = jnp.asarray(np.cumsum(chain.probs, axis=1), dtype=jnp.float32)
+    u = jnp.asarray(rng.random(length), dtype=jnp.float32)
+
+    def step(ctx, ui):
+        x = jnp.minimum(jnp.searchsorted(cdf[ctx], ui, side="right"), chain.symbols - 1)
+        return (ctx * chain.symbols + x) % n_ctx, x
+
+    _, xs = jax.jit(lambda c, u: jax.lax.scan(step, c, u))(jnp.int32(start), u)
+    return np.asarray(xs, dtype=np.int64)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def _read_text_file(path: str) -> str:
+    if not os.path.exists(path):
+        raise ConfigError(f"data file {path!r} does not exist; pass an existing UTF-8 text file to --data")
+    if os.path.isdir(path):
+        raise ConfigError(f"data file {path!r} is a folder; pass a UTF-8 text file to --data")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ConfigError(f"data file {path!r} is empty; pass a UTF-8 text file of at least {MIN_FILE_BYTES} bytes")
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"data file {path!r} is {size / 2**30:.1f} GiB, over the {MAX_FILE_BYTES >> 30} GiB limit; "
+                          "use a smaller excerpt")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if b"\x00" in raw[:1 << 20]:
+        raise ConfigError(f"data file {path!r} looks binary (it holds NUL bytes); pass a UTF-8 text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"data file {path!r} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
+                          "re-save it as UTF-8 text") from None
+    if len(raw) < MIN_FILE_BYTES:
+        raise ConfigError(f"data file {path!r} has {len(raw)} bytes, too small to train and validate on; "
+                          f"use at least {MIN_FILE_BYTES} bytes of text")
+    return text
+
+
+def _load_hf(cfg: DataConfig) -> str:
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("loading a Hugging Face dataset needs the `datasets` package: pip install datasets") from None
+    try:
+        if os.path.exists(cfg.path):
+            ds = datasets.load_dataset("text", data_files=cfg.path, split=cfg.hf_split)
+        else:
+            ds = datasets.load_dataset(cfg.path, split=cfg.hf_split)
+    except Exception as e:  # network, missing dataset, bad split: all the user's to fix
+        raise ConfigError(f"could not load Hugging Face dataset {cfg.path!r} (split {cfg.hf_split!r}): {e}") from None
+    if cfg.hf_field not in ds.column_names:
+        raise ConfigError(f"dataset {cfg.path!r} has no field {cfg.hf_field!r}; fields: {', '.join(ds.column_names)}")
+    return "\n\n".join(t for t in ds[cfg.hf_field] if t)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(cfg: DataConfig, stamp) -> Dataset:
+    if cfg.source == "builtin":
+        text = builtin_text()
+        return _make("builtin", _encode_text(text), cfg,
+                     f"Python reference documentation (pydoc_data.topics), {len(text):,} characters")
+    if cfg.source == "markov":
+        chain = markov_chain(cfg.markov_order, cfg.markov_symbols, cfg.markov_zipf, cfg.markov_seed)
+        symbols = sample_markov(chain, cfg.markov_tokens, cfg.markov_seed)
+        tokens = ((symbols + 97) % VOCAB).astype(np.uint8)      # symbols as the bytes 'a', 'b', ...
+        name = f"markov(order={cfg.markov_order}, symbols={cfg.markov_symbols}, zipf={cfg.markov_zipf:g})"
+        return _make(name, tokens, cfg, f"synthetic {name}, entropy rate {chain.entropy_rate:.4f} nats/token",
+                     entropy_rate=chain.entropy_rate)
+    if cfg.source == "file":
+        text = _read_text_file(cfg.path)
+        return _make(os.path.basename(cfg.path), _encode_text(text), cfg, f"{cfg.path}, {len(text):,} characters")
+    text = _load_hf(cfg)
+    if len(text.encode("utf-8")) < MIN_FILE_BYTES:
+        raise ConfigError(f"dataset {cfg.path!r} holds too little text ({len(text)} characters)")
+    return _make(cfg.path, _encode_text(text), cfg, f"Hugging Face {cfg.path} [{cfg.hf_split}]")
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """The dataset a config names; cached, and reloaded when a data file changes on disk."""
+    stamp = None
+    if cfg.source == "file" and os.path.isfile(cfg.path):
+        st = os.stat(cfg.path)
+        stamp = (st.st_size, st.st_mtime_ns)
+    return _load_cached(cfg, stamp)
+
+
+# --- batches (pure functions, used inside the compiled training step) -------------------------
+
+def sample_batch(tokens: jax.Array, key: jax.Array, batch: int, context: int) -> tuple[jax.Array, jax.Array]:
+    """`batch` random windows of `context + 1` tokens: inputs and next-token targets."""
+    starts = jr.randint(key, (batch,), 0, tokens.shape[0] - context)
+    idx = starts[:, None] + jnp.arange(context + 1)[None, :]
+    windows = tokens[idx].astype(jnp.int32)
+    return windows[:, :-1], windows[:, 1:]
+
+
+def eval_windows(val: np.ndarray, eval_tokens: int, context: int) -> np.ndarray:
+    """Consecutive, non-overlapping validation windows (n, context + 1) from the start of `val`."""
+    n = max(1, min(eval_tokens // context, (len(val) - 1) // context))
+    idx = np.arange(n)[:, None] * context + np.arange(context + 1)[None, :]
+    return val[idx].astype(np.int32)
+
+
+def epochs(tokens_trained: int, dataset: Dataset) -> float:
+    """How many times the training split was seen: D / |train| (data repeats past 1)."""
+    return tokens_trained / len(dataset.train)
+
+
+def bits_per_byte(nats_per_token: float) -> float:
+    """With byte-level tokens one token is one byte: bits/byte = nats/token / ln 2."""
+    return nats_per_token / math.log(2)

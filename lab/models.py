@@ -1,0 +1,175 @@
+"""Language models in Equinox, each a pure function of (config, key).
+
+- `GPT`: a decoder-only Transformer (pre-norm, causal multi-head attention, 4x GELU MLP,
+  learned or rotary positions, untied output head), in the style of GPT-2 / nanoGPT.
+- `LSTM`: a stacked LSTM language model, the baseline of Kaplan et al. (2020, fig. 7).
+
+Modules act on one sequence of token ids (shape `seq`); `vmap` at the call site batches.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, Int
+
+from lab.config import ModelConfig
+
+INIT_STD = 0.02  # GPT-2's initialisation scale
+
+
+def _normal(key, shape, std):
+    return std * jr.normal(key, shape, dtype=jnp.float32)
+
+
+class LayerNorm(eqx.Module):
+    scale: Float[Array, " width"]
+    bias: Float[Array, " width"]
+
+    def __init__(self, width: int):
+        self.scale = jnp.ones(width)
+        self.bias = jnp.zeros(width)
+
+    def __call__(self, x: Float[Array, "seq width"]) -> Float[Array, "seq width"]:
+        x32 = x.astype(jnp.float32)
+        mean = x32.mean(-1, keepdims=True)
+        var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + 1e-5)
+        return (y * self.scale.astype(jnp.float32) + self.bias.astype(jnp.float32)).astype(x.dtype)
+
+
+def rotary(x: Float[Array, "seq heads hd"]) -> Float[Array, "seq heads hd"]:
+    """Rotary position embedding (Su et al. 2021) on the last axis, split in two halves."""
+    seq, _, hd = x.shape
+    half = hd // 2
+    freqs = 1.0 / (10_000 ** (jnp.arange(half, dtype=jnp.float32) / half))
+    angles = jnp.arange(seq, dtype=jnp.float32)[:, None] * freqs[None, :]
+    cos, sin = jnp.cos(angles)[:, None, :].astype(x.dtype), jnp.sin(angles)[:, None, :].astype(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+
+
+class Block(eqx.Module):
+    ln1: LayerNorm
+    w_qkv: Float[Array, "width 3*width"]
+    b_qkv: Float[Array, " 3*width"]
+    w_out: Float[Array, "width width"]
+    b_out: Float[Array, " width"]
+    ln2: LayerNorm
+    w_up: Float[Array, "width 4*width"]
+    b_up: Float[Array, " 4*width"]
+    w_down: Float[Array, "4*width width"]
+    b_down: Float[Array, " width"]
+    heads: int = eqx.field(static=True)
+    use_rotary: bool = eqx.field(static=True)
+
+    def __init__(self, width: int, heads: int, depth: int, use_rotary: bool, *, key):
+        k1, k2, k3, k4 = jr.split(key, 4)
+        resid_std = INIT_STD / math.sqrt(2 * depth)   # GPT-2: scale residual projections by depth
+        self.ln1, self.ln2 = LayerNorm(width), LayerNorm(width)
+        self.w_qkv, self.b_qkv = _normal(k1, (width, 3 * width), INIT_STD), jnp.zeros(3 * width)
+        self.w_out, self.b_out = _normal(k2, (width, width), resid_std), jnp.zeros(width)
+        self.w_up, self.b_up = _normal(k3, (width, 4 * width), INIT_STD), jnp.zeros(4 * width)
+        self.w_down, self.b_down = _normal(k4, (4 * width, width), resid_std), jnp.zeros(width)
+        self.heads, self.use_rotary = heads, use_rotary
+
+    def __call__(self, x: Float[Array, "seq width"]) -> Float[Array, "seq width"]:
+        seq, width = x.shape
+        h = self.ln1(x)
+        qkv = h @ self.w_qkv + self.b_qkv
+        q, k, v = jnp.split(qkv.reshape(seq, 3 * self.heads, width // self.heads), 3, axis=1)
+        if self.use_rotary:
+            q, k = rotary(q), rotary(k)
+        att = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        x = x + att.reshape(seq, width) @ self.w_out + self.b_out
+        h = self.ln2(x)
+        h = jax.nn.gelu(h @ self.w_up + self.b_up)
+        return x + h @ self.w_down + self.b_down
+
+
+class GPT(eqx.Module):
+    tok_emb: Float[Array, "vocab width"]
+    pos_emb: Float[Array, "context width"] | None
+    blocks: tuple[Block, ...]
+    ln_f: LayerNorm
+    head: Float[Array, "width vocab"]
+
+    def __init__(self, cfg: ModelConfig, *, key):
+        kt, kp, kh, kb = jr.split(key, 4)
+        self.tok_emb = _normal(kt, (cfg.vocab, cfg.width), INIT_STD)
+        self.pos_emb = _normal(kp, (cfg.context, cfg.width), INIT_STD) if cfg.positions == "learned" else None
+        self.blocks = tuple(Block(cfg.width, cfg.heads, cfg.depth, cfg.positions == "rotary", key=k)
+                            for k in jr.split(kb, cfg.depth))
+        self.ln_f = LayerNorm(cfg.width)
+        self.head = _normal(kh, (cfg.width, cfg.vocab), INIT_STD)
+
+    def __call__(self, tokens: Int[Array, " seq"]) -> Float[Array, "seq vocab"]:
+        x = self.tok_emb[tokens]
+        if self.pos_emb is not None:
+            x = x + self.pos_emb[: tokens.shape[0]]
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x) @ self.head
+
+
+class LSTM(eqx.Module):
+    """Stacked LSTM language model: embedding -> depth x LSTMCell -> linear head."""
+
+    tok_emb: Float[Array, "vocab width"]
+    cells: tuple[eqx.nn.LSTMCell, ...]
+    head: Float[Array, "width vocab"]
+    head_bias: Float[Array, " vocab"]
+
+    def __init__(self, cfg: ModelConfig, *, key):
+        kt, kh, kc = jr.split(key, 3)
+        self.tok_emb = _normal(kt, (cfg.vocab, cfg.width), INIT_STD)
+        self.cells = tuple(eqx.nn.LSTMCell(cfg.width, cfg.width, key=k) for k in jr.split(kc, cfg.depth))
+        self.head = _normal(kh, (cfg.width, cfg.vocab), INIT_STD)
+        self.head_bias = jnp.zeros(cfg.vocab)
+
+    def __call__(self, tokens: Int[Array, " seq"]) -> Float[Array, "seq vocab"]:
+        x = self.tok_emb[tokens]
+        for cell in self.cells:
+            zeros = jnp.zeros(cell.hidden_size, x.dtype)
+
+            def step(carry, xt, cell=cell):
+                h, c = cell(xt, carry)
+                return (h, c), h
+
+            _, x = jax.lax.scan(step, (zeros, zeros), x)
+        return x @ self.head + self.head_bias
+
+
+def make_model(cfg: ModelConfig, *, key) -> GPT | LSTM:
+    """The model a config describes, initialised from `key`."""
+    return GPT(cfg, key=key) if cfg.arch == "gpt" else LSTM(cfg, key=key)
+
+
+def generate(model, prompt: Int[Array, " n"], length: int, context: int, *, temperature: float, key) -> Int[Array, " m"]:
+    """Sample `length` tokens after `prompt` (temperature 0: greedy). Recomputes the window each
+    step, which is fine for the few hundred bytes a lesson reads."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    buf = jnp.zeros(context, jnp.int32)
+    n = min(prompt.shape[0], context)
+    buf = buf.at[:n].set(prompt[-n:]) if n else buf
+
+    @jax.jit
+    def step(buf, pos, key):
+        logits = model(buf)[jnp.maximum(pos - 1, 0)]
+        nxt = jnp.where(temperature > 0, jr.categorical(key, logits / jnp.maximum(temperature, 1e-6)),
+                        jnp.argmax(logits))
+        full = pos >= context
+        buf = jnp.where(full, jnp.roll(buf, -1).at[-1].set(nxt), buf.at[jnp.minimum(pos, context - 1)].set(nxt))
+        return buf, jnp.minimum(pos + 1, context), nxt
+
+    out = []
+    pos = jnp.int32(n)
+    if n == 0:  # no prompt: start from a newline byte
+        buf, pos = buf.at[0].set(10), jnp.int32(1)
+    for k in jr.split(key, length):
+        buf, pos, nxt = step(buf, pos, k)
+        out.append(nxt)
+    return jnp.stack(out) if out else jnp.zeros(0, jnp.int32)

@@ -1,0 +1,122 @@
+"""Optimizers as optax chains, and the learning-rate schedules (the only place they live).
+
+Every numeric hyperparameter is data, not code: optimizers are built once per (name, clip on
+or off) through `optax.inject_hyperparams`, and a run's values (learning rate, betas, weight
+decay, clip) are written into the optimizer state. So a second run with another learning
+rate, schedule length or weight decay reuses the compiled training step.
+
+Weight decay touches matrices only (biases, layer norms' scales stay undecayed). It is
+decoupled (Loshchilov & Hutter 2019) for AdamW, Lion and Adafactor, and an L2 term added to
+the gradient for the others.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lab.config import OptimConfig
+
+
+def _decay_mask(params):
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def _factory(name: str, clip_on: bool):
+    """The optax chain for `name`, as a function of its numeric hyperparameters."""
+
+    def make(learning_rate, weight_decay, clip, b1, b2, eps):
+        l2 = optax.add_decayed_weights(weight_decay, mask=_decay_mask)
+        if name == "sgd":
+            core = optax.chain(l2, optax.sgd(learning_rate))
+        elif name in ("momentum", "nesterov"):
+            core = optax.chain(l2, optax.sgd(learning_rate, momentum=b1, nesterov=name == "nesterov"))
+        elif name == "adam":
+            core = optax.chain(l2, optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+        elif name == "adamw":
+            core = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=_decay_mask)
+        elif name == "rmsprop":
+            core = optax.chain(l2, optax.rmsprop(learning_rate, decay=b2, eps=eps))
+        elif name == "adagrad":
+            core = optax.chain(l2, optax.adagrad(learning_rate, eps=eps))
+        elif name == "lion":
+            core = optax.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
+        elif name == "adafactor":
+            core = optax.adafactor(learning_rate, weight_decay_rate=weight_decay, weight_decay_mask=_decay_mask)
+        else:  # OptimConfig validates names; this guards direct callers
+            raise ValueError(f"unknown optimizer {name!r}")
+        return optax.chain(optax.clip_by_global_norm(clip), core) if clip_on else core
+
+    return make
+
+
+@functools.lru_cache(maxsize=None)
+def optimizer(name: str, clip_on: bool) -> optax.GradientTransformation:
+    """One transformation object per (name, clip on/off), so that jit caches stay warm."""
+    placeholders = dict(learning_rate=0.0, weight_decay=0.0, clip=1.0, b1=0.9, b2=0.95, eps=1e-8)
+    return optax.inject_hyperparams(_factory(name, clip_on), hyperparam_dtype=jnp.float32)(**placeholders)
+
+
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+    return optimizer(cfg.name, cfg.clip > 0)
+
+
+def hyperparams(cfg: OptimConfig) -> dict[str, float]:
+    """The config's numbers as the optimizer state holds them (learning rate set per step)."""
+    return dict(learning_rate=0.0, weight_decay=cfg.weight_decay, clip=cfg.clip or 1.0, b1=cfg.b1, b2=cfg.b2,
+                eps=cfg.eps)
+
+
+def init_state(cfg: OptimConfig, params):
+    """Optimizer state for `params` carrying this config's hyperparameters as arrays."""
+    state = make_optimizer(cfg).init(params)
+    values = {k: jnp.asarray(v, jnp.float32) for k, v in hyperparams(cfg).items()}
+    return state._replace(hyperparams=values)
+
+
+def with_learning_rate(state, lr):
+    """The optimizer state with its learning rate set (inside the compiled step)."""
+    return state._replace(hyperparams={**state.hyperparams, "learning_rate": lr})
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+def schedule_params(cfg: OptimConfig, steps: int) -> dict[str, np.ndarray]:
+    """The schedule's numbers for a run of `steps` steps, as float32 data."""
+    warmup = int(round(cfg.warmup * steps))
+    decay = int(round(cfg.decay * steps)) if cfg.schedule == "wsd" else 0
+    return {k: np.float32(v) for k, v in dict(peak=cfg.lr, warmup=warmup, total=steps, decay=max(decay, 1),
+                                              final=cfg.final_lr_frac * cfg.lr).items()}
+
+
+def learning_rate(kind: str, step, p: dict):
+    """Learning rate at `step` (0-based) for schedule `kind`, as a jnp expression.
+
+    Every schedule warms up linearly from 0 to `peak` over `warmup` steps, then:
+    constant stays at `peak`; cosine follows a half cosine down to `final` at the last step;
+    linear falls straight to `final`; wsd (warmup-stable-decay, Hu et al. 2024) holds `peak`
+    and falls linearly to `final` over the last `decay` steps.
+    """
+    step = jnp.asarray(step, jnp.float32)
+    peak, warmup, total, final = p["peak"], p["warmup"], p["total"], p["final"]
+    warm = peak * (step + 1) / jnp.maximum(warmup, 1)
+    frac = jnp.clip((step - warmup) / jnp.maximum(total - 1 - warmup, 1), 0.0, 1.0)
+    if kind == "constant":
+        after = peak
+    elif kind == "cosine":
+        after = final + (peak - final) * 0.5 * (1 + jnp.cos(jnp.pi * frac))
+    elif kind == "linear":
+        after = peak + (final - peak) * frac
+    elif kind == "wsd":
+        start = total - p["decay"]
+        after = peak + (final - peak) * jnp.clip((step - start + 1) / p["decay"], 0.0, 1.0)
+    else:
+        raise ValueError(f"unknown schedule {kind!r}")
+    return jnp.where(step < warmup, warm, after)
+
+
+def schedule_curve(cfg: OptimConfig, steps: int) -> np.ndarray:
+    """The whole schedule as numbers, for plots and lessons."""
+    return np.asarray(learning_rate(cfg.schedule, np.arange(steps), schedule_params(cfg, steps)))

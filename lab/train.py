@@ -1,0 +1,273 @@
+"""The training loop: chunks of steps per compiled call, evaluation, divergence, cancel, seeds.
+
+`train(config)` trains one run; `train_seeds(config, seeds)` trains several seeds of one
+shape at once through `vmap` (one code path: a single run is a batch of one seed).
+
+Each call of the compiled `_train_chunk` runs `chunk` optimizer steps under `lax.scan`, so
+Python overhead does not dominate tiny models; between calls the loop evaluates, reports an
+`Event` to its trackers and checks the cancel flag. Hyperparameters, step counts and seeds
+are data, not static arguments: a second run of an already-compiled shape starts at once.
+"""
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+
+from lab import optim
+from lab.config import ConfigError, RunConfig
+from lab.counting import flops_per_token, param_counts
+from lab.data import Dataset, bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
+from lab.models import make_model
+from lab.trackers import Event, RunResult, Tracker
+
+CHUNK_SECONDS = 0.5          # aim for a compiled call this long: responsive Stop, little overhead
+ASSUMED_FLOPS = {"cpu": 2e10, "gpu": 1e14, "tpu": 1e14}  # effective FLOP/s, only to size chunks
+
+
+def explode_threshold(vocab: int) -> float:
+    """A loss above twice the uniform guess (2 ln V nats) has blown up: the run diverged."""
+    return 2.0 * math.log(vocab)
+
+
+def platform() -> str:
+    return jax.devices()[0].platform
+
+
+def device_name() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"
+
+
+def compute_dtype(cfg: RunConfig):
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and platform() in ("gpu", "tpu")):
+        return jnp.bfloat16
+    return jnp.float32
+
+
+def auto_chunk(cfg: RunConfig) -> int:
+    """Steps per compiled call: a power of two near CHUNK_SECONDS of work on this platform."""
+    step_flops = flops_per_token(cfg.model) * cfg.tokens_per_step
+    target = CHUNK_SECONDS * ASSUMED_FLOPS.get(platform(), 2e10)
+    return int(2 ** np.clip(round(math.log2(max(target / step_flops, 1.0))), 0, 6))
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
+
+
+def loss_fn(params, static, x, y, dtype):
+    """Mean next-token cross-entropy in nats; matmuls in `dtype`, the softmax in fp32."""
+    model = eqx.combine(_cast(params, dtype), static)
+    logits = jax.vmap(model)(x).astype(jnp.float32)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+@eqx.filter_jit
+def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, total, sched,
+                 *, tx, kind, chunk, batch, context, dtype, explode):
+    """`chunk` steps for every seed (leading axis of params, opt_state, keys, alive).
+
+    Steps at or beyond `total` are skipped (lax.cond), so the step count is data. A seed whose
+    loss turns non-finite or explodes keeps its last good weights and is marked dead with
+    the step (`dstep`) where it happened.
+    """
+
+    def one_seed(p, s, key, ok, step):
+        x, y = sample_batch(data, jr.fold_in(key, step), batch, context)
+        loss, grads = jax.value_and_grad(loss_fn)(p, static, x, y, dtype)
+        s_new = optim.with_learning_rate(s, optim.learning_rate(kind, step, sched))
+        updates, s_new = tx.update(grads, s_new, p)
+        p_new = optax.apply_updates(p, updates)
+        good = ok & jnp.isfinite(loss) & (loss < explode)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)
+        return keep(p_new, p), keep(s_new, s), loss, good
+
+    def body(carry, i):
+        p, s, ok, ds = carry
+        step = step0 + i
+
+        def run(args):
+            p, s, ok, ds = args
+            p, s, loss, good = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None))(p, s, keys, ok, step)
+            ds = jnp.where(ok & ~good, step, ds)
+            return (p, s, good, ds), jnp.where(ok, loss, jnp.nan)
+
+        def skip(args):
+            return args, jnp.full(ok.shape, jnp.nan, jnp.float32)
+
+        return jax.lax.cond(step < total, run, skip, (p, s, ok, ds))
+
+    (params, opt_state, alive, dstep), losses = jax.lax.scan(body, (params, opt_state, alive, dstep),
+                                                             jnp.arange(chunk))
+    return params, opt_state, alive, dstep, losses
+
+
+@eqx.filter_jit
+def _evaluate(params, static, windows, *, dtype):
+    """Mean validation loss (nats/token) per seed over fixed windows, in batches of 64."""
+
+    def one_seed(p):
+        def window_loss(w):
+            return loss_fn(p, static, w[None, :-1], w[None, 1:], dtype)
+
+        return jax.lax.map(window_loss, windows, batch_size=64).mean()
+
+    return jax.vmap(one_seed)(params)
+
+
+def _eval_after(chunk_index: int, n_chunks: int, evals: int) -> bool:
+    """Spread `evals` evaluations over the chunks; the last chunk always evaluates."""
+    if chunk_index == n_chunks - 1:
+        return True
+    return math.floor((chunk_index + 1) * evals / n_chunks) > math.floor(chunk_index * evals / n_chunks)
+
+
+def _cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def train(config: RunConfig, *, trackers: Iterable[Tracker] = (), cancel=None, chunk: int | None = None) -> RunResult:
+    """Train one run. See `train_seeds`."""
+    return train_seeds(config, [config.seed], trackers=trackers, cancel=cancel, chunk=chunk)[0]
+
+
+def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[Tracker] = (),
+                cancel: threading.Event | Callable[[], bool] | None = None, chunk: int | None = None) -> list[RunResult]:
+    """Train `config` once per seed, all seeds together through `vmap`.
+
+    Args:
+        config: the run; its `seed` is replaced by each of `seeds`.
+        seeds: distinct seeds (at least one).
+        trackers: receive `start`, an `Event` per seed after each chunk, and `finish`.
+        cancel: a `threading.Event` or a callable; when set, the runs stop after the current
+            chunk and end as `cancelled`, keeping what was trained.
+        chunk: steps per compiled call (default: sized from the model's FLOPs).
+
+    Returns:
+        One `RunResult` per seed, in the order of `seeds`. Divergence is a status, not an
+        exception: a run whose loss turns non-finite or explodes ends `diverged` with its step.
+
+    Raises:
+        ConfigError: the data cannot hold one context window, or the seeds are not distinct.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
+    configs = [config.replace(seed=s) for s in seeds]
+    trackers = list(trackers)
+    dataset = load_dataset(config.data)
+    dataset.check_fits(config.model.context, config.eval_tokens)
+    m = config.model
+    counts = param_counts(m)
+    fpt = flops_per_token(m)
+    steps, per_step = config.steps, config.tokens_per_step
+    chunk = chunk or auto_chunk(config)
+    n_chunks = math.ceil(steps / chunk)
+    dtype = compute_dtype(config)
+    tx = optim.make_optimizer(config.optim)
+    kind = config.optim.schedule
+
+    t_start = time.perf_counter()
+    keys = jnp.stack([jr.PRNGKey(s) for s in seeds])
+    init_keys, data_keys = jax.vmap(lambda k: jr.split(k))(keys).transpose(1, 0, 2)
+    models = eqx.filter_vmap(lambda k: make_model(m, key=k))(init_keys)
+    params, static = eqx.partition(models, eqx.is_inexact_array)
+    opt_state = eqx.filter_vmap(lambda p: optim.init_state(config.optim, p))(params)
+    sched = {k: jnp.asarray(v) for k, v in optim.schedule_params(config.optim, steps).items()}
+    data = jnp.asarray(dataset.train)
+    windows = jnp.asarray(eval_windows(dataset.val, config.eval_tokens, m.context))
+    alive = jnp.ones(len(seeds), bool)
+    dstep = jnp.full(len(seeds), -1, jnp.int32)
+    statics = dict(tx=tx, kind=kind, chunk=chunk, batch=config.batch, context=m.context, dtype=dtype,
+                   explode=explode_threshold(m.vocab))
+
+    info = {"steps": steps, "tokens": steps * per_step, "seeds": len(seeds), "chunk": chunk,
+            "flops_per_token": fpt, "dataset": dataset.name, "device": device_name(), **counts.as_dict()}
+    for cfg in configs:
+        for t in trackers:
+            t.start(cfg, info)
+
+    curves: list[list[dict]] = [[] for _ in seeds]
+    last_train = np.full(len(seeds), np.nan)
+    last_eval = np.full(len(seeds), np.nan)
+    first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, 0
+    status_all = "done"
+    for c in range(n_chunks):
+        if _cancelled(cancel):
+            status_all = "cancelled"
+            break
+        step0 = c * chunk
+        t0 = time.perf_counter()
+        params, opt_state, alive, dstep, losses = _train_chunk(
+            params, opt_state, static, data, data_keys, alive, dstep, jnp.int32(step0), jnp.int32(steps), sched,
+            **statics)
+        losses = np.asarray(losses)          # waits for the chunk
+        dt = time.perf_counter() - t0
+        n_done = min(chunk, steps - step0)
+        done_steps = step0 + n_done
+        if c == 0:
+            first_step_s = dt
+        else:
+            steady_s += dt
+            steady_steps += n_done
+        alive_np = np.asarray(alive)
+        with np.errstate(all="ignore"):
+            chunk_train = np.array([np.nanmean(col) if np.isfinite(col).any() else np.nan for col in losses[:n_done].T])
+        last_train = np.where(np.isfinite(chunk_train), chunk_train, last_train)
+        evaluated = _eval_after(c, n_chunks, config.evals) or not alive_np.all()
+        if evaluated:
+            last_eval = np.asarray(_evaluate(params, static, windows, dtype=dtype), dtype=np.float64)
+        lr = float(optim.learning_rate(kind, done_steps - 1, sched))
+        elapsed = time.perf_counter() - t_start
+        for i, s in enumerate(seeds):
+            ev = Event(run_id=configs[i].run_id, seed=s, step=done_steps, steps=steps, tokens=done_steps * per_step,
+                       flops=float(done_steps * per_step * fpt), train_loss=float(chunk_train[i]),
+                       eval_loss=float(last_eval[i]) if evaluated else None, lr=lr,
+                       tokens_per_s=n_done * per_step * len(seeds) / dt, elapsed_s=elapsed)
+            curves[i].append(ev.metrics())
+            for t in trackers:
+                t.log(ev)
+        if not alive_np.any():
+            break
+
+    if status_all == "cancelled" and done_steps > 0 and not np.isfinite(last_eval).all():
+        last_eval = np.asarray(_evaluate(params, static, windows, dtype=dtype), dtype=np.float64)
+    wall = time.perf_counter() - t_start
+    tokens_per_s = (steady_steps * per_step * len(seeds) / steady_s if steady_steps
+                    else done_steps * per_step * len(seeds) / max(first_step_s, 1e-9))
+    alive_np, dstep_np = np.asarray(alive), np.asarray(dstep)
+    results = []
+    for i, s in enumerate(seeds):
+        status = "diverged" if not alive_np[i] else status_all
+        tokens = done_steps * per_step
+        model_i = eqx.combine(jax.tree.map(lambda a: a[i], params), static)
+        result = RunResult(
+            run_id=configs[i].run_id, config=configs[i], status=status, train_loss=float(last_train[i]),
+            eval_loss=float(last_eval[i]), eval_bpb=bits_per_byte(float(last_eval[i])), tokens=tokens,
+            steps=done_steps, flops=float(tokens * fpt), flops_per_token=fpt, params_total=counts.total,
+            params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
+            epochs=epochs(tokens, dataset), wall_s=wall, first_step_s=first_step_s, tokens_per_s=tokens_per_s,
+            device=device_name(), diverged_step=int(dstep_np[i]) if not alive_np[i] else None,
+            unigram_loss=dataset.unigram_loss, entropy_rate=dataset.entropy_rate, dataset=dataset.name,
+            curve=tuple(curves[i]), model=model_i)
+        results.append(result)
+        for t in trackers:
+            t.finish(result)
+    return results
+
+
+def dataset_for(config: RunConfig) -> Dataset:
+    """The dataset a run trains on (cached)."""
+    return load_dataset(config.data)
