@@ -44,7 +44,9 @@ def _factory(name: str, clip_on: bool):
         elif name == "lion":
             core = optax.lion(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay, mask=_decay_mask)
         elif name == "adafactor":
-            core = optax.adafactor(learning_rate, weight_decay_rate=weight_decay, weight_decay_mask=_decay_mask)
+            # Absolute step sizes (no parameter-scale factor), so lr means what it means for Adam.
+            core = optax.adafactor(learning_rate, multiply_by_parameter_scale=False, weight_decay_rate=weight_decay,
+                                   weight_decay_mask=_decay_mask)
         else:  # OptimConfig validates names; this guards direct callers
             raise ValueError(f"unknown optimizer {name!r}")
         return optax.chain(optax.clip_by_global_norm(clip), core) if clip_on else core

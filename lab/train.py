@@ -9,6 +9,7 @@ Python overhead does not dominate tiny models; between calls the loop evaluates,
 are data, not static arguments: a second run of an already-compiled shape starts at once.
 """
 
+import collections
 import math
 import threading
 import time
@@ -29,6 +30,7 @@ from lab.models import make_model
 from lab.trackers import Event, RunResult, Tracker
 
 CHUNK_SECONDS = 0.5          # aim for a compiled call this long: responsive Stop, little overhead
+TRACES = collections.Counter()  # how often each compiled function was traced (tests check reuse)
 ASSUMED_FLOPS = {"cpu": 2e10, "gpu": 1e14, "tpu": 1e14}  # effective FLOP/s, only to size chunks
 
 
@@ -79,6 +81,7 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, tot
     loss turns non-finite or explodes keeps its last good weights and is marked dead with
     the step (`dstep`) where it happened.
     """
+    TRACES["train_chunk"] += 1  # runs at trace time only
 
     def one_seed(p, s, key, ok, step):
         x, y = sample_batch(data, jr.fold_in(key, step), batch, context)

@@ -1,0 +1,176 @@
+"""The command line: `scaling-lab train | sweep | runs | sample | fit | app` (also `python -m lab`).
+
+Each subcommand's parser and runner live beside the concept they drive (train here; fit in
+`lab.fit_cli`; runs, sweep and sample in `lab.store_cli`). A user's mistake ends with one
+line on stderr, `error: ...`, and exit status 2; never a traceback.
+"""
+
+import argparse
+import json
+import math
+import sys
+
+from lab.config import (ARCHS, OPTIMIZERS, POSITIONS, SCHEDULES, ConfigError, DataConfig, ModelConfig, OptimConfig,
+                        RunConfig)
+
+
+def number(text: str) -> float:
+    """A float that also reads `2e5`, `1_000` and `3k`/`2M`/`1G`."""
+    s = str(text).strip().replace("_", "")
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}.get(s[-1:].lower())
+    try:
+        value = float(s[:-1]) * mult if mult else float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (examples: 3e-3, 2e5, 200k)") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def integer(text: str) -> int:
+    """A whole number that also reads `2e5` or `200k`."""
+    value = number(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def integer_list(text: str) -> list[int]:
+    return [integer(t) for t in str(text).split(",") if t.strip()]
+
+
+def number_list(text: str) -> list[float]:
+    return [number(t) for t in str(text).split(",") if t.strip()]
+
+
+def data_config(spec: str, args) -> DataConfig:
+    """`--data builtin | markov | hf:NAME | PATH`."""
+    kw = dict(markov_order=args.markov_order, markov_symbols=args.markov_symbols)
+    if spec in ("builtin", "markov"):
+        return DataConfig(source=spec, **kw)
+    if spec.startswith("hf:"):
+        return DataConfig(source="hf", path=spec[3:], **kw)
+    return DataConfig(source="file", path=spec, **kw)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The options that describe one run (a sweep takes lists for some of them)."""
+    d, o, m = RunConfig(), OptimConfig(), ModelConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", choices=ARCHS, default=m.arch, help="gpt: decoder Transformer; lstm: the Kaplan baseline")
+    if not sweep:
+        g.add_argument("--width", type=integer, default=m.width, help="residual width d_model (default %(default)s)")
+        g.add_argument("--depth", type=integer, default=m.depth, help="number of blocks / LSTM layers (default %(default)s)")
+    g.add_argument("--heads", type=integer, default=m.heads, help="attention heads; must divide width (default %(default)s)")
+    g.add_argument("--context", type=integer, default=m.context, help="tokens per sequence (default %(default)s)")
+    g.add_argument("--positions", choices=POSITIONS, default=m.positions, help="learned table or rotary (RoPE)")
+    g = p.add_argument_group("optimizer")
+    if not sweep:
+        g.add_argument("--optimizer", choices=OPTIMIZERS, default=o.name, metavar="NAME",
+                       help=f"one of {', '.join(OPTIMIZERS)} (default %(default)s)")
+        g.add_argument("--lr", type=number, default=o.lr, help="peak learning rate (default %(default)g)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=o.schedule, help="learning-rate shape after warmup")
+    g.add_argument("--warmup", type=number, default=o.warmup, help="fraction of steps warming up (default %(default)g)")
+    g.add_argument("--weight-decay", type=number, default=o.weight_decay, help="weight decay (default %(default)g)")
+    g.add_argument("--clip", type=number, default=o.clip, help="gradient-norm clip, 0 = off (default %(default)g)")
+    g = p.add_argument_group("data and run")
+    if not sweep:
+        g.add_argument("--tokens", type=integer, default=d.tokens, help="training tokens D, e.g. 2e5 (default %(default)g)")
+        g.add_argument("--seed", type=integer, default=d.seed, help="random seed (default %(default)s)")
+        g.add_argument("--seeds", type=integer, default=1,
+                       help="train this many seeds (seed, seed+1, ...) at once through vmap (default 1)")
+    g.add_argument("--batch", type=integer, default=d.batch, help="sequences per step (default %(default)s)")
+    g.add_argument("--data", default="builtin", metavar="SOURCE",
+                   help="builtin (Python's docs, no download), markov (synthetic, known entropy), a text file, "
+                        "or hf:NAME (Hugging Face, needs `datasets`)")
+    g.add_argument("--markov-order", type=integer, default=DataConfig().markov_order, help="synthetic chain order")
+    g.add_argument("--markov-symbols", type=integer, default=DataConfig().markov_symbols, help="synthetic alphabet")
+    g.add_argument("--evals", type=integer, default=d.evals, help="validation evaluations per run (default %(default)s)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
+                   help="auto: bf16 matmuls on GPU/TPU, fp32 on CPU")
+
+
+def run_config(args, **over) -> RunConfig:
+    """A RunConfig from parsed options; `over` supplies the swept fields."""
+    v = vars(args) | over
+    return RunConfig(
+        model=ModelConfig(arch=v["arch"], width=v["width"], depth=v["depth"], heads=v["heads"], context=v["context"],
+                          positions=v["positions"]),
+        optim=OptimConfig(name=v["optimizer"], lr=v["lr"], schedule=v["schedule"], warmup=v["warmup"],
+                          weight_decay=v["weight_decay"], clip=v["clip"]),
+        data=data_config(v["data"], args), tokens=v["tokens"], batch=v["batch"], seed=v["seed"],
+        evals=v["evals"], precision=v["precision"])
+
+
+def _train(args) -> int:
+    from lab import runtime
+    runtime.setup()
+    from lab.trackers import ProgressBar
+    from lab.train import train_seeds
+    cfg = run_config(args)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    trackers = [] if args.quiet else [ProgressBar()]
+    store = None
+    if args.store is not None or not args.no_store:
+        from lab.store import RunStore, StoreTracker
+        store = RunStore(args.store)
+        trackers.append(StoreTracker(store))
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
+    results = train_seeds(cfg, seeds, trackers=trackers)
+    keys = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss", "eval_loss",
+            "eval_bpb", "tokens_per_s", "first_step_s", "wall_s", "device", "epochs", "steps", "diverged_step",
+            "unigram_loss", "entropy_rate", "dataset")
+    rows = [{k: r.to_dict()[k] for k in keys} for r in results]
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows))
+    else:
+        for r in rows:
+            print(f"run {r['run_id']}: {r['status']}, validation loss {r['eval_loss']:.4f} nats/token "
+                  f"({r['eval_bpb']:.3f} bits/byte; unigram baseline {r['unigram_loss']:.3f}), "
+                  f"N={r['params_total']:,} (non-embedding {r['params_non_embedding']:,}), D={r['tokens']:,}, "
+                  f"C={r['flops']:.3g} FLOPs, {r['tokens_per_s']:,.0f} tokens/s on {r['device']}")
+    return 0 if all(r["status"] != "diverged" for r in rows) else 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: <what>; see <prog> --help`, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="scaling-lab", description="Train language models and fit scaling laws.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("train", help="train one model (or several seeds of it)",
+                       description="Train a language model and report its losses, size and compute.")
+    add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds) on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--store", default=None, metavar="PATH", help="run store folder (default: $SCALING_LAB_STORE "
+                   "or ~/.local/share/scaling-lab)")
+    p.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
+    p.set_defaults(func=_train)
+    for module in ("lab.store_cli", "lab.fit_cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as e:  # a part not installed yet in this checkout
+            if e.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests use their own JAX compilation cache and run store, never the user's.
+_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SCALING_LAB_JAX_CACHE", str(_ROOT / ".pytest_cache" / "jax"))
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from lab import runtime  # noqa: E402
+
+runtime.setup()
+
+SHARED = _ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """No test touches the user's run store."""
+    monkeypatch.setenv("SCALING_LAB_STORE", str(tmp_path / "store"))
+
+
+def tiny(**over):
+    """The shrunken default config the tests train: seconds, not minutes."""
+    from lab.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+    base = RunConfig(model=ModelConfig(width=32, depth=1, heads=2, context=32),
+                     optim=OptimConfig(name="adamw", lr=1e-2), data=DataConfig(source="builtin"),
+                     tokens=8 * 32 * 24, batch=8, eval_tokens=2048, evals=3)
+    return base.replace(**over)

@@ -1,0 +1,56 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from lab.config import ModelConfig
+from lab.counting import flops_per_token, param_counts
+from lab.models import make_model
+
+
+def jax_leaves(model):
+    return jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(width=32, depth=2, heads=4, context=16),
+    ModelConfig(width=48, depth=3, heads=3, context=40, positions="rotary"),
+    ModelConfig(arch="lstm", width=24, depth=2, context=16),
+])
+def test_counts_match_the_real_model(cfg):
+    model = make_model(cfg, key=jr.PRNGKey(0))
+    leaves = jax_leaves(model)
+    total = sum(x.size for x in leaves)
+    counts = param_counts(cfg)
+    assert counts.total == total
+    emb = model.tok_emb.size + model.head.size + getattr(model, "head_bias", jnp.zeros(0)).size
+    if getattr(model, "pos_emb", None) is not None:
+        emb += model.pos_emb.size
+    assert counts.embedding == emb
+    assert counts.non_embedding == total - emb
+
+
+def test_kaplan_approximation_and_flops():
+    cfg = ModelConfig(width=512, depth=8, heads=8, context=256)
+    n = param_counts(cfg).non_embedding
+    assert abs(n / (12 * 8 * 512 ** 2) - 1) < 0.01          # N ~ 12 L d^2 (Kaplan et al. 2020)
+    f = flops_per_token(cfg)
+    assert f == 6 * (n + 512 * 256) + 12 * 8 * 256 * 512
+
+
+def test_forward_shapes():
+    for cfg in (ModelConfig(width=16, depth=1, heads=2, context=8), ModelConfig(arch="lstm", width=16, depth=1, context=8)):
+        model = make_model(cfg, key=jr.PRNGKey(1))
+        out = model(jnp.arange(8) % 256)
+        assert out.shape == (8, 256) and bool(jnp.isfinite(out).all())
+
+
+def test_causality():
+    cfg = ModelConfig(width=16, depth=2, heads=2, context=8)
+    model = make_model(cfg, key=jr.PRNGKey(2))
+    a = jnp.array([1, 2, 3, 4, 5, 6, 7, 8])
+    b = a.at[5].set(100)
+    la, lb = model(a), model(b)
+    assert np.allclose(la[:5], lb[:5], atol=1e-5) and not np.allclose(la[5:], lb[5:])

@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+
+from lab.config import ConfigError, DataConfig
+from lab.data import (builtin_text, epochs, eval_windows, load_dataset, markov_chain, sample_markov, unigram_loss)
+
+
+def test_builtin_corpus_is_real_english_deterministic_and_large():
+    text = builtin_text()
+    assert len(text) > 300_000
+    assert text == builtin_text()
+    words = text.lower().split()
+    common = sum(words.count(w) for w in ("the", "of", "and", "is", "a", "to"))
+    assert common / len(words) > 0.1            # English prose, not code or noise
+    ds = load_dataset(DataConfig())
+    assert ds.vocab == 256 and len(ds.val) > 0.09 * (len(ds.train) + len(ds.val))
+    assert 2.5 < ds.unigram_loss < 4.0           # bytes of English: about 3.2 nats (4.6 bits)
+
+
+def test_markov_entropy_rate_is_exact():
+    chain = markov_chain(order=2, symbols=8, zipf=1.0, seed=3)
+    assert np.allclose(chain.probs.sum(1), 1) and math.isclose(chain.stationary.sum(), 1)
+    # stationarity: pi P = pi over contexts
+    n = 8 ** 2
+    nxt = (np.arange(n)[:, None] * 8 + np.arange(8)[None, :]) % n
+    moved = np.bincount(nxt.ravel(), weights=(chain.stationary[:, None] * chain.probs).ravel(), minlength=n)
+    assert np.allclose(moved, chain.stationary, atol=1e-12)
+    # the empirical log-loss of the true model on a long sample converges to the entropy rate
+    xs = sample_markov(chain, 200_000, seed=3)
+    ctx = xs[:-2] * 8 + xs[1:-1]
+    empirical = -np.log(chain.probs[ctx, xs[2:]]).mean()
+    assert abs(empirical - chain.entropy_rate) < 0.01
+    assert 0 < chain.entropy_rate < math.log(8)
+
+
+def test_markov_dataset_reports_floor_below_unigram():
+    ds = load_dataset(DataConfig(source="markov", markov_order=1, markov_symbols=16, markov_tokens=50_000))
+    assert ds.entropy_rate is not None and ds.entropy_rate < ds.unigram_loss
+    assert set(np.unique(ds.train)) <= set(range(97, 97 + 16))
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty"),
+    (b"\x00\x01\x02" * 1000, "looks binary"),
+    (b"\xff\xfe" + "caf\u00e9".encode("latin-1") * 1000, "not valid UTF-8"),
+    (b"short text", "too small"),
+])
+def test_bad_text_files_are_refused_clearly(tmp_path, content, words):
+    path = tmp_path / "data.txt"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=words):
+        load_dataset(DataConfig(source="file", path=str(path)))
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_dataset(DataConfig(source="file", path=str(tmp_path / "nope.txt")))
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_dataset(DataConfig(source="file", path=str(tmp_path)))
+
+
+def test_user_text_file_and_reload_on_change(tmp_path):
+    path = tmp_path / "story.txt"
+    path.write_text("Once upon a time there was a small model. " * 100, encoding="utf-8")
+    ds = load_dataset(DataConfig(source="file", path=str(path)))
+    assert ds.name == "story.txt" and len(ds.train) + len(ds.val) == len(path.read_bytes())
+    path.write_text("A different and somewhat longer story about scaling. " * 200, encoding="utf-8")
+    assert load_dataset(DataConfig(source="file", path=str(path))).fingerprint != ds.fingerprint
+
+
+def test_huggingface_local_text_file(tmp_path):
+    pytest.importorskip("datasets", reason="the optional `datasets` package is not installed")
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(f"line {i} of a small local dataset" for i in range(300)), encoding="utf-8")
+    ds = load_dataset(DataConfig(source="hf", path=str(path)))
+    assert len(ds.train) > 1000
+
+
+def test_unigram_baseline_and_epochs():
+    train = np.array([97] * 90 + [98] * 10, np.uint8)
+    val = np.array([97, 98], np.uint8)
+    counts = np.bincount(train, minlength=256) + 1.0
+    expected = -np.log(counts[[97, 98]] / counts.sum()).mean()
+    assert math.isclose(unigram_loss(train, val), expected)
+    ds = load_dataset(DataConfig())
+    assert math.isclose(epochs(2 * len(ds.train), ds), 2.0)
+
+
+def test_eval_windows_are_consecutive_and_fixed():
+    val = np.arange(1000) % 256
+    w = eval_windows(val.astype(np.uint8), eval_tokens=256, context=32)
+    assert w.shape == (8, 33) and (w[1, 0] == w[0, 32])

@@ -1,0 +1,56 @@
+"""Project-level guarantees: the engine knows no UI, and the two dependency lists agree."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+UI = ("widgets", "ipywidgets", "plotly", "IPython", "voila", "traitlets", "anywidget")
+
+
+def test_lab_source_imports_no_ui():
+    pattern = re.compile(r"^\s*(?:import|from)\s+(" + "|".join(UI) + r")\b", re.M)
+    for path in (ROOT / "lab").glob("*.py"):
+        assert not pattern.search(path.read_text()), f"{path.name} imports UI code"
+
+
+def test_importing_the_engine_loads_no_ui_module():
+    mods = ["lab", "lab.cli", "lab.train", "lab.data", "lab.models"]
+    mods += [f"lab.{p.stem}" for p in (ROOT / "lab").glob("*.py") if p.stem not in ("__main__", "__init__")]
+    code = ("import importlib, sys\n"
+            f"for m in {sorted(set(mods))!r}: importlib.import_module(m)\n"
+            f"bad = [m for m in sys.modules if m.split('.')[0] in {UI!r}]\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+# conda-forge names that differ from PyPI's
+CONDA_NAMES = {"ray": "ray-default"}
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"]}
+    for extra in ("app", "notebook", "test", "ray"):
+        wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    have = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            have |= {_name(r) for r in dep.get("pip", []) if not r.startswith("-")}
+        else:
+            have.add(_name(dep))
+    have.discard("python")
+    have.discard("pip")
+    assert {CONDA_NAMES.get(n, n) for n in wanted} == have, (wanted ^ have)
