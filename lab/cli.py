@@ -140,6 +140,27 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
+def _app(args) -> int:
+    """Serve the app (notebooks/lab.ipynb) with Voila; the kernel builds the widgets."""
+    import os
+    import subprocess
+    from pathlib import Path
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "lab.ipynb"
+    if not notebook.exists():
+        raise ConfigError(f"the app notebook {notebook} is missing; run from a checkout of scaling-lab")
+    env = dict(os.environ)
+    if args.store:
+        env["SCALING_LAB_STORE"] = str(Path(args.store).resolve())
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # many kernels share one GPU
+    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", f"--Voila.ip={args.ip}",
+           "--no-browser", "--show_tracebacks=False"]
+    print(f"Scaling Lab: open http://{args.ip}:{args.port}/ (Ctrl-C stops the server)", file=sys.stderr)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="scaling-lab", description="Train language models and fit scaling laws.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "or ~/.local/share/scaling-lab)")
     p.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
     p.set_defaults(func=_train)
+    p = sub.add_parser("app", help="serve the interactive lab with Voila", description="Serve the app in a browser.")
+    p.add_argument("--port", type=integer, default=8866, help="port (default %(default)s)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
+    p.set_defaults(func=_app)
     for module in ("lab.store_cli", "lab.fit_cli"):
         try:
             mod = __import__(module, fromlist=["register"])
