@@ -11,6 +11,7 @@ are data, not static arguments: a second run of an already-compiled shape starts
 
 import collections
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ import optax
 
 from lab import optim
 from lab.config import ConfigError, RunConfig
-from lab.counting import flops_per_token, param_counts
+from lab.counting import flops_per_token, memory_bytes, param_counts
 from lab.data import Dataset, bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
 from lab.models import make_model
 from lab.trackers import Event, RunResult, Tracker
@@ -46,6 +47,24 @@ def platform() -> str:
 def device_name() -> str:
     d = jax.devices()[0]
     return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"
+
+
+def memory_limit() -> int:
+    """Bytes this process may use on its device: the accelerator's limit, or physical RAM on CPU."""
+    d = jax.devices()[0]
+    stats = d.memory_stats() if d.platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(cfg: RunConfig, seeds: int = 1) -> None:
+    """Refuse, before allocating anything, a run whose estimate exceeds 90 % of the device's memory."""
+    need, limit = memory_bytes(cfg, seeds), memory_limit()
+    if need > 0.9 * limit:
+        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of device memory (estimate: weights, optimizer "
+                          f"state and activations for {seeds} seed(s)) but {device_name()} has {limit / 2**30:.1f} GiB; "
+                          "lower --batch, --context, --width or --depth, or train fewer seeds at once")
 
 
 def compute_dtype(cfg: RunConfig):
@@ -163,13 +182,15 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         exception: a run whose loss turns non-finite or explodes ends `diverged` with its step.
 
     Raises:
-        ConfigError: the data cannot hold one context window, or the seeds are not distinct.
+        ConfigError: the data cannot hold one context window, the seeds are not distinct, or the
+            run would not fit in the device's memory (checked before anything is allocated).
     """
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must be distinct and at least one, got {seeds}")
     configs = [config.replace(seed=s) for s in seeds]
     trackers = list(trackers)
+    check_memory(config, len(seeds))
     dataset = load_dataset(config.data)
     dataset.check_fits(config.model.context, config.eval_tokens)
     m = config.model

@@ -98,3 +98,11 @@ def test_synthetic_source_floor_is_respected_and_approached():
         assert r.eval_loss > h - 0.02, (width, r.eval_loss, h)  # 16k held-out tokens: noise ~0.01
     assert losses[64] < losses[8]
     assert losses[64] - h < 0.15 * (r.unigram_loss - h)
+
+
+def test_a_run_too_big_for_memory_is_refused_before_allocation():
+    from lab.config import ModelConfig, RunConfig
+    huge = RunConfig(model=ModelConfig(width=16384, depth=256, heads=128, context=4096), batch=4096,
+                     tokens=4096 * 4096)
+    with pytest.raises(ConfigError, match=r"GiB of device memory .* has .* GiB"):
+        train(huge)
