@@ -110,6 +110,19 @@ def _train(args) -> int:
     cfg = run_config(args)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.dry_run:
+        from lab.counting import memory_bytes, param_counts, run_flops
+        from lab.data import load_dataset
+        from lab.train import check_memory
+        check_memory(cfg, args.seeds)
+        load_dataset(cfg.data).check_fits(cfg.model.context, cfg.eval_tokens)
+        counts = param_counts(cfg.model)
+        plan = {"run_id": cfg.run_id, "params_total": counts.total, "params_non_embedding": counts.non_embedding,
+                "tokens": cfg.tokens_trained, "steps": cfg.steps, "flops": run_flops(cfg) * args.seeds,
+                "memory_bytes": memory_bytes(cfg, args.seeds), "seeds": args.seeds}
+        print(json.dumps(plan) if args.json else "\n".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}"
+                                                           for k, v in plan.items()))
+        return 0
     trackers = [] if args.quiet else [ProgressBar()]
     store = None
     if args.store is not None or not args.no_store:
@@ -169,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds) on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="check the config and print its size and cost; train nothing")
     p.add_argument("--store", default=None, metavar="PATH", help="run store folder (default: $SCALING_LAB_STORE "
                    "or ~/.local/share/scaling-lab)")
     p.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
