@@ -6,15 +6,39 @@ The public API (the app and notebooks use only this):
     Tracker, Event, RunResult, EventLog, ProgressBar                -- lab.trackers
     param_counts, flops_per_token, run_flops, memory_bytes          -- lab.counting
     load_dataset                                                    -- lab.data
+    RunStore, StoreTracker                                          -- lab.store
+    grid, isoflop, run_sweep                                        -- lab.sweep
+    fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
+Names are imported on first use, so `import lab.fit` or `import lab.config` does not load
+JAX (seconds saved at the start of a notebook kernel or a fit on the command line).
 This package never imports UI code (widgets, ipywidgets, plotly, IPython).
 """
 
-from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
-from lab.counting import flops_per_token, memory_bytes, param_counts, run_flops
-from lab.data import load_dataset
-from lab.trackers import Event, EventLog, ProgressBar, RunResult, Tracker
-from lab.train import train, train_seeds
+import importlib
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig", "flops_per_token",
-           "memory_bytes", "param_counts", "run_flops", "load_dataset", "Event", "EventLog", "ProgressBar",
-           "RunResult", "Tracker", "train", "train_seeds"]
+_WHERE = {
+    "ConfigError": "config", "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config",
+    "RunConfig": "config",
+    "flops_per_token": "counting", "memory_bytes": "counting", "param_counts": "counting", "run_flops": "counting",
+    "load_dataset": "data",
+    "Event": "trackers", "EventLog": "trackers", "ProgressBar": "trackers", "RunResult": "trackers",
+    "Tracker": "trackers",
+    "train": "train", "train_seeds": "train",
+    "RunStore": "store", "StoreTracker": "store",
+    "grid": "sweep", "isoflop": "sweep", "run_sweep": "sweep",
+    "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
+    "bootstrap": "fit", "holdout_check": "fit",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"lab.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lab' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

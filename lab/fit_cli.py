@@ -1,0 +1,259 @@
+"""`scaling-lab fit`: fit a scaling law to a CSV table of runs or to the run store's finished runs.
+
+    scaling-lab fit runs.csv --law chinchilla --json
+    scaling-lab fit svg_extracted_data.csv --n-col "Model Size" --c-col "Training FLOP" --bootstrap 1000
+    scaling-lab fit --store runs/ --law kaplan-n
+
+A table gives one run per row: parameters N, training tokens D (or compute C, and then
+D = C/(6N)) and the final loss. Mistakes end in one line on stderr, `error: ...`, and exit
+status 2, never a traceback.
+"""
+
+import argparse
+import importlib
+import json
+import math
+import sys
+
+import numpy as np
+
+LAWS = ("chinchilla", "kaplan-n", "kaplan-d", "kaplan-c", "isoflop")
+
+
+class _Usage(ValueError):
+    """A mistake in the command line or the table; the message says how to fix it."""
+
+
+def register(subparsers) -> None:
+    """Add the `fit` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "fit", help="fit a scaling law (Chinchilla, Kaplan, IsoFLOP) to a table of runs",
+        description="Fit L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022), a Kaplan power law "
+                    "L(x) = E + A·x^-α in N, D or C, or IsoFLOP profiles, to a CSV table or the run store.")
+    p.add_argument("file", nargs="?", metavar="FILE.csv", help="one run per row (read with a plain CSV reader)")
+    p.add_argument("--store", metavar="PATH", help="fit the run store's finished runs instead of a file "
+                   "(diverged runs are left out)")
+    p.add_argument("--law", choices=LAWS, default="chinchilla",
+                   help="chinchilla: L(N, D); kaplan-n/-d/-c: power law in N, D or C = 6ND; isoflop: approach 2 "
+                        "(default %(default)s)")
+    p.add_argument("--n-col", metavar="NAME", help="parameter column (default params; from a store params_total, "
+                   "or params_non_embedding for kaplan-* laws as in Kaplan et al.)")
+    p.add_argument("--d-col", metavar="NAME", default=None, help="token column (default tokens)")
+    p.add_argument("--loss-col", metavar="NAME", default=None,
+                   help="loss column (default loss; eval_loss from a store)")
+    p.add_argument("--c-col", metavar="NAME", default=None,
+                   help="compute column (FLOPs): gives D = C/(6N) when there is no token column, x for kaplan-c, "
+                        "and the budgets for isoflop")
+    p.add_argument("--no-irreducible", action="store_true", help="kaplan-*: fit A·x^-α without the E term")
+    p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold on log-loss (default %(default)g)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="resamples for percentile intervals, e.g. 1000")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval mass (default %(default)s)")
+    p.add_argument("--budgets", metavar="C,C,...", default=None,
+                   help="FLOP budgets for the allocation table (default: powers of ten above the data's compute)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Run `fit`; returns the exit status (2 for a usage or data error, printed as one line)."""
+    import pandas as pd
+    try:
+        out = _fit(args)
+    except (ValueError, TypeError, OSError, ImportError, pd.errors.ParserError) as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(_clean(out)))
+    else:
+        print(_summary(out))
+        if out["left_out"]:
+            print(f"note: left out {out['left_out']} diverged run(s)", file=sys.stderr)
+    return 0
+
+
+def _table(args):
+    """The table as a DataFrame, the column names to use, a label for messages, and diverged runs left out."""
+    import pandas as pd
+    if (args.file is None) == (args.store is None):
+        raise _Usage("give either a CSV file or --store PATH (exactly one)")
+    kaplan = args.law.startswith("kaplan")
+    if args.store is not None:
+        try:
+            store = importlib.import_module("lab.store")
+        except ImportError as e:
+            raise _Usage(f"--store needs lab.store, which could not be imported ({e}); "
+                         "fit a CSV file instead") from None
+        try:
+            df = store.RunStore(args.store).finished_table()
+        except Exception as e:   # another module's failure: still one line, never a traceback
+            raise _Usage(f"could not read the run store at {args.store}: {type(e).__name__}: {e}") from None
+        n_default = "params_non_embedding" if kaplan else "params_total"
+        cols = {"N": args.n_col or n_default, "D": args.d_col or "tokens", "loss": args.loss_col or "eval_loss",
+                "C": args.c_col}
+        bad = pd.Series(False, index=df.index)
+        if "status" in df:
+            bad |= df["status"].astype(str).str.lower().eq("diverged")
+        if cols["loss"] in df:
+            bad |= ~np.isfinite(pd.to_numeric(df[cols["loss"]], errors="coerce").to_numpy(float))
+        return df[~bad.to_numpy()], cols, f"store {args.store}", int(bad.sum())
+    try:
+        df = pd.read_csv(args.file)   # plain CSV: '#' is data (colour columns), not a comment
+    except pd.errors.EmptyDataError:
+        raise _Usage(f"{args.file} is empty; it needs a header row and one run per row") from None
+    except UnicodeDecodeError:
+        raise _Usage(f"{args.file} is not a text CSV file") from None
+    cols = {"N": args.n_col or "params", "D": args.d_col or "tokens", "loss": args.loss_col or "loss", "C": args.c_col}
+    return df, cols, args.file, 0
+
+
+def _numbers(df, name: str, label: str) -> np.ndarray:
+    import pandas as pd
+    if name not in df.columns:
+        raise _Usage(f"column {name!r} not found in {label}; it has: {', '.join(map(str, df.columns))}. "
+                     "Map yours with --n-col, --d-col, --loss-col or --c-col")
+    v = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        raise _Usage(f"column {name!r} has {bad.size} missing, non-numeric or infinite value(s), first in data row "
+                     f"{bad[0] + 1} ({df[name].iloc[bad[0]]!r}); fix or drop those rows")
+    bad = np.flatnonzero(v <= 0)
+    if bad.size:
+        raise _Usage(f"column {name!r} has {bad.size} non-positive value(s), first in data row {bad[0] + 1} "
+                     f"({v[bad[0]]:g}); scaling laws take logs, so every value must be > 0")
+    return v
+
+
+def _fit(args) -> dict:
+    from lab import fit as F
+    df, cols, label, left_out = _table(args)
+    if len(df) == 0:
+        raise _Usage(f"{label} has no runs to fit" + (f" ({left_out} diverged run(s) left out)" if left_out else ""))
+    law = args.law
+    N, loss = _numbers(df, cols["N"], label), _numbers(df, cols["loss"], label)
+    C = _numbers(df, cols["C"], label) if cols["C"] else None
+    if cols["D"] in df.columns or args.d_col is not None:
+        D = _numbers(df, cols["D"], label)
+    elif C is not None:
+        D = C / (6 * N)                  # a table of compute: C = 6ND
+        cols["D"] = f"{cols['C']}/(6·{cols['N']})"
+    elif law == "kaplan-n":
+        D = None
+    else:
+        D = _numbers(df, cols["D"], label)   # raises: names the columns and the --c-col way out
+    out = {"law": law, "source": label, "n_points": int(N.size), "left_out": left_out, "columns": cols}
+    irreducible = not args.no_irreducible
+    if law == "isoflop":
+        if args.bootstrap:
+            raise _Usage("--bootstrap works with the chinchilla and kaplan-* laws, not isoflop")
+        res = F.fit_isoflop(N, D, loss, C=C)
+        out["fit"] = {"a": res.a, "b": res.b, "N_coef": res.N_coef, "D_coef": res.D_coef, "n_used": res.n_used,
+                      "profiles": [vars(p) | {"coef": list(p.coef)} for p in res.profiles]}
+        out["equation"] = res.equation()
+        return out
+    if law == "chinchilla":
+        res = F.fit_chinchilla(N, D, loss, delta=args.delta)
+        x = None
+    else:
+        var = law[-1].upper()
+        x = {"N": N, "D": D, "C": C if C is not None else 6 * N * D}[var]
+        res = F.fit_power_law(x, loss, irreducible=irreducible, delta=args.delta, variable=var)
+    out["fit"] = {k: v for k, v in vars(res).items()}
+    out["equation"] = res.equation()
+    budgets = None
+    if law == "chinchilla":
+        budgets = _budgets(args.budgets, C if C is not None else 6 * N * D)
+        alloc = F.compute_optimal(res, budgets)
+        out["fit"] |= {"a": res.a, "b": res.b}
+        out["allocation"] = [{"C": float(c), "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
+                              "loss": float(l)} for c, n, d, t, l in zip(alloc.C, alloc.N_opt, alloc.D_opt,
+                                                                          alloc.tokens_per_param, alloc.loss)]
+    if args.bootstrap:
+        if args.bootstrap < 2:
+            raise _Usage(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}; 1000 is typical")
+        if law == "kaplan-c" and C is not None:   # the given compute column is x; bootstrap takes x via N
+            b = F.bootstrap(x, None, loss, law="kaplan-n", n=args.bootstrap, seed=args.seed,
+                            confidence=args.confidence, irreducible=irreducible, delta=args.delta)
+        else:
+            b = F.bootstrap(N, D, loss, law=law, n=args.bootstrap, seed=args.seed, confidence=args.confidence,
+                            budgets=budgets, irreducible=irreducible, delta=args.delta)
+        out["bootstrap"] = {"n": b.n, "seed": b.seed, "confidence": b.confidence, "n_converged": b.n_converged,
+                            "intervals": {k: vars(v) for k, v in b.intervals.items()}}
+    return out
+
+
+def _budgets(text, C) -> np.ndarray:
+    if text:
+        try:
+            values = np.array([float(t) for t in text.split(",") if t.strip()])
+        except ValueError:
+            raise _Usage(f"--budgets must be comma-separated FLOP counts like 1e21,1e22, got {text!r}") from None
+        if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
+            raise _Usage(f"--budgets must be positive FLOP counts like 1e21,1e22, got {text!r}")
+        return values
+    top = math.ceil(math.log10(float(np.max(C))))
+    return np.array([float(f"1e{k}") for k in range(top, top + 4)])   # exact powers of ten
+
+
+def _clean(v):
+    """JSON-safe: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _g(v) -> str:
+    return "nan" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+
+def _summary(out: dict) -> str:
+    title = {"chinchilla": "Chinchilla L(N, D) (Hoffmann et al. 2022, approach 3)",
+             "isoflop": "IsoFLOP profiles (Hoffmann et al. 2022, approach 2)"}.get(
+        out["law"], f"power law in {out['law'][-1].upper()} (Kaplan et al. 2020)")
+    lines = [f"{title}, {out['n_points']} runs from {out['source']}", f"  {out['equation']}"]
+    fit = out["fit"]
+    if out["law"] == "isoflop":
+        lines.append(f"  {fit['n_used']} of {len(fit['profiles'])} budgets usable")
+        for p in fit["profiles"]:
+            what = f"N_opt {_g(p['N_opt'])}, D_opt {_g(p['D_opt'])}, L {_g(p['L_opt'])}" if p["usable"] else p["reason"]
+            lines.append(f"    C = {p['C']:.3g} ({p['n_points']} runs): {what}")
+        return "\n".join(lines)
+    lines.append(f"  {fit['message']}")
+    names = ["E", "A", "B", "alpha", "beta", "a", "b"]
+    intervals = out.get("bootstrap", {}).get("intervals", {})
+    conf = out.get("bootstrap", {}).get("confidence")
+    head = f"  {'parameter':<20}{'estimate':>12}" + (f"   {conf:.0%} interval ({out['bootstrap']['n']} resamples)"
+                                                     if intervals else "")
+    lines.append(head)
+    for k in [k for k in names if k in fit] + [k for k in intervals if "@" in k]:
+        est = fit.get(k, intervals.get(k, {}).get("estimate"))
+        iv = intervals.get(k)
+        lines.append(f"  {k:<20}{_g(est):>12}" + (f"   [{_g(iv['low'])}, {_g(iv['high'])}]" if iv else ""))
+    if "allocation" in out:
+        lines.append("  compute-optimal allocation (C = 6ND):")
+        lines.append(f"    {'C (FLOPs)':>10}{'N_opt':>12}{'D_opt':>12}{'D/N':>8}{'loss':>8}")
+        for r in out["allocation"]:
+            lines.append(f"    {r['C']:>10.3g}{r['N_opt']:>12.3g}{r['D_opt']:>12.3g}{r['tokens_per_param']:>8.1f}"
+                         f"{r['loss']:>8.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """`python -m lab.fit_cli FILE.csv ...`, the same as `scaling-lab fit`."""
+    parser = argparse.ArgumentParser(prog="scaling-lab")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fit", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
