@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lab.config import OptimConfig
+from lab.config import SCHEDULES, OptimConfig
 
 
 def _decay_mask(params):
@@ -86,15 +86,17 @@ def with_learning_rate(state, lr):
 # --- schedules ---------------------------------------------------------------------------------
 
 def schedule_params(cfg: OptimConfig, steps: int) -> dict[str, np.ndarray]:
-    """The schedule's numbers for a run of `steps` steps, as float32 data."""
+    """The schedule of a run of `steps` steps as float32 data, its kind included (an index into
+    SCHEDULES), so that changing the schedule does not recompile the training step."""
     warmup = int(round(cfg.warmup * steps))
     decay = int(round(cfg.decay * steps)) if cfg.schedule == "wsd" else 0
-    return {k: np.float32(v) for k, v in dict(peak=cfg.lr, warmup=warmup, total=steps, decay=max(decay, 1),
-                                              final=cfg.final_lr_frac * cfg.lr).items()}
+    values = dict(kind=SCHEDULES.index(cfg.schedule), peak=cfg.lr, warmup=warmup, total=steps, decay=max(decay, 1),
+                  final=cfg.final_lr_frac * cfg.lr)
+    return {k: np.float32(v) for k, v in values.items()}
 
 
-def learning_rate(kind: str, step, p: dict):
-    """Learning rate at `step` (0-based) for schedule `kind`, as a jnp expression.
+def learning_rate(step, p: dict):
+    """Learning rate at `step` (0-based) for the schedule `p` (from `schedule_params`), as jnp.
 
     Every schedule warms up linearly from 0 to `peak` over `warmup` steps, then:
     constant stays at `peak`; cosine follows a half cosine down to `final` at the last step;
@@ -105,20 +107,16 @@ def learning_rate(kind: str, step, p: dict):
     peak, warmup, total, final = p["peak"], p["warmup"], p["total"], p["final"]
     warm = peak * (step + 1) / jnp.maximum(warmup, 1)
     frac = jnp.clip((step - warmup) / jnp.maximum(total - 1 - warmup, 1), 0.0, 1.0)
-    if kind == "constant":
-        after = peak
-    elif kind == "cosine":
-        after = final + (peak - final) * 0.5 * (1 + jnp.cos(jnp.pi * frac))
-    elif kind == "linear":
-        after = peak + (final - peak) * frac
-    elif kind == "wsd":
-        start = total - p["decay"]
-        after = peak + (final - peak) * jnp.clip((step - start + 1) / p["decay"], 0.0, 1.0)
-    else:
-        raise ValueError(f"unknown schedule {kind!r}")
+    shapes = {
+        "constant": peak,
+        "cosine": final + (peak - final) * 0.5 * (1 + jnp.cos(jnp.pi * frac)),
+        "linear": peak + (final - peak) * frac,
+        "wsd": peak + (final - peak) * jnp.clip((step - (total - p["decay"]) + 1) / p["decay"], 0.0, 1.0),
+    }
+    after = jnp.select([p["kind"] == SCHEDULES.index(k) for k in shapes], list(shapes.values()), peak)
     return jnp.where(step < warmup, warm, after)
 
 
 def schedule_curve(cfg: OptimConfig, steps: int) -> np.ndarray:
     """The whole schedule as numbers, for plots and lessons."""
-    return np.asarray(learning_rate(cfg.schedule, np.arange(steps), schedule_params(cfg, steps)))
+    return np.asarray(learning_rate(np.arange(steps), schedule_params(cfg, steps)))

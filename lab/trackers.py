@@ -55,7 +55,7 @@ class RunResult:
     params_non_embedding: int  # Kaplan's N
     epochs: float              # tokens / training split (data repeats past 1)
     wall_s: float
-    first_step_s: float        # the first compiled call: trace, compile and its steps
+    first_step_s: float        # time to the first step: trace, compile and one step
     tokens_per_s: float        # steady state: the first call excluded when there are others
     device: str
     diverged_step: int | None

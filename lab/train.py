@@ -74,7 +74,8 @@ def compute_dtype(cfg: RunConfig):
 
 
 def auto_chunk(cfg: RunConfig) -> int:
-    """Steps per compiled call: a power of two near CHUNK_SECONDS of work on this platform."""
+    """Steps per compiled call: a power of two near CHUNK_SECONDS of work on this platform.
+    It depends on the shape alone, so runs of one shape share the compiled program."""
     step_flops = flops_per_token(cfg.model) * cfg.tokens_per_step
     target = CHUNK_SECONDS * ASSUMED_FLOPS.get(platform(), 2e10)
     return int(2 ** np.clip(round(math.log2(max(target / step_flops, 1.0))), 0, 6))
@@ -92,11 +93,13 @@ def loss_fn(params, static, x, y, dtype):
 
 
 @eqx.filter_jit
-def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, total, sched,
-                 *, tx, kind, chunk, batch, context, dtype, explode):
-    """`chunk` steps for every seed (leading axis of params, opt_state, keys, alive).
+def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, stop, sched,
+                 *, tx, chunk, batch, context, dtype, explode):
+    """Steps `step0 .. stop - 1` (at most `chunk`) for every seed (leading axis of params,
+    opt_state, keys, alive).
 
-    Steps at or beyond `total` are skipped (lax.cond), so the step count is data. A seed whose
+    The scan always has `chunk` iterations; those at or beyond `stop` are skipped (lax.cond),
+    so the step count and the length of each call are data. A seed whose
     loss turns non-finite or explodes keeps its last good weights and is marked dead with
     the step (`dstep`) where it happened.
     """
@@ -105,7 +108,7 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, tot
     def one_seed(p, s, key, ok, step):
         x, y = sample_batch(data, jr.fold_in(key, step), batch, context)
         loss, grads = jax.value_and_grad(loss_fn)(p, static, x, y, dtype)
-        s_new = optim.with_learning_rate(s, optim.learning_rate(kind, step, sched))
+        s_new = optim.with_learning_rate(s, optim.learning_rate(step, sched))
         updates, s_new = tx.update(grads, s_new, p)
         p_new = optax.apply_updates(p, updates)
         good = ok & jnp.isfinite(loss) & (loss < explode)
@@ -125,7 +128,7 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, tot
         def skip(args):
             return args, jnp.full(ok.shape, jnp.nan, jnp.float32)
 
-        return jax.lax.cond(step < total, run, skip, (p, s, ok, ds))
+        return jax.lax.cond(step < stop, run, skip, (p, s, ok, ds))
 
     (params, opt_state, alive, dstep), losses = jax.lax.scan(body, (params, opt_state, alive, dstep),
                                                              jnp.arange(chunk))
@@ -143,6 +146,19 @@ def _evaluate(params, static, windows, *, dtype):
         return jax.lax.map(window_loss, windows, batch_size=64).mean()
 
     return jax.vmap(one_seed)(params)
+
+
+def chunk_bounds(steps: int, chunk: int) -> list[tuple[int, int]]:
+    """Where each compiled call starts and stops. The first call does a single step, so that
+    `first_step_s` measures the time to the first step (trace, compile, one step); the others
+    do up to `chunk` steps, fewer for short runs, which still get about 8 updates."""
+    size = max(1, min(chunk, math.ceil((steps - 1) / 8)))
+    bounds = [(0, 1)]
+    start = 1
+    while start < steps:
+        bounds.append((start, min(start + size, steps)))
+        start = bounds[-1][1]
+    return bounds
 
 
 def _eval_after(chunk_index: int, n_chunks: int, evals: int) -> bool:
@@ -198,10 +214,10 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     fpt = flops_per_token(m)
     steps, per_step = config.steps, config.tokens_per_step
     chunk = chunk or auto_chunk(config)
-    n_chunks = math.ceil(steps / chunk)
+    bounds = chunk_bounds(steps, chunk)
+    n_chunks = len(bounds)
     dtype = compute_dtype(config)
     tx = optim.make_optimizer(config.optim)
-    kind = config.optim.schedule
 
     t_start = time.perf_counter()
     keys = jnp.stack([jr.PRNGKey(s) for s in seeds])
@@ -214,7 +230,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     windows = jnp.asarray(eval_windows(dataset.val, config.eval_tokens, m.context))
     alive = jnp.ones(len(seeds), bool)
     dstep = jnp.full(len(seeds), -1, jnp.int32)
-    statics = dict(tx=tx, kind=kind, chunk=chunk, batch=config.batch, context=m.context, dtype=dtype,
+    statics = dict(tx=tx, chunk=chunk, batch=config.batch, context=m.context, dtype=dtype,
                    explode=explode_threshold(m.vocab))
 
     info = {"steps": steps, "tokens": steps * per_step, "seeds": len(seeds), "chunk": chunk,
@@ -228,19 +244,18 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     last_eval = np.full(len(seeds), np.nan)
     first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, 0
     status_all = "done"
-    for c in range(n_chunks):
+    for c, (step0, stop) in enumerate(bounds):
         if _cancelled(cancel):
             status_all = "cancelled"
             break
-        step0 = c * chunk
         t0 = time.perf_counter()
         params, opt_state, alive, dstep, losses = _train_chunk(
-            params, opt_state, static, data, data_keys, alive, dstep, jnp.int32(step0), jnp.int32(steps), sched,
+            params, opt_state, static, data, data_keys, alive, dstep, jnp.int32(step0), jnp.int32(stop), sched,
             **statics)
         losses = np.asarray(losses)          # waits for the chunk
         dt = time.perf_counter() - t0
-        n_done = min(chunk, steps - step0)
-        done_steps = step0 + n_done
+        n_done = stop - step0
+        done_steps = stop
         if c == 0:
             first_step_s = dt
         else:
@@ -253,7 +268,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         evaluated = _eval_after(c, n_chunks, config.evals) or not alive_np.all()
         if evaluated:
             last_eval = np.asarray(_evaluate(params, static, windows, dtype=dtype), dtype=np.float64)
-        lr = float(optim.learning_rate(kind, done_steps - 1, sched))
+        lr = float(optim.learning_rate(done_steps - 1, sched))
         elapsed = time.perf_counter() - t_start
         for i, s in enumerate(seeds):
             ev = Event(run_id=configs[i].run_id, seed=s, step=done_steps, steps=steps, tokens=done_steps * per_step,

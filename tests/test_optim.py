@@ -36,7 +36,7 @@ def test_every_optimizer_lowers_the_loss(name):
 
     @jax.jit
     def step(p, s, i):
-        s = optim.with_learning_rate(s, optim.learning_rate("constant", i, sched))
+        s = optim.with_learning_rate(s, optim.learning_rate(i, sched))
         g = jax.grad(loss)(p)
         u, s = tx.update(g, s, p)
         return optax.apply_updates(p, u), s

@@ -62,7 +62,7 @@ def test_cancel_stops_within_a_chunk_and_keeps_the_work():
 
     cfg = tiny(tokens=8 * 32 * 200)
     r = train(cfg, trackers=[StopAfterFirst()], cancel=stop, chunk=4)
-    assert r.status == "cancelled" and r.steps == 4 and r.tokens == 4 * cfg.tokens_per_step
+    assert r.status == "cancelled" and r.steps == 1 and r.tokens == cfg.tokens_per_step
     assert math.isfinite(r.eval_loss)
 
 
@@ -106,3 +106,21 @@ def test_a_run_too_big_for_memory_is_refused_before_allocation():
                      tokens=4096 * 4096)
     with pytest.raises(ConfigError, match=r"GiB of device memory .* has .* GiB"):
         train(huge)
+
+
+def test_chunk_bounds_cover_every_step_once():
+    from lab.train import chunk_bounds
+    for steps in (1, 2, 7, 24, 100, 1001):
+        for chunk in (1, 4, 64):
+            b = chunk_bounds(steps, chunk)
+            assert b[0] == (0, 1) and b[-1][1] == steps
+            assert all(x[1] == y[0] for x, y in zip(b, b[1:]))
+            assert all(0 < stop - start <= chunk for start, stop in b)
+
+
+def test_schedule_and_length_changes_do_not_retrace():
+    train(tiny(seed=0))
+    before = TRACES["train_chunk"]
+    for kind in ("constant", "wsd"):
+        train(tiny(seed=2, tokens=8 * 32 * 40).replace(optim__schedule=kind, optim__warmup=0.2))
+    assert TRACES["train_chunk"] == before

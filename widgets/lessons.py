@@ -1,0 +1,151 @@
+"""Small interactive pieces for the lesson notebooks, so that their cells stay a few lines.
+
+Each function returns a widget or a figure built from `lab`'s public API; nothing here
+trains (the notebooks call `lab.run_sweep` in plain cells so that they run headless too).
+"""
+
+import math
+import os
+
+import ipywidgets as ipw
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+QUICK = os.environ.get("SCALING_LAB_QUICK") == "1"
+
+
+def quick() -> bool:
+    """Quick mode (SCALING_LAB_QUICK=1): every lesson runs in a few minutes on a 2-core laptop."""
+    return QUICK
+
+
+def table(report) -> pd.DataFrame:
+    """A sweep report's runs as a DataFrame (one row a run)."""
+    return pd.DataFrame([r.to_dict() for r in report.records])
+
+
+def _note(text: str) -> ipw.HTML:
+    return ipw.HTML(f"<div style='font-size: 0.95em'>{text}</div>")
+
+
+def scaling_plot(x, loss, fit=None, *, xlabel: str, title: str, extra=None, labels=None) -> go.Figure:
+    """Loss against x on log-log axes, with the fitted law drawn over a range 3x wider than the data.
+
+    `extra` is an optional (x, loss, name) drawn as open markers (a prediction or a check)."""
+    x, loss = np.asarray(x, float), np.asarray(loss, float)
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=loss, mode="markers", name="runs", marker=dict(size=9),
+                    text=labels, hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"
+                    if labels is not None else None)
+    if fit is not None:
+        grid = np.geomspace(x.min() / 1.5, x.max() * 3, 100)
+        fig.add_scatter(x=grid, y=fit.predict(grid), mode="lines", name=fit.equation())
+    if extra is not None:
+        ex, ey, name = extra
+        fig.add_scatter(x=np.atleast_1d(ex), y=np.atleast_1d(ey), mode="markers", name=name,
+                        marker=dict(size=12, symbol="diamond-open", line=dict(width=2)))
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title="validation loss (nats/token)", height=420,
+                      legend=dict(x=0.99, y=0.99, xanchor="right"), margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def curves_plot(store, run_ids, *, x: str = "tokens_seen", floor: float | None = None, title: str = "") -> go.Figure:
+    """Validation curves of stored runs against tokens (or `flops_seen`, `step`); an optional floor line."""
+    fig = go.Figure()
+    for rid in run_ids:
+        rec = store.record(rid)
+        curve = store.curve(rid)
+        if "eval/loss" not in curve:
+            continue
+        c = curve.dropna(subset=["eval/loss"])
+        m = rec.config.model
+        fig.add_scatter(x=c[x], y=c["eval/loss"], mode="lines+markers", name=f"{m.arch} w{m.width} d{m.depth}")
+    if floor is not None:
+        fig.add_hline(y=floor, line_dash="dash", annotation_text=f"entropy rate {floor:.3f} nats")
+    fig.update_layout(title=title, xaxis_title=x.replace("_", " "), yaxis_title="validation loss (nats/token)",
+                      height=400, margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def entropy_explorer() -> ipw.Widget:
+    """Sliders for a synthetic Markov source; the exact entropy rate and baselines update live."""
+    from lab.data import markov_chain
+    order = ipw.IntSlider(value=1, min=1, max=3, description="order",
+                          tooltip="how many previous symbols decide the next one")
+    symbols = ipw.IntSlider(value=16, min=2, max=64, description="symbols", tooltip="alphabet size")
+    zipf = ipw.FloatSlider(value=1.2, min=0.0, max=3.0, step=0.1, description="skew",
+                           tooltip="Zipf exponent of each next-symbol distribution: 0 = uniform, larger = more predictable")
+    out = ipw.HTML()
+
+    def update(_=None):
+        chain = markov_chain(order.value, symbols.value, zipf.value, seed=0)
+        h = chain.entropy_rate
+        pi = chain.stationary.reshape(-1, symbols.value).sum(0) if order.value else chain.stationary
+        uni = float(-(pi * np.log(pi)).sum())
+        out.value = (f"<b>entropy rate</b> H = {h:.4f} nats/token = {h / math.log(2):.4f} bits/token &nbsp;|&nbsp; "
+                     f"unigram entropy {uni:.4f} nats &nbsp;|&nbsp; uniform guess ln {symbols.value} = "
+                     f"{math.log(symbols.value):.4f} nats &nbsp;|&nbsp; untrained model on 256 bytes: ln 256 = "
+                     f"{math.log(256):.4f} nats")
+
+    for w in (order, symbols, zipf):
+        w.observe(update, names="value")
+    update()
+    return ipw.VBox([_note("Move the sliders: how predictable is this source, at best?"), order, symbols, zipf, out])
+
+
+def prediction_explorer(fit, counts_for_width, *, widths=(16, 512)) -> ipw.Widget:
+    """A width slider: the model's non-embedding N and the loss the fitted law predicts for it."""
+    w = ipw.IntSlider(value=widths[0] * 4, min=widths[0], max=widths[1], step=8, description="width",
+                      tooltip="width of a model you have not trained yet")
+    out = ipw.HTML()
+
+    def update(_=None):
+        n = counts_for_width(w.value)
+        out.value = f"N = {n:,} non-embedding parameters &rarr; predicted loss <b>{float(fit.predict(n)):.4f}</b> nats"
+
+    w.observe(update, names="value")
+    update()
+    return ipw.VBox([w, out])
+
+
+def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24) -> ipw.Widget:
+    """Compute budget C -> N_opt, D_opt, tokens per parameter and predicted loss (Chinchilla fit)."""
+    from lab.fit import compute_optimal
+    c = ipw.FloatLogSlider(value=math.sqrt(low * high), base=10, min=math.log10(low), max=math.log10(high),
+                           description="FLOPs C", tooltip="training compute budget in FLOPs",
+                           readout_format=".2e")
+    out = ipw.HTML()
+
+    def update(_=None):
+        a = compute_optimal(fit, c.value)
+        out.value = (f"With C = {c.value:.3g} FLOPs train <b>N = {float(a.N_opt):.3g}</b> parameters on "
+                     f"<b>D = {float(a.D_opt):.3g}</b> tokens ({float(a.tokens_per_param):.1f} tokens per parameter); "
+                     f"predicted loss {float(a.loss):.4f} nats")
+
+    c.observe(update, names="value")
+    update()
+    return ipw.VBox([c, out])
+
+
+def schedule_explorer(steps: int = 200) -> ipw.Widget:
+    """Pick a schedule and warmup; the learning-rate curve redraws (lab.optim, the only place schedules live)."""
+    from lab.config import SCHEDULES, OptimConfig
+    from lab.optim import schedule_curve
+    kind = ipw.Dropdown(options=SCHEDULES, value="cosine", description="schedule",
+                        tooltip="the learning rate's shape after warmup")
+    warm = ipw.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="warmup",
+                           tooltip="fraction of the steps spent warming up from 0")
+    fig = go.FigureWidget()
+    fig.add_scatter(x=np.arange(steps), y=schedule_curve(OptimConfig(lr=1.0), steps), mode="lines")
+    fig.update_layout(height=260, xaxis_title="step", yaxis_title="lr / peak", margin=dict(l=50, r=10, t=10, b=40))
+
+    def update(_=None):
+        fig.data[0].y = schedule_curve(OptimConfig(lr=1.0, schedule=kind.value, warmup=warm.value), steps)
+
+    kind.observe(update, names="value")
+    warm.observe(update, names="value")
+    return ipw.VBox([ipw.HBox([kind, warm]), fig])
