@@ -211,6 +211,15 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `scaling-lab runs --csv | head`
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
+        # The store is consistent already (held runs are marked interrupted). Exit at once:
+        # tearing JAX down in the middle of a compiled call can crash the interpreter.
+        import os
         print("error: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

@@ -1,0 +1,42 @@
+"""Text from a stored model: `sample(store, run_id, prompt)` and `scaling-lab sample RUN_ID`."""
+
+import math
+import os
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from lab.config import ConfigError
+from lab.models import generate
+from lab.store import RunStore
+
+
+def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str = "", *, length: int = 200,
+           temperature: float = 0.8, seed: int = 0) -> str:
+    """The text a stored model writes after `prompt` (the continuation only).
+
+    Args:
+        store: a RunStore or its folder (None: the default store).
+        run_id: a run id, or a unique prefix of one (4+ hex digits).
+        prompt: text to continue (UTF-8 bytes are the tokens; only the last context's worth is seen).
+        length: bytes to generate.
+        temperature: 0 is greedy; 1 samples the model's own distribution.
+        seed: the sampling key, so the same call gives the same text.
+
+    Raises:
+        ConfigError: an unknown run id (the message says how to list them), a run without
+            weights, or a bad length / temperature.
+    """
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= 100_000:
+        raise ConfigError(f"length must be a whole number of bytes between 0 and 100000, got {length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    run_id = store.resolve(run_id)
+    config = store.record(run_id).config
+    model = store.load_model(run_id)
+    tokens = jnp.asarray(np.frombuffer(prompt.encode("utf-8"), dtype=np.uint8).astype(np.int32))
+    out = generate(model, tokens, length, config.model.context, temperature=float(temperature), key=jr.PRNGKey(seed))
+    return bytes(np.asarray(out, dtype=np.uint8).tolist()).decode("utf-8", errors="replace")

@@ -1,0 +1,196 @@
+"""`scaling-lab runs | sweep | sample`: the run store, sweeps and text generation on the command line."""
+
+import json
+import sys
+
+from lab.cli import add_run_options, integer, integer_list, number, number_list, run_config
+from lab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
+
+STORE_HELP = "run store folder (default: $SCALING_LAB_STORE or ~/.local/share/scaling-lab)"
+TABLE_COLUMNS = ("run_id", "status", "arch", "width", "depth", "optimizer", "lr", "seed", "tokens", "params_total",
+                 "flops", "eval_loss", "attempts")
+CSV_COLUMNS = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss")
+
+
+def names(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("runs", help="list, export or delete stored runs",
+                       description="List the runs in the store (a table; --csv or --json to export), "
+                                   "print a run's loss curve, or delete runs.")
+    p.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout, one row a run (all columns)")
+    fmt.add_argument("--json", action="store_true", help="a JSON list of run records on stdout")
+    p.add_argument("--status", default=None, metavar="STATUS",
+                   help="only runs with this status (done, diverged, running, interrupted, failed, cancelled)")
+    p.add_argument("--curve", default=None, metavar="RUN_ID", help="print this run's loss curve (CSV)")
+    p.add_argument("--delete", nargs="+", default=None, metavar="RUN_ID", help="delete these runs and their weights")
+    p.add_argument("--force", action="store_true", help="with --delete: also runs another process is training")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("sweep", help="train a grid or IsoFLOP sweep into the store (resumable)",
+                       description="Train every combination of the listed values (or IsoFLOP profiles with "
+                                   "--isoflop), skipping runs already in the store; rerun the same command to "
+                                   "resume after an interruption.")
+    add_run_options(p, sweep=True)
+    m, o, d = ModelConfig(), OptimConfig(), RunConfig()
+    g = p.add_argument_group("sweep")
+    g.add_argument("--widths", type=integer_list, default=None, metavar="W,...", help=f"widths (default {m.width})")
+    g.add_argument("--depths", type=integer_list, default=None, metavar="L,...", help=f"depths (default {m.depth})")
+    g.add_argument("--tokens", type=integer_list, default=None, metavar="D,...",
+                   help=f"training tokens, e.g. 1e5,3e5 (default {d.tokens:g})")
+    g.add_argument("--optimizers", type=names, default=None, metavar="NAME,...", help=f"optimizers (default {o.name})")
+    g.add_argument("--lrs", type=number_list, default=None, metavar="LR,...", help=f"learning rates (default {o.lr:g})")
+    g.add_argument("--seeds", type=integer_list, default=None, metavar="S,...", help="seeds, e.g. 0,1,2 (default 0)")
+    g.add_argument("--isoflop", type=number_list, default=None, metavar="C,...",
+                   help="IsoFLOP budgets in FLOPs, e.g. 1e12,3e12: tokens per size from D = C / flops_per_token")
+    g.add_argument("--isoflop-widths", type=integer_list, default=None, metavar="W,...",
+                   help="model widths at every budget (default: --widths)")
+    g.add_argument("--isoflop-sizes", type=integer, default=None, metavar="N",
+                   help="instead of widths: N sizes per budget around the Chinchilla optimum")
+    g.add_argument("--aspect", type=number, default=None, metavar="RATIO",
+                   help="IsoFLOP depth rule: depth = round(width / RATIO) instead of a fixed depth")
+    g = p.add_argument_group("execution")
+    g.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: in this process (default); ray: Ray tasks (local Ray, or --address)")
+    g.add_argument("--address", default=None, metavar="ADDR", help="an existing Ray cluster, e.g. ray://head:10001")
+    g.add_argument("--num-cpus", type=integer, default=None, metavar="N", help="CPUs of a local Ray (default all)")
+    g.add_argument("--max-seeds", type=integer, default=16, metavar="K",
+                   help="train up to K seeds of one config together through vmap (default %(default)s)")
+    g.add_argument("--force", action="store_true", help="train again even runs already finished in the store")
+    g.add_argument("--dry-run", action="store_true", help="print the plan (runs, FLOPs, estimated time); train nothing")
+    g.add_argument("--json", action="store_true", help="print a JSON list of run records on stdout")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("sample", help="generate text with a stored model",
+                       description="Continue a prompt with the model of a stored run.")
+    p.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix (see `scaling-lab runs`)")
+    p.add_argument("--prompt", default="", help="text to continue (default: none)")
+    p.add_argument("--length", type=integer, default=200, help="bytes to generate (default %(default)s)")
+    p.add_argument("--temperature", type=number, default=0.8, help="0 = greedy (default %(default)s)")
+    p.add_argument("--seed", type=integer, default=0, help="sampling seed (default %(default)s)")
+    p.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
+    p.set_defaults(func=_sample)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+def _runs(args) -> int:
+    from lab.store import RunStore
+    store = RunStore(args.store)
+    if args.delete:
+        deleted = store.delete(args.delete, force=args.force)
+        print(f"deleted {len(deleted)} run(s): {', '.join(deleted)}", file=sys.stderr)
+        return 0
+    if args.curve:
+        store.curve(store.resolve(args.curve)).to_csv(sys.stdout, index=False)
+        return 0
+    if args.json:
+        print(json.dumps([r.to_dict() for r in store.records(args.status)]))
+        return 0
+    df = store.table()
+    if args.status:
+        df = df[df["status"] == args.status]
+    if args.csv:
+        df.to_csv(sys.stdout, index=False)
+    elif not len(df):
+        print(f"no runs in {store.path}" + (f" with status {args.status}" if args.status else "")
+              + "; train some with `scaling-lab train` or `scaling-lab sweep`", file=sys.stderr)
+    else:
+        print(_format_table(df))
+    return 0
+
+
+def _format_table(df) -> str:
+    df = df[list(TABLE_COLUMNS)].copy()
+    fmt = {"lr": "{:g}".format, "flops": "{:.3g}".format, "eval_loss": "{:.4f}".format}
+    for col, f in fmt.items():
+        df[col] = [("-" if v is None or v != v else f(v)) for v in df[col]]
+    for col in ("tokens", "params_total"):
+        df[col] = ["-" if v is None or v != v else f"{int(v):,}" for v in df[col]]
+    return df.to_string(index=False)
+
+
+# --- sweep -----------------------------------------------------------------------------------
+
+def _plan(args):
+    from lab import sweep
+    d, o, m = RunConfig(), OptimConfig(), ModelConfig()
+    first = lambda values, default: values[0] if values else default  # noqa: E731
+    if args.isoflop is not None:
+        if args.tokens is not None:
+            raise ConfigError("--tokens and --isoflop exclude each other: an IsoFLOP plan sets each run's tokens "
+                              "from its budget")
+        if args.depths is not None and (len(args.depths) > 1 or args.aspect is not None):
+            raise ConfigError("an IsoFLOP plan takes one depth (--depths L) or a depth rule (--aspect RATIO)")
+    base = run_config(args, width=first(args.widths, m.width), depth=first(args.depths, m.depth),
+                      optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
+                      tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
+                      seed=first(args.seeds, d.seed))
+    if args.isoflop is None:
+        return sweep.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
+                          optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
+    if args.optimizers and len(args.optimizers) > 1 or args.lrs and len(args.lrs) > 1:
+        raise ConfigError("an IsoFLOP plan takes one optimizer and one learning rate")
+    widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
+    if widths is None and args.isoflop_sizes is None:
+        raise ConfigError("--isoflop needs model sizes: --isoflop-widths 32,64,128 or --isoflop-sizes 5")
+    depth = sweep.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
+    return sweep.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
+                         seeds=args.seeds)
+
+
+def _sweep(args) -> int:
+    from lab import runtime
+    runtime.setup()
+    from lab.store import RunStore
+    from lab.sweep import LocalExecutor, RayExecutor, SweepBar, run_sweep
+    if args.max_seeds < 1:
+        raise ConfigError(f"--max-seeds must be at least 1, got {args.max_seeds}")
+    plan = _plan(args)
+    store = RunStore(args.store)
+    if args.dry_run:
+        if args.json:
+            est = plan.estimate(store)
+            print(json.dumps({"runs": [{"run_id": c.run_id, "width": c.model.width, "depth": c.model.depth,
+                                        "optimizer": c.optim.name, "lr": c.optim.lr, "tokens": c.tokens_trained,
+                                        "seed": c.seed, "budget": b} for c, b in zip(plan.configs, plan.budgets)],
+                              "total_flops": plan.total_flops, "estimated_s": est.seconds,
+                              "already_done": est.done, "refused": list(plan.refused)}))
+        else:
+            print(plan.summary(store))
+        return 0
+    if args.executor == "ray":
+        executor = RayExecutor(address=args.address, num_cpus=args.num_cpus, max_seeds=args.max_seeds)
+    else:
+        if args.address:
+            raise ConfigError("--address needs --executor ray")
+        executor = LocalExecutor(max_seeds=args.max_seeds)
+    if not args.quiet:
+        print(plan.summary(store), file=sys.stderr)
+    report = run_sweep(plan, store, executor=executor, force=args.force, trackers=[] if args.quiet else [SweepBar()])
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in report.records]))
+    elif report.records:
+        import pandas as pd
+        print(_format_table(pd.DataFrame([r.to_dict() for r in report.records])))
+    return 0 if report.ok else 1
+
+
+# --- sample ----------------------------------------------------------------------------------
+
+def _sample(args) -> int:
+    from lab import runtime
+    runtime.setup()
+    from lab.sample import sample
+    text = sample(args.store, args.run_id, args.prompt, length=args.length, temperature=args.temperature,
+                  seed=args.seed)
+    sys.stdout.write(args.prompt + text + "\n")
+    return 0

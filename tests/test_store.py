@@ -1,0 +1,287 @@
+"""The run store: complete-or-absent records, dedupe, force, interrupted runs, weights, deletion, schema."""
+
+import math
+import signal
+import sqlite3
+import threading
+import time
+
+import jax.numpy as jnp
+import pytest
+from store_helpers import TINY, python_process
+
+from lab.store import (COLUMNS, LEASE_S, SCHEMA_VERSION, RunStore, StoreError, StoreTracker, check_run_id,
+                       owner_alive, owner_id)
+from lab.trackers import EventLog, Tracker
+from lab.train import train
+
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A store holding one finished TINY run, and the fresh result."""
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    return store, store.train(TINY)
+
+
+def same_result(a, b):
+    """Equal fields (the model aside); NaN equals NaN."""
+    da, db = a.to_dict(curve=True), b.to_dict(curve=True)
+    return da == db
+
+
+def test_a_trained_run_is_recorded_complete(trained):
+    store, result = trained
+    rec = store.record(TINY.run_id, curve=True)
+    assert rec.status == "done" and result.status == "done"
+    assert rec.attempts == 1 and rec.has_weights and rec.error is None and rec.owner is None
+    assert rec.config == TINY
+    assert same_result(rec.result, result)
+    assert store.weights_path(TINY.run_id).exists()
+    assert store.integrity() == "ok"
+
+
+def test_same_config_and_seed_returns_the_stored_result_without_training(trained):
+    store, result = trained
+    log = EventLog()
+    t0 = time.perf_counter()
+    again = store.train(TINY, trackers=[log])
+    assert time.perf_counter() - t0 < 1.0
+    assert log.events == [] and log.results == []     # no training happened
+    assert again.model is None                         # a stored result; weights via load_model
+    assert same_result(again, result)
+    assert store.record(TINY.run_id).attempts == 1
+
+
+def test_force_trains_again(tmp_path):
+    store = RunStore(tmp_path)
+    first = store.train(TINY)
+    log = EventLog()
+    second = store.train(TINY, force=True, trackers=[log])
+    assert log.results and second.model is not None
+    assert store.record(TINY.run_id).attempts == 2
+    assert second.eval_loss == pytest.approx(first.eval_loss, rel=1e-5)   # deterministic for one config and seed
+
+
+def test_weights_round_trip_gives_identical_logits(trained):
+    store, result = trained
+    model = store.load_model(TINY.run_id)
+    tokens = jnp.arange(TINY.model.context) % 256
+    assert jnp.array_equal(model(tokens), result.model(tokens))
+
+
+def test_curve_holds_every_chunk(trained):
+    store, result = trained
+    curve = store.curve(TINY.run_id)
+    assert len(curve) == len(result.curve) >= 1
+    assert {"step", "tokens_seen", "flops_seen", "train/loss", "eval/loss", "lr"} <= set(curve.columns)
+    assert curve["step"].iloc[-1] == TINY.steps
+    assert curve["eval/loss"].iloc[-1] == pytest.approx(result.eval_loss)
+
+
+def test_table_and_finished_table(trained):
+    store, result = trained
+    df = store.table()
+    assert tuple(df.columns) == COLUMNS
+    for col in ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss"):
+        assert col in df.columns
+    row = df[df.run_id == TINY.run_id].iloc[0]
+    assert row.status == "done" and row.tokens == TINY.tokens_trained and row.eval_loss == result.eval_loss
+    assert row.params_total == result.params_total and row.flops == result.flops
+    assert list(store.finished_table().run_id) == list(df[df.status.isin(["done", "diverged"])].run_id)
+
+
+def test_diverged_run_is_recorded_as_such_and_kept_for_fits_to_leave_out(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(optim__lr=100.0, optim__warmup=0.0)
+    result = store.train(cfg)
+    assert result.status == "diverged" and result.diverged_step is not None
+    fin = store.finished_table()
+    assert list(fin.status) == ["diverged"]
+    assert store.train(cfg).status == "diverged" and store.record(cfg.run_id).attempts == 1  # not retried
+
+
+def _claim_and_die(store_dir, cfg, *, die: bool) -> str:
+    """Python code that claims `cfg` in a child process, then is SIGKILLed (or waits for stdin)."""
+    end = "os.kill(os.getpid(), signal.SIGKILL)" if die else "print('claimed', flush=True); sys.stdin.read()"
+    return (f"import os, signal, sys\nfrom lab.config import RunConfig\nfrom lab.store import RunStore\n"
+            f"s = RunStore({str(store_dir)!r})\ncfg = RunConfig.from_dict({cfg.to_dict()!r})\n"
+            f"assert s.claim(cfg).status == 'claimed'\n{end}\n")
+
+
+def test_a_killed_owner_leaves_an_interrupted_run_that_is_retrained(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=7)
+    child = python_process(_claim_and_die(tmp_path, cfg, die=True))
+    assert child.wait(timeout=60) == -signal.SIGKILL
+    rec = store.record(cfg.run_id)
+    assert rec.status == "interrupted" and rec.result is None and rec.attempts == 1
+    assert list(store.table().status) == ["interrupted"]
+    assert store.reap() == [cfg.run_id]
+    assert "ended before the run finished" in store.record(cfg.run_id).error
+    result = store.train(cfg)
+    rec = store.record(cfg.run_id)
+    assert result.status == rec.status == "done" and rec.attempts == 2
+
+
+def test_a_run_held_by_a_live_process_is_busy_until_it_dies(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=8)
+    child = python_process(_claim_and_die(tmp_path, cfg, die=False))
+    try:
+        assert child.stdout.readline().strip() == "claimed"
+        claim = store.claim(cfg)
+        assert claim.status == "busy" and claim.record.status == "running"
+        assert str(child.pid) in claim.record.owner
+        with pytest.raises(StoreError, match="being trained"):
+            store.delete([cfg.run_id])
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    assert store.claim(cfg).status == "claimed"
+    assert store.record(cfg.run_id).attempts == 2
+
+
+def test_owner_on_another_host_is_judged_by_its_heartbeat():
+    other = "elsewhere|abcd1234:1|123|456|1"
+    now = time.time()
+    assert owner_alive(other, now - 10, now)
+    assert not owner_alive(other, now - LEASE_S - 1, now)
+    assert not owner_alive(None, now, now)
+    assert owner_alive(owner_id(), None, now)       # this very process
+    host, machine, _, _, _ = owner_id().split("|")
+    if machine != "-":                               # same host, another boot: gone
+        assert not owner_alive(f"{host}|ffffffff:1|1|1|1", now, now)
+
+
+def test_two_threads_training_one_run_train_it_once(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=9)
+    results = [None, None]
+
+    def work(i):
+        results[i] = store.train(cfg)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert store.record(cfg.run_id).attempts == 1
+    assert results[0].eval_loss == results[1].eval_loss
+
+
+class Boom(Tracker):
+    def start(self, config, info):
+        raise RuntimeError("no room on the device")
+
+
+def test_an_exception_in_training_is_recorded_failed_and_retried_later(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=10)
+    with pytest.raises(RuntimeError, match="no room"):
+        store.train(cfg, trackers=[Boom()])
+    rec = store.record(cfg.run_id)
+    assert rec.status == "failed" and "RuntimeError: no room on the device" in rec.error
+    assert store.get(cfg.run_id) is None
+    assert store.train(cfg).status == "done" and store.record(cfg.run_id).attempts == 2
+
+
+def test_store_tracker_records_a_plain_train_call(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=11)
+    result = train(cfg, trackers=[StoreTracker(store)])
+    train(cfg, trackers=[StoreTracker(store, weights=False)])   # `scaling-lab train` always trains: attempt 2
+    rec = store.record(cfg.run_id)
+    assert rec.status == "done" and rec.attempts == 2 and not rec.has_weights
+    assert rec.result.eval_loss == pytest.approx(result.eval_loss, rel=1e-5)
+
+
+def test_delete_removes_row_curve_and_weights(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=12)
+    store.train(cfg)
+    path = store.weights_path(cfg.run_id)
+    assert path.exists()
+    assert store.delete([cfg.run_id[:6]]) == [cfg.run_id]      # a unique prefix works
+    assert store.record(cfg.run_id) is None and not path.exists()
+    assert store._con().execute("SELECT count(*) FROM curves").fetchone()[0] == 0
+    with pytest.raises(StoreError, match="no run"):
+        store.delete([cfg.run_id])
+
+
+def test_paths_cannot_escape_the_store(tmp_path):
+    store = RunStore(tmp_path)
+    for bad in ("../../etc/passwd", "..", "/etc/passwd", "ABCDEF0123456789", "0123456789abcdef/../x", ""):
+        with pytest.raises(StoreError):
+            store.weights_path(bad)
+        with pytest.raises(StoreError):
+            store.load_model(bad)
+        with pytest.raises(StoreError):
+            store.delete([bad])
+    with pytest.raises(StoreError, match="16 hex digits"):
+        check_run_id("../x")
+
+
+def test_unknown_run_id_says_how_to_list_runs(tmp_path):
+    store = RunStore(tmp_path)
+    with pytest.raises(StoreError, match="scaling-lab runs"):
+        store.resolve("abcd")
+    with pytest.raises(StoreError, match="scaling-lab runs"):
+        store.load_model("0123456789abcdef")
+    assert store.get("0123456789abcdef") is None
+
+
+def test_schema_is_versioned_and_a_newer_store_is_refused(tmp_path):
+    RunStore(tmp_path)
+    con = sqlite3.connect(tmp_path / "runs.sqlite")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="newer"):
+        RunStore(tmp_path)
+
+
+def test_store_location_default_env_and_bad_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_LAB_STORE", str(tmp_path / "env-store"))
+    store = RunStore(None)
+    assert store.path == tmp_path / "env-store" and (store.path / "runs.sqlite").exists()
+    assert (store.path / "weights").is_dir()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database " * 100)
+    with pytest.raises(StoreError):
+        RunStore(text)
+    with pytest.raises(StoreError, match="not a folder"):
+        RunStore(text / "sub")
+
+
+def test_nan_losses_round_trip(tmp_path):
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=13)
+    result = train(cfg)
+    broken = type(result)(**{**{f: getattr(result, f) for f in result.__dataclass_fields__},
+                             "train_loss": math.nan, "status": "diverged", "diverged_step": 3})
+    store.claim(cfg)
+    store.commit(broken, save_weights=False)
+    back = store.get(cfg.run_id)
+    assert math.isnan(back.train_loss) and back.status == "diverged" and back.diverged_step == 3
+
+
+def test_a_heartbeat_keeps_held_runs_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr("lab.store.HEARTBEAT_S", 0.05)
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=14)
+    assert store.claim(cfg).status == "claimed"
+
+    def beat():
+        return store._con().execute("SELECT heartbeat FROM runs WHERE run_id = ?", (cfg.run_id,)).fetchone()[0]
+
+    first = beat()
+    deadline = time.time() + 10
+    while beat() == first and time.time() < deadline:
+        time.sleep(0.05)
+    assert beat() > first
+    store.release([cfg.run_id], status="interrupted", error="test over")
+    assert store.record(cfg.run_id).status == "interrupted"
