@@ -92,6 +92,12 @@ def _table(args):
         n_default = "params_non_embedding" if kaplan else "params_total"
         cols = {"N": args.n_col or n_default, "D": args.d_col or "tokens", "loss": args.loss_col or "eval_loss",
                 "C": args.c_col}
+        if args.law == "isoflop" and not args.c_col:
+            # an IsoFLOP sweep records each run's planned budget: group by it, not by rounded FLOPs
+            planned = "budget" in df and pd.to_numeric(df["budget"], errors="coerce").notna()
+            if planned is not False and planned.any():
+                df = df[planned.to_numpy()]
+                cols["C"] = "budget"
         bad = pd.Series(False, index=df.index)
         if "status" in df:
             bad |= df["status"].astype(str).str.lower().eq("diverged")
