@@ -30,7 +30,7 @@ chromium:
 
 # The app: Voila on the lab notebook, on the built-in corpus.
 lab: setup
-	$(BIN)/python -m lab train --tokens 2e5
+	$(BIN)/python -m lab app --port $(PORT)
 
 app: lab
 

@@ -165,11 +165,15 @@ def _app(args) -> int:
     if args.store:
         env["SCALING_LAB_STORE"] = str(Path(args.store).resolve())
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # many kernels share one GPU
-    cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", f"--Voila.ip={args.ip}",
-           "--no-browser", "--show_tracebacks=False"]
+    # From the repository root, so that voila.json applies; one preheated kernel makes the
+    # page ready within seconds (the kernel's imports are already done when a user arrives).
+    root = notebook.parents[1]
+    cmd = [sys.executable, "-m", "voila", str(notebook.relative_to(root)), f"--port={args.port}",
+           f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
+           "--pool_size=1"]
     print(f"Scaling Lab: open http://{args.ip}:{args.port}/ (Ctrl-C stops the server)", file=sys.stderr)
     try:
-        return subprocess.call(cmd, env=env)
+        return subprocess.call(cmd, env=env, cwd=root)
     except KeyboardInterrupt:
         return 0
 

@@ -1,0 +1,776 @@
+"""The app's logic: the only module of `widgets` that calls `lab`. It writes `AppState`; views observe.
+
+Why one module over the house's ~350 lines: every action here shares the same three things --
+the run store, the one background job and the error area -- and the rule "only the controller
+calls lab" keeps every engine call in one place a reader can audit. Sections: form, jobs
+(training and sweeps), runs, scaling, text and files.
+
+Background work. `lab.train.train_seeds` and `lab.sweep.run_sweep` run their whole loop in one
+call, so a job runs it in a worker thread (`asyncio.to_thread`). A `_Relay` tracker hands each
+event to the kernel's event loop (`loop.call_soon_threadsafe`), where an asyncio task consumes
+them and writes the state (widgets are touched only on the loop: a thread that sets widgets
+loses updates). The state is flushed at most every UPDATE_S seconds. Stop sets a
+`threading.Event` passed as `cancel=`: the run ends within a chunk and is stored `cancelled`.
+Training never runs inside a click handler, so Stop stays live while a model trains.
+"""
+
+import asyncio
+import base64
+import dataclasses
+import functools
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+import traceback
+
+import numpy as np
+
+import lab
+from lab import counting, fit as lawfit, sweep as lsweep
+from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from lab.trackers import Tracker
+from widgets import fields
+from widgets.state import AppState
+
+UPDATE_S = 0.25                 # live curves and progress: at most 4 updates a second
+MAX_UPLOAD_BYTES = 20 << 20     # 20 MB of text is plenty for a byte-level model in a classroom
+BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
+FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
+VARIABLES = {"N": ("params_total", "parameters N"), "D": ("tokens", "training tokens D"),
+             "C": ("flops", "training compute C (FLOPs)")}
+_DONE = object()
+
+
+def fmt_count(n: float) -> str:
+    """1234567 -> '1.23 M'."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def in_words(message: str) -> str:
+    """An engine message for the app: command-line options (`--tokens 512`) become the form's
+    labels ("Data (tokens) 512"), so the way out names a control the student can see."""
+    def label(m):
+        f = fields.BY_NAME.get(m.group(1).replace("-", "_"))
+        return f'"{f.label}"' if f else m.group(1).replace("-", " ")
+    return re.sub(r"--([a-z][a-z_-]*)", label, message)
+
+
+def run_label(row: dict) -> str:
+    return (f"{row['arch']} w{row['width']} d{row['depth']} · {fmt_count(row['planned_tokens'])} tok · "
+            f"seed {row['seed']} · {row['status']}")
+
+
+def reported(method):
+    """A public action: any exception it raises is shown in the error area, in words, never
+    lost in a log (a button's handler would swallow it); the action then returns None."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            self.report(e, method.__name__.replace("_", " "))
+            return None
+    return wrapper
+
+
+class _Relay(Tracker):
+    """Hands a training thread's events to the event loop; the loop's task updates the widgets."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue):
+        self.loop, self.queue = loop, queue
+
+    def _put(self, *item):
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def start(self, config, info):
+        self._put("start", config, info)
+
+    def log(self, event):
+        self._put("log", event)
+
+    def finish(self, result):
+        self._put("finish", result)
+
+    def run_end(self, record, ended, total):       # lab.sweep.SweepTracker's step
+        self._put("run_end", record, ended, total)
+
+
+class Controller:
+    """Everything the app does. Button handlers call one method each; tests call them directly.
+
+    Args:
+        state: the state to write (a new one by default).
+        store: a `lab.store.RunStore`, or None for the default store ($SCALING_LAB_STORE).
+    """
+
+    def __init__(self, state: AppState | None = None, store=None):
+        from lab import runtime
+        runtime.setup()        # compile cache and GPU memory habits, before the first computation
+        self.state = state or AppState()
+        self._store = store
+        self._cancel = threading.Event()
+        self.task: asyncio.Task | None = None
+        self._curves: dict[str, list] = {}          # finished runs' curves (they never change)
+        self._fit_objects: dict = {}                # the last fits (objects stay here, not in the state)
+        self.sweep_form = {"mode": "grid", "widths": "16,32,64", "depths": "1", "tokens": "", "budgets": "3e11,1e12",
+                       "sizes": "16,32,64"}
+        self.state.form = fields.defaults()
+        self.refresh_runs()
+        self._form_changed()
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    def report(self, error, context: str = "") -> None:
+        """Show an error in words in the error area. A user's mistake (ConfigError, ValueError)
+        shows its message; anything else also its type and where it happened."""
+        if isinstance(error, BaseException):
+            if isinstance(error, (ConfigError, ValueError, OSError)):
+                text = str(error)
+            else:
+                where = traceback.extract_tb(error.__traceback__)[-1:]
+                loc = (f" (at {where[0].name} in {os.path.basename(where[0].filename)}:{where[0].lineno})"
+                       if where else "")
+                text = f"{type(error).__name__}: {error}{loc}"
+        else:
+            text = str(error)
+        text = in_words(text)
+        self.state.error = f"{context}: {text}" if context else text
+
+    @reported
+    def clear_error(self) -> None:
+        self.state.error = ""
+
+    @property
+    def store(self):
+        if self._store is None:
+            from lab.store import RunStore
+            self._store = RunStore(None)
+        return self._store
+
+    # --- the form -------------------------------------------------------------------------------
+
+    @reported
+    def set_values(self, **values) -> None:
+        """New form values (from the controls or a link); recomputes config, readouts and link."""
+        self.state.form = {**self.state.form, **values}
+        self._form_changed()
+
+    @reported
+    def apply_query(self, query: str | None = None) -> None:
+        """Set the controls from a page's query string (`?width=256&depth=4`); Voila hands it to
+        the kernel as $QUERY_STRING. Bad values are reported in the error area, never raised."""
+        query = os.environ.get("QUERY_STRING", "") if query is None else query
+        values, errors = fields.parse_query(query)
+        if values:
+            self.set_values(**values)
+            self.state.notice = "settings from the link: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        if errors:
+            self.report("the link's settings were not all used: " + "; ".join(errors))
+
+    @reported
+    def page_opened(self, query: str) -> None:
+        """A page asked for this (preheated) app: show the store as it is now, then the link's settings."""
+        self.refresh_runs()
+        self.apply_query(query)
+        self._form_changed()
+
+    def build_config(self, form: dict | None = None) -> RunConfig:
+        """The RunConfig the form describes. Raises ConfigError (in words) when it cannot run."""
+        v = self.state.form if form is None else form
+        if v["data"] == "file":
+            if not self.state.data_path:
+                raise ConfigError("choose a text file to upload first (Dataset: my text file)")
+            data = DataConfig(source="file", path=self.state.data_path)
+        else:
+            data = DataConfig(source=v["data"])
+        extra = {"eval_tokens": 4096, "evals": 4} if fields.quick() else {}
+        return RunConfig(model=ModelConfig(arch=v["arch"], width=int(v["width"]), depth=int(v["depth"]),
+                                           heads=int(v["heads"]), context=int(v["context"])),
+                         optim=OptimConfig(name=v["optimizer"], lr=float(v["lr"]), schedule=v["schedule"],
+                                           warmup=float(v["warmup"])),
+                         data=data, tokens=int(round(v["tokens"])), batch=int(v["batch"]), seed=int(v["seed"]),
+                         **extra)
+
+    def _checked_config(self) -> RunConfig:
+        """The form's config, also refused when it would not fit in this device's memory."""
+        from lab.train import check_memory
+        cfg = self.build_config()
+        check_memory(cfg, int(self.state.form["seeds"]))
+        return cfg
+
+    def _form_changed(self) -> None:
+        st = self.state
+        st.share = fields.format_query(st.form)
+        try:
+            cfg = self._checked_config()
+        except (ConfigError, ValueError) as e:
+            st.config_error = in_words(str(e))
+            st.readouts = {}
+            return
+        st.config_error = ""
+        try:
+            st.readouts = self._readouts(cfg, int(st.form["seeds"]))
+        except Exception as e:  # an estimate must never break the form
+            st.readouts = {}
+            self.report(e, "estimating the run")
+        if self.sweep_form:
+            self.set_sweep()
+
+    def _readouts(self, cfg: RunConfig, seeds: int) -> dict:
+        counts = counting.param_counts(cfg.model)
+        flops = counting.run_flops(cfg) * seeds
+        est = lsweep.estimate(lsweep.Plan(configs=(cfg,)), self._store_or_none())
+        from lab.train import memory_limit
+        mem, have = counting.memory_bytes(cfg, seeds), memory_limit()
+        ratio = cfg.tokens_trained / counts.total
+        seconds = est.seconds * seeds if est.runs else 0.0
+        return {
+            "params": f"{fmt_count(counts.total)} parameters ({fmt_count(counts.non_embedding)} non-embedding)",
+            "flops": f"{flops:.3g} FLOPs to train ({cfg.steps:,} steps of {cfg.tokens_per_step:,} tokens)",
+            "tokens_per_param": f"{ratio:.3g} tokens per parameter (compute-optimal is about 20)",
+            "time": (f"about {lsweep.format_seconds(seconds)} ({est.source})" if est.runs
+                     else "already in the store (Train trains it again)"),
+            "memory": f"about {fmt_bytes(mem)}" + (f" of {fmt_bytes(have)} on this device" if have else ""),
+        }
+
+    @reported
+    def upload(self, name: str, content: bytes) -> None:
+        """A text file from the browser: size-checked, written to a file in the store folder
+        (named by its hash, so the same text gives the same run ids), never executed."""
+        try:
+            if len(content) > MAX_UPLOAD_BYTES:
+                raise ValueError(f"{name} is {fmt_bytes(len(content))}, over the {fmt_bytes(MAX_UPLOAD_BYTES)} "
+                                 "limit; upload an excerpt")
+            try:
+                bytes(content).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{name} is not UTF-8 text; save it as plain text (.txt) and upload it "
+                                 "again") from None
+            import hashlib
+            folder = self.store.path / "uploads"
+            folder.mkdir(exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(name))[0])[:40] or "text"
+            path = folder / f"{stem}-{hashlib.sha256(content).hexdigest()[:12]}.txt"
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(content))
+            os.replace(tmp, path)
+        except (OSError, ValueError) as e:
+            return self.report(e, "upload")
+        self.state.data_path = str(path)
+        self.state.notice = f"uploaded {name} ({fmt_bytes(len(content))}); training now reads it"
+        self.set_values(data="file")
+
+    # --- jobs: training and sweeps --------------------------------------------------------------
+
+    @reported
+    def start_training(self, config: RunConfig | None = None) -> asyncio.Task | None:
+        """Train the form's config (all its seeds) in the background; returns the job's task."""
+        if self.state.job:
+            return self.report("a job is running; press Stop or wait for it to finish")
+        try:
+            cfg = config or self._checked_config()
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "cannot train")
+        n = int(self.state.form["seeds"]) if config is None else 1
+        seeds = list(range(cfg.seed, cfg.seed + n))
+        from lab.store import StoreTracker
+        store = self.store
+
+        def work(relay, cancel):
+            return lab.train_seeds(cfg, seeds, trackers=[StoreTracker(store), relay], cancel=cancel)
+
+        return self._launch("train", work, total_tokens=cfg.tokens_trained * n, runs=n)
+
+    @reported
+    def stop(self) -> None:
+        """Ask the job to end after its current chunk of steps (kept and marked cancelled)."""
+        if self.state.job:
+            self._cancel.set()
+            self.state.notice = "stopping after the current chunk of steps…"
+
+    async def train(self, config: RunConfig | None = None):
+        """Train and wait (for notebooks and tests): `await controller.train()`."""
+        task = self.start_training(config)
+        return await task if task is not None else None
+
+    def _launch(self, kind: str, work, *, total_tokens: int, runs: int) -> asyncio.Task | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self.report("training needs a running event loop (a Jupyter or Voila kernel); in a script "
+                               "use `asyncio.run(controller.train())`")
+        self._cancel = threading.Event()
+        self.state.job = kind
+        self.state.error = ""
+        self.state.progress = {"fraction": 0.0, "text": "starting (compiling a new model shape takes a few seconds)…"}
+        self.task = loop.create_task(self._run_job(kind, work, total_tokens, runs))
+        return self.task
+
+    async def _run_job(self, kind: str, work, total_tokens: int, runs: int):
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        relay = _Relay(loop, queue)
+        job = {"t0": time.perf_counter(), "tokens": {}, "live": {}, "ended": 0, "runs": runs,
+               "total_tokens": total_tokens, "tps": 0.0, "last": 0.0, "timer": None, "kind": kind, "results": []}
+        worker = asyncio.ensure_future(asyncio.to_thread(work, relay, self._cancel))
+        worker.add_done_callback(lambda _: queue.put_nowait((_DONE,)))
+        out = None
+        try:
+            while True:
+                item = await queue.get()
+                if item[0] is _DONE:
+                    break
+                self._absorb(job, item)
+                self._maybe_flush(job, loop)
+            out = worker.result()           # the training error, if any, is raised here
+        except Exception as e:
+            self.report(e, "training failed" if kind == "train" else "the sweep failed")
+        finally:
+            if job["timer"] is not None:
+                job["timer"].cancel()
+            self._flush(job)
+            self.state.job = ""
+            self.refresh_runs()
+            try:
+                self._job_done(job, out)
+            except Exception as e:          # a task's exception would only reach a log
+                self.report(e, "after the run")
+        return out
+
+    def _absorb(self, job: dict, item: tuple) -> None:
+        kind = item[0]
+        if kind == "start":
+            cfg, info = item[1], item[2]
+            job["live"][cfg.run_id] = {"label": f"{cfg.model.arch} w{cfg.model.width} d{cfg.model.depth} · "
+                                                f"{fmt_count(cfg.tokens_trained)} tok · seed {cfg.seed} · training",
+                                       "params": info["params/total"], "points": [], "steps": info["steps"]}
+        elif kind == "log":
+            ev = item[1]
+            job["live"].setdefault(ev.run_id, {"label": ev.run_id, "params": 1, "points": [], "steps": ev.steps})
+            job["live"][ev.run_id]["points"].append(ev.metrics())
+            job["tokens"][ev.run_id] = ev.tokens
+            job["tps"] = ev.tokens_per_s
+            job["step"] = (ev.step, ev.steps)
+        elif kind == "finish":
+            job["results"].append(item[1])
+        elif kind == "run_end":
+            job["ended"] = item[2]
+            job["runs"] = item[3]
+
+    def _maybe_flush(self, job: dict, loop) -> None:
+        wait = job["last"] + UPDATE_S - time.perf_counter()
+        if wait <= 0:
+            self._flush(job)
+        elif job["timer"] is None:
+            job["timer"] = loop.call_later(wait, self._flush, job)
+
+    def _flush(self, job: dict) -> None:
+        job["timer"] = None
+        job["last"] = time.perf_counter()
+        st = self.state
+        live = {k: {**v, "points": list(v["points"])} for k, v in job["live"].items()}
+        st.live = {**{k: v for k, v in st.live.items() if k not in live}, **live}
+        elapsed = time.perf_counter() - job["t0"]
+        if job["kind"] == "sweep":
+            runs, ended = max(job["runs"], 1), job["ended"]
+            current = [self._run_fraction(v) for k, v in job["live"].items() if k not in self._finished(job)]
+            fraction = min(1.0, (ended + (current[-1] if current else 0.0)) / runs)
+            text = f"run {min(ended + 1, runs)} of {runs}"
+        else:
+            fraction = min(1.0, sum(job["tokens"].values()) / max(job["total_tokens"], 1))
+            step = job.get("step")
+            text = f"step {step[0]:,} of {step[1]:,}" if step else "compiling…"
+        if job["tps"]:
+            text += f" · {job['tps']:,.0f} tokens/s"
+        if 0 < fraction < 1:
+            text += f" · about {lsweep.format_seconds(elapsed * (1 - fraction) / fraction)} left"
+        st.progress = {"fraction": fraction, "text": text + f" · {lsweep.format_seconds(elapsed)} so far"}
+
+    @staticmethod
+    def _finished(job: dict) -> set:
+        return {r.run_id for r in job["results"]}
+
+    @staticmethod
+    def _run_fraction(live: dict) -> float:
+        pts = live["points"]
+        return pts[-1]["step"] / live["steps"] if pts and live.get("steps") else 0.0
+
+    def _job_done(self, job: dict, out) -> None:
+        st = self.state
+        results = job["results"]
+        elapsed = time.perf_counter() - job["t0"]
+        if job["kind"] == "sweep" and out is not None:
+            st.notice = f"sweep finished in {lsweep.format_seconds(elapsed)}: {out.summary()}"
+        elif results:
+            r = results[-1]
+            st.notice = (f"run {r.run_id[:8]} {r.status}: validation loss {r.eval_loss:.4f} nats/token "
+                         f"({r.eval_bpb:.3f} bits/byte) after {r.tokens:,} tokens in "
+                         f"{lsweep.format_seconds(r.wall_s)}; a model that ignores context scores "
+                         f"{r.unigram_loss:.3f}" + (f", a perfect one {r.entropy_rate:.3f} (the data's entropy)"
+                                                    if r.entropy_rate else ""))
+        frac = 1.0 if results and all(r.status == "done" for r in results) else st.progress.get("fraction", 0.0)
+        status = ", ".join(sorted({r.status for r in results})) or "ended"
+        st.progress = {"fraction": frac, "text": f"{status} · {lsweep.format_seconds(elapsed)}"}
+        self._check_prediction()
+        self._form_changed()               # time estimates now know this device's speed
+        if len(self._fit_rows()[0]) >= 3:
+            self.fit(quiet=True)
+
+    # sweeps
+
+    @reported
+    def set_sweep(self, **values) -> None:
+        """Sweep inputs (mode grid or isoflop; comma lists) -> the plan's cost, stated before it starts."""
+        self.sweep_form.update(values)
+        try:
+            plan = self.build_plan()
+            text = plan.summary(self._store_or_none())
+            self.state.sweep_plan = {"text": text, "runs": len(plan), "error": ""}
+        except (ConfigError, ValueError) as e:
+            self.state.sweep_plan = {"text": "", "runs": 0, "error": str(e)}
+
+    def build_plan(self):
+        s = self.sweep_form
+        base = self.build_config()
+
+        def ints(name):
+            return [int(fields.number(t)) for t in str(s[name]).split(",") if t.strip()] or None
+
+        if s["mode"] == "grid":
+            return lsweep.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
+        budgets = [fields.number(t) for t in str(s["budgets"]).split(",") if t.strip()]
+        return lsweep.isoflop(base, budgets, widths=ints("sizes"))
+
+    @reported
+    def start_sweep(self) -> asyncio.Task | None:
+        """Train the sweep's runs that the store does not hold yet, in the background."""
+        if self.state.job:
+            return self.report("a job is running; press Stop or wait for it to finish")
+        try:
+            plan = self.build_plan()
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "cannot start the sweep")
+        store = self.store
+
+        def work(relay, cancel):
+            return lsweep.run_sweep(plan, store, trackers=[relay], cancel=cancel)
+
+        return self._launch("sweep", work, total_tokens=sum(c.tokens_trained for c in plan), runs=len(plan))
+
+    async def sweep(self):
+        task = self.start_sweep()
+        return await task if task is not None else None
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def _store_or_none(self):
+        try:
+            return self.store
+        except Exception as e:
+            self.report(e, "opening the run store")
+            return None
+
+    @reported
+    def refresh_runs(self) -> None:
+        """Reload every run from the store (also at startup: runs survive a kernel restart)."""
+        store = self._store_or_none()
+        if store is None:
+            return
+        try:
+            records = store.records()
+        except Exception as e:
+            return self.report(e, "reading the run store")
+        rows = []
+        for rec in reversed(records):
+            row = rec.to_dict()
+            row["config"] = rec.config.to_dict()
+            row["curve"] = self._curve(rec) if rec.result is not None else []
+            row["label"] = run_label(row)
+            rows.append(row)
+        self.state.runs = rows
+        stored = {r["run_id"] for r in rows if r["status"] != "running"}
+        if any(k in stored for k in self.state.live) and not self.state.job:
+            self.state.live = {k: v for k, v in self.state.live.items() if k not in stored}
+        self.state.selected = [i for i in self.state.selected if any(r["run_id"] == i for r in rows)]
+
+    def _curve(self, rec) -> list:
+        if rec.run_id not in self._curves or rec.finished != self._curves[rec.run_id][0]:
+            full = self.store.record(rec.run_id, curve=True)
+            self._curves[rec.run_id] = (rec.finished, list(full.result.curve) if full and full.result else [])
+        return self._curves[rec.run_id][1]
+
+    @reported
+    def set_view(self, *, x_axis: str | None = None, log: bool | None = None) -> None:
+        """The live panel's x axis (steps, tokens or flops) and scale (log-log or linear)."""
+        view = dict(self.state.view)
+        if x_axis is not None and x_axis not in ("steps", "tokens", "flops"):
+            return self.report(f"the x axis must be steps, tokens or flops, got {x_axis!r}")
+        if x_axis is not None:
+            view["x_axis"] = x_axis
+        if log is not None:
+            view["log"] = bool(log)
+        self.state.view = view
+
+    @reported
+    def select(self, run_ids) -> None:
+        self.state.selected = list(run_ids)
+
+    @reported
+    def set_compare(self, on: bool) -> None:
+        self.state.compare = bool(on)
+
+    @reported
+    def delete_selected(self) -> None:
+        ids = [i for i in self.state.selected if i not in self.state.live or not self.state.job]
+        if not ids:
+            return self.report("select runs in the table first (runs in training cannot be deleted)")
+        try:
+            self.store.delete(ids)
+        except Exception as e:
+            return self.report(e, "delete")
+        self.state.selected = []
+        self.state.live = {k: v for k, v in self.state.live.items() if k not in ids}
+        self.refresh_runs()
+        self.state.notice = f"deleted {len(ids)} run(s)"
+
+    @reported
+    def export_csv(self) -> str | None:
+        """The selected runs (else all) as CSV: a file in the store folder and a download link."""
+        try:
+            table = self.store.table()
+            if self.state.selected:
+                table = table[table["run_id"].isin(self.state.selected)]
+            text = table.to_csv(index=False)
+            path = self.store.path / f"runs-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            path.write_text(text)
+        except Exception as e:
+            return self.report(e, "export")
+        b64 = base64.b64encode(text.encode()).decode()
+        self.state.download = (f'<a download="{path.name}" href="data:text/csv;base64,{b64}">download {path.name}</a>'
+                               f" ({len(table)} runs; also saved as {path})")
+        self.state.notice = f"exported {len(table)} runs to {path}"
+        return str(path)
+
+    @reported
+    def sample(self, run_id: str, prompt: str = "", length: int = 200, temperature: float = 0.8):
+        """Text from a stored run's weights (the model continues `prompt`). Inside a kernel the
+        model runs in a worker thread and this returns the task; without an event loop, the text."""
+        def work():
+            if not run_id:
+                raise ValueError("choose a run to sample from (runs that finished have weights)")
+            from lab.sample import sample
+            return sample(self.store, run_id, prompt, length=int(length), temperature=float(temperature))
+
+        async def background():
+            try:
+                self.state.sample_text = await asyncio.to_thread(work)
+            except Exception as e:
+                self.report(e, "sampling")
+
+        try:
+            return asyncio.get_running_loop().create_task(background())
+        except RuntimeError:
+            pass
+        try:
+            self.state.sample_text = work()
+        except Exception as e:
+            return self.report(e, "sampling")
+        return self.state.sample_text
+
+    # --- scaling --------------------------------------------------------------------------------
+
+    def _fit_rows(self) -> tuple[list, dict]:
+        """Runs to fit: the selected ones when 3 or more are, else every run on the form's data.
+        Returns (done rows, counts of runs left out by status)."""
+        rows = self.state.runs
+        sel = set(self.state.selected)
+        if len(sel) >= 3:
+            pool, scope = [r for r in rows if r["run_id"] in sel], "the selected runs"
+        else:
+            try:
+                key = dataclasses.asdict(self.build_config().data)
+            except (ConfigError, ValueError):
+                key = None
+            pool = [r for r in rows if key is None or r["config"]["data"] == key]
+            scope = "every run on this dataset"
+        left = {}
+        for r in pool:
+            if r["status"] != "done" or not (r.get("eval_loss") or 0) > 0:
+                left[r["status"]] = left.get(r["status"], 0) + 1
+        return [r for r in pool if r["status"] == "done" and (r.get("eval_loss") or 0) > 0], {"scope": scope, **left}
+
+    @reported
+    def set_variable(self, variable: str) -> None:
+        """Plot and fit final loss against N, D or C."""
+        if variable not in VARIABLES:
+            raise ValueError(f"plot loss against N, D or C, not {variable!r}")
+        self.state.fit = {"variable": variable, "notes": []}
+        self._fit_objects = {}
+        if len(self._fit_rows()[0]) >= 3:
+            self.fit(variable, quiet=True)
+
+    @reported
+    def fit(self, variable: str | None = None, *, quiet: bool = False) -> dict | None:
+        """Fit L(x) = E + A·x^-α to the final validation losses (x = N, D or C), with a bootstrap
+        band; and the Chinchilla law L(N, D) with its compute-optimal frontier when the runs vary
+        both N and D. Diverged and cancelled runs are left out and counted."""
+        variable = variable or self.state.fit.get("variable", "N")
+        rows, left = self._fit_rows()
+        scope = left.pop("scope")
+        col, name = VARIABLES[variable]
+        x = np.array([float(r[col]) for r in rows])
+        y = np.array([float(r["eval_loss"]) for r in rows])
+        notes = [f"fitted on {len(rows)} finished run(s) from {scope}"]
+        if left:
+            notes.append("left out: " + ", ".join(f"{n} {s}" for s, n in sorted(left.items())))
+        out = {"variable": variable, "equation": "", "curve": None, "band": None, "frontier": None, "chinchilla": "",
+               "notes": notes}
+        try:
+            if len(np.unique(x)) < 3:
+                raise ValueError(f"a power law in {variable} needs finished runs at 3 or more distinct values of "
+                                 f"{name}; have {len(np.unique(x))}. Train more sizes or run a sweep")
+            irreducible = len(np.unique(x)) >= FIT_MIN_E
+            law = lawfit.fit_power_law(x, y, irreducible=irreducible, variable=variable)
+        except ValueError as e:
+            self.state.fit = out
+            self._fit_objects = {}
+            if not quiet:
+                self.report(e, "fit")
+            return None
+        grid = np.geomspace(x.min() / 1.5, x.max() * 10, 60)
+        pred = self.state.prediction
+        if pred and pred.get("variable") == variable:
+            grid = np.geomspace(min(grid[0], pred["x"] / 1.5), max(grid[-1], pred["x"] * 1.5), 60)
+        out["equation"] = law.equation()
+        out["curve"] = {"x": grid.tolist(), "y": law.predict(grid).tolist()}
+        if not irreducible:
+            notes.append(f"without the irreducible loss E (that needs {FIT_MIN_E} distinct values of {variable})")
+        if not law.converged:
+            notes.append(f"the fit did not fully converge: {law.message}")
+        self._fit_objects = {"law": law, "variable": variable}
+        try:
+            boot = lawfit.bootstrap(x, None, y, law="kaplan-n", n=BOOTSTRAP_N, irreducible=irreducible, recheck=1)
+            s = boot.samples
+            curves = (s["E"][:, None] if irreducible else 0.0) + s["A"][:, None] * grid[None, :] ** -s["alpha"][:, None]
+            lo, hi = np.percentile(curves, [2.5, 97.5], axis=0)
+            out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+            self._fit_objects["band"] = (grid, lo, hi)
+            a = boot.intervals["alpha"]
+            notes.append(f"α = {a.estimate:.3g} (95% interval {a.low:.3g} to {a.high:.3g}, {boot.n_converged} "
+                         f"bootstrap refits)")
+        except Exception as e:  # a band is a bonus; the fit stands without it
+            notes.append(f"no interval band ({e})")
+        self._fit_chinchilla(rows, out, notes)
+        self.state.fit = out
+        if not quiet:
+            self.state.notice = f"fitted {out['equation']}"
+        return out
+
+    def _fit_chinchilla(self, rows: list, out: dict, notes: list) -> None:
+        N = np.array([float(r["params_total"]) for r in rows])
+        D = np.array([float(r["tokens"]) for r in rows])
+        y = np.array([float(r["eval_loss"]) for r in rows])
+        pairs = len({(n, d) for n, d in zip(N, D)})
+        if pairs < 6 or len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
+            notes.append(f"Chinchilla L(N, D) needs 6 runs with distinct (N, D) varying both (have {pairs}); "
+                         "an IsoFLOP sweep gives them")
+            return
+        try:
+            ch = lawfit.fit_chinchilla(N, D, y)
+            C = np.geomspace(float((N * D).min() * 6), float((N * D).max() * 6 * 100), 40)
+            alloc = lawfit.compute_optimal(ch, C)
+        except (ValueError, TypeError) as e:
+            notes.append(f"no Chinchilla fit: {e}")
+            return
+        self._fit_objects["chinchilla"] = ch
+        out["chinchilla"] = ch.equation()
+        L = ch.predict(alloc.N_opt, alloc.D_opt)
+        x = {"N": alloc.N_opt, "D": alloc.D_opt, "C": C}[out["variable"]]
+        out["frontier"] = {"x": np.asarray(x).tolist(), "y": np.asarray(L).tolist()}
+        notes.append(f"compute-optimal (dashed, with C ≈ 6ND): N ∝ C^{ch.a:.2f}, D ∝ C^{ch.b:.2f}")
+
+    @reported
+    def budget(self, flops: float) -> None:
+        """The budget calculator: with C FLOPs, train N parameters on D tokens, predicted loss L."""
+        try:
+            C = fields.number(flops) if isinstance(flops, str) else float(flops)
+            if not (math.isfinite(C) and C > 0):
+                raise ValueError(f"a compute budget must be a positive number of FLOPs, got {flops!r}")
+            ch = self._fit_objects.get("chinchilla")
+            law = self._fit_objects.get("law")
+            if ch is not None:
+                a = lawfit.compute_optimal(ch, C)
+                N, D = float(a.N_opt), float(a.D_opt)
+                L = float(ch.predict(N, D))
+                text = (f"With C = {C:.3g} FLOPs train N ≈ {fmt_count(N)} parameters on D ≈ {fmt_count(D)} tokens "
+                        f"({D / N:.3g} tokens per parameter, C ≈ 6ND): predicted loss L ≈ {L:.3f} nats/token.")
+            elif law is not None and self._fit_objects.get("variable") == "C":
+                text = (f"With C = {C:.3g} FLOPs the power law predicts L ≈ {float(law.predict(C)):.3f} nats/token. "
+                        "How to split C into N and D needs a Chinchilla fit (6 runs varying N and D).")
+            else:
+                raise ValueError("the budget calculator needs a fit: a Chinchilla fit (run an IsoFLOP sweep) or a "
+                                 "power law in C (Scaling: x = C, then Fit)")
+        except ValueError as e:
+            self.state.budget_text = ""
+            return self.report(e, "budget")
+        self.state.budget_text = text
+
+    @reported
+    def predict(self, width: int, depth: int) -> dict | None:
+        """Extrapolate: the loss the current fit predicts for a model not trained yet (the form's
+        setup with this width and depth); `train_prediction` then trains it to check."""
+        law = self._fit_objects.get("law")
+        if law is None:
+            return self.report("fit a law first (Scaling: Fit), then predict a bigger model")
+        variable = self._fit_objects["variable"]
+        try:
+            cfg = self.build_config().replace(model__width=int(width), model__depth=int(depth))
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "predict")
+        counts = counting.param_counts(cfg.model)
+        x = {"N": counts.total, "D": cfg.tokens_trained, "C": counting.run_flops(cfg)}[variable]
+        loss = float(law.predict(x))
+        text = f"predicted loss for width {width}, depth {depth} ({variable} = {x:.3g}): {loss:.3f} nats/token"
+        band = self._fit_objects.get("band")
+        low = high = None
+        if band is not None and band[0][0] <= x <= band[0][-1]:
+            low, high = float(np.interp(x, band[0], band[1])), float(np.interp(x, band[0], band[2]))
+            text += f" (95% band {low:.3f} to {high:.3f})"
+        self.state.prediction = {"run_id": cfg.run_id, "config": cfg.to_dict(), "x": float(x), "loss": loss,
+                                 "low": low, "high": high, "variable": variable, "text": text, "actual": None}
+        self._check_prediction()
+        return self.state.prediction
+
+    @reported
+    def train_prediction(self) -> asyncio.Task | None:
+        pred = self.state.prediction
+        if not pred:
+            return self.report("make a prediction first (width and depth, then Predict)")
+        return self.start_training(RunConfig.from_dict(pred["config"]))
+
+    def _check_prediction(self) -> None:
+        pred = self.state.prediction
+        if not pred:
+            return
+        row = next((r for r in self.state.runs if r["run_id"] == pred["run_id"] and r["status"] == "done"), None)
+        if row is None or not row.get("eval_loss"):
+            return
+        actual = float(row["eval_loss"])
+        err = (pred["loss"] - actual) / actual
+        self.state.prediction = {**pred, "actual": actual,
+                                 "text": pred["text"].split(" — ")[0] + f" — measured {actual:.3f}: the prediction "
+                                 f"was off by {err:+.1%}"}

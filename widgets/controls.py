@@ -1,0 +1,135 @@
+"""The run form: one widget per field of `widgets.fields`, readouts, and Train / Stop with a progress bar.
+
+Widgets write through the controller (`set_values`) and show the state (`form`, `readouts`,
+`config_error`, `job`, `progress`); a link's settings therefore reach the widgets the same way
+a student's clicks reach the controller.
+"""
+
+import html
+import math
+
+import ipywidgets as ipw
+
+from widgets import fields
+from widgets.controller import MAX_UPLOAD_BYTES, Controller
+
+STYLE = {"description_width": "110px"}
+WIDE = ipw.Layout(width="340px")
+SECTIONS = (("Model", ("arch", "width", "depth", "heads", "context")),
+            ("Data", ("data", "tokens")),
+            ("Optimizer", ("optimizer", "lr", "schedule", "warmup", "batch")),
+            ("Seeds", ("seed", "seeds")))
+SECTION_HELP = {
+    "Model": "Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
+             "more compute per token.",
+    "Data": "D is how many tokens the model reads. Loss falls as a power law in N and D until one of them runs "
+            "out.",
+    "Optimizer": "How the weights move. If the loss shoots up, lower the learning rate.",
+    "Seeds": "Several seeds show how much of a difference is luck.",
+}
+SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders, with their step
+
+
+def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
+    """The widget for one field: labelled, with its help as a tooltip."""
+    kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=WIDE)
+    if f.kind == "choice":
+        labels = fields.DATASETS if f.name == "data" else {}
+        return ipw.Dropdown(options=[(str(labels.get(c, c)), c) for c in f.choices], value=value, **kw)
+    if f.log:
+        return ipw.FloatLogSlider(value=value, base=10, min=math.log10(f.low), max=math.log10(f.high), step=0.05,
+                                  readout_format=".3g", continuous_update=False, **kw)
+    if f.kind == "float":
+        return ipw.FloatSlider(value=value, min=f.low, max=f.high, step=0.01, continuous_update=False, **kw)
+    if f.name in SLIDERS:
+        return ipw.IntSlider(value=value, min=int(f.low), max=int(f.high), step=SLIDERS[f.name],
+                             continuous_update=False, **kw)
+    return ipw.BoundedIntText(value=value, min=int(f.low), max=int(f.high), **kw)
+
+
+class ConfigForm(ipw.VBox):
+    """The config form with its readouts; `actions` holds Train, Stop and the progress bar (placed by the app)."""
+
+    def __init__(self, controller: Controller):
+        self.controller = c = controller
+        st = c.state
+        self.inputs = {f.name: field_widget(f, st.form[f.name]) for f in fields.FIELDS}
+        for name, w in self.inputs.items():
+            w.add_class(f"lab-{name}")          # stable hooks for the browser test and for CSS
+            w.observe(lambda change, name=name: c.set_values(**{name: change.new}), names="value")
+        self.upload = ipw.FileUpload(accept=".txt,text/plain", multiple=False, description="Upload text",
+                                     tooltip=f"A UTF-8 text file, at most {MAX_UPLOAD_BYTES >> 20} MB; the model "
+                                             "learns to write like it",
+                                     layout=ipw.Layout(width="200px", display="none"))
+        self.upload.observe(lambda change: c.upload(*_uploaded(change.new)) if change.new else None, names="value")
+        self.readouts = ipw.HTML()
+        self.readouts.add_class("lab-readouts")
+        self.problem = ipw.HTML()
+        self.train = ipw.Button(description="Train", button_style="success", icon="play",
+                                tooltip="Train this model now; the curve appears on the right as it learns")
+        self.stop = ipw.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
+                               tooltip="Stop after the current chunk of steps; the run is kept, marked cancelled")
+        self.train.add_class("lab-train")
+        self.stop.add_class("lab-stop")
+        self.train.on_click(lambda _: c.start_training())
+        self.stop.on_click(lambda _: c.stop())
+        self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
+        self.status = ipw.Label("")
+        self.status.add_class("lab-status")
+        sections = []
+        for title, names in SECTIONS:
+            items = [self.inputs[n] for n in names]
+            if title == "Data":
+                items.append(self.upload)
+            sections.append(ipw.VBox([ipw.HTML(f"<b>{title}</b> <span style='color:#666;font-size:90%'>"
+                                               f"{html.escape(SECTION_HELP[title])}</span>",
+                                               layout=ipw.Layout(width="340px")), *items]))
+        # Train, Stop and the progress go above the figure (app.py), where the eyes are while it trains
+        self.actions = ipw.HBox([self.train, self.stop, self.bar, self.status],
+                                layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
+        super().__init__([*sections, self.problem, self.readouts], layout=ipw.Layout(width="360px"))
+        for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
+                         ("config_error", self._show_problem), ("job", self._show_job),
+                         ("progress", self._show_progress)):
+            st.observe(lambda change, fn=fn: fn(), names=name)
+        for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress):
+            fn()
+
+    def _show_form(self):
+        form = self.controller.state.form
+        for name, w in self.inputs.items():
+            if name in form and w.value != form[name]:
+                w.value = form[name]
+        self.upload.layout.display = "" if form.get("data") == "file" else "none"
+
+    def _show_readouts(self):
+        r = self.controller.state.readouts
+        if not r:
+            self.readouts.value = ""
+            return
+        rows = "".join(f"<tr><td style='padding-right:8px;color:#555'>{k}</td><td>{html.escape(r[key])}</td></tr>"
+                       for k, key in (("Size", "params"), ("Compute", "flops"), ("Data/size", "tokens_per_param"),
+                                      ("Time", "time"), ("Memory", "memory")) if key in r)
+        self.readouts.value = f"<table style='font-size:90%;width:340px'>{rows}</table>"
+
+    def _show_problem(self):
+        msg = self.controller.state.config_error
+        self.problem.value = (f"<div style='color:#a00;background:#fee;padding:4px 6px;border-radius:4px;width:330px'>"
+                              f"<b>Cannot train:</b> {html.escape(msg)}</div>" if msg else "")
+        self._show_job()
+
+    def _show_job(self):
+        st = self.controller.state
+        self.train.disabled = bool(st.job) or bool(st.config_error)
+        self.stop.disabled = not st.job
+
+    def _show_progress(self):
+        p = self.controller.state.progress
+        self.bar.value = float(p.get("fraction", 0.0))
+        self.status.value = p.get("text", "")
+
+
+def _uploaded(value) -> tuple[str, bytes]:
+    """(name, bytes) of FileUpload's value (ipywidgets 8: a tuple of dicts with a memoryview)."""
+    item = value[0]
+    return item["name"], bytes(item["content"])

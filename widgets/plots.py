@@ -1,0 +1,224 @@
+"""The app's one Plotly FigureWidget: live loss curves (left) and final loss against N, D or C with
+the fitted law (right), redrawn in place from the state.
+
+Why one figure with two subplots: two FigureWidgets on one Voila page often stop updating
+(plotly.py#4933) while one figure stays in sync, and each FigureWidget ships plotly's ~5 MB
+bundle per page load. Every trace exists from the start (a pool of curve traces grows when
+more runs are shown), and each redraw sets whole traces inside `fig.batch_update()`.
+
+Edits made before a view exists reach no browser (they are messages, not state), so after each
+redraw the figure's synced state (`_widget_data`, `_widget_layout`) is refreshed as plotly does
+when it displays a figure by itself: a view that opens later (a Voila page, a reloaded tab)
+starts from the current picture. Redraws are throttled upstream: the controller flushes live
+data at most 4 times a second.
+"""
+
+import math
+from copy import deepcopy
+
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from widgets.state import AppState
+
+MAX_CURVES = 24            # runs drawn at once in the live panel (newest first; live and selected always)
+X_AXES = {"steps": ("step", "optimizer steps"), "tokens": ("tokens_seen", "tokens seen (D)"),
+          "flops": ("flops_seen", "training FLOPs (C)")}
+SCALING = {"N": ("params_total", "parameters N"), "D": ("tokens", "training tokens D"),
+           "C": ("flops", "training compute C (FLOPs)")}
+COLORSCALE = "Viridis"
+GREY = "rgba(120,120,120,0.8)"
+# fixed traces of the scaling panel, in order, after the colour bar (trace 0)
+FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual")
+
+
+def _colour(t: float) -> str:
+    return sample_colorscale(COLORSCALE, [min(max(t, 0.0), 1.0)])[0]
+
+
+class Plots:
+    """Owns the FigureWidget (`self.fig`) and redraws it whenever the state changes."""
+
+    def __init__(self, state: AppState):
+        self.state = state
+        self.fig = go.FigureWidget(make_subplots(
+            rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
+            subplot_titles=("Loss while training (solid: train, dotted: validation)", "Final validation loss")))
+        f = self.fig
+        f.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="size", hoverinfo="skip", showlegend=False,
+                               marker=dict(color=[3, 6], colorscale=COLORSCALE, cmin=3, cmax=6, showscale=True,
+                                           colorbar=dict(title="log10 N", thickness=10, len=0.8, x=1.02))),
+                    row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(width=0), hoverinfo="skip", name="band_hi",
+                               showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(width=0), fill="tonexty", hoverinfo="skip",
+                               fillcolor="rgba(214,39,40,0.15)", name="95% band", showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="rgb(214,39,40)", width=2), name="fit",
+                               showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="black", width=2, dash="dash"),
+                               name="compute-optimal", showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="runs", showlegend=False, text=[],
+                               hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>",
+                               marker=dict(size=9, color=[], colorscale=COLORSCALE, cmin=3, cmax=6,
+                                           line=dict(width=1, color="white"))), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="left out", showlegend=False, text=[],
+                               hovertemplate="%{text} (left out of the fit)<br>x=%{x:.3g}<br>loss=%{y:.4f}"
+                                             "<extra></extra>",
+                               marker=dict(size=9, symbol="x", color=GREY)), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="predicted", showlegend=False,
+                               marker=dict(size=14, symbol="star", color="rgb(214,39,40)"),
+                               error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", showlegend=False,
+                               marker=dict(size=12, symbol="diamond-open", color="black", line=dict(width=2))),
+                    row=1, col=2)
+        self._fixed = {name: i + 1 for i, name in enumerate(FIXED)}
+        self._pool: list[int] = []          # trace indices of the curve pool: (train, eval) pairs
+        self._grow(8)
+        f.update_layout(height=430, margin=dict(l=60, r=30, t=40, b=50), template="plotly_white",
+                        hovermode="closest", uirevision="keep")
+        f.update_xaxes(type="log", title_text=X_AXES["tokens"][1], row=1, col=1)
+        f.update_yaxes(type="log", title_text="loss (nats/token)", row=1, col=1)
+        f.update_xaxes(type="log", title_text=SCALING["N"][1], row=1, col=2)
+        f.update_yaxes(type="log", title_text="final validation loss", row=1, col=2)
+        for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view"):
+            state.observe(lambda _change: self.redraw(), names=name)
+        self.redraw()
+
+    def _grow(self, runs: int) -> None:
+        for _ in range(runs):
+            self.fig.add_trace(go.Scatter(x=[], y=[], mode="lines", showlegend=False, visible=False,
+                                          hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"),
+                               row=1, col=1)
+            self.fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", showlegend=False, visible=False,
+                                          line=dict(dash="dot"), marker=dict(size=5),
+                                          hovertemplate="%{text} (validation)<br>x=%{x:.3g}<br>loss=%{y:.4f}"
+                                                        "<extra></extra>"),
+                               row=1, col=1)
+            n = len(self.fig.data)
+            self._pool.append((n - 2, n - 1))
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def _curves(self) -> list[dict]:
+        """Runs to draw: live ones first, then stored ones newest first (only selected when comparing)."""
+        st = self.state
+        sel = set(st.selected)
+        out, seen = [], set()
+        for run_id, v in st.live.items():
+            if st.compare and sel and run_id not in sel:
+                continue
+            out.append({"run_id": run_id, "label": v["label"], "params": v["params"], "points": v["points"],
+                        "selected": run_id in sel})
+            seen.add(run_id)
+        for r in st.runs:
+            if r["run_id"] in seen or not r.get("curve") or (st.compare and r["run_id"] not in sel):
+                continue
+            out.append({"run_id": r["run_id"], "label": r["label"], "params": r["params_total"], "points": r["curve"],
+                        "selected": r["run_id"] in sel})
+        keep = [c for c in out[:MAX_CURVES]] + [c for c in out[MAX_CURVES:] if c["selected"]]
+        return keep
+
+    @staticmethod
+    def _scale(values: list[float]) -> tuple[float, float]:
+        logs = [math.log10(v) for v in values if v and v > 0]
+        if not logs:
+            return 3.0, 6.0
+        lo, hi = min(logs), max(logs)
+        return (lo - 0.5, hi + 0.5) if hi - lo < 1e-9 else (lo, hi)
+
+    def redraw(self) -> None:
+        st = self.state
+        curves = self._curves()
+        variable = st.fit.get("variable", "N")
+        col, xtitle = SCALING[variable]
+        rows = [r for r in st.runs if r.get("eval_loss") and r.get(col)]
+        lo, hi = self._scale([c["params"] for c in curves] + [r["params_total"] for r in rows])
+        if len(curves) > len(self._pool):
+            self._grow(len(curves) - len(self._pool))
+        x_axis = st.view.get("x_axis", "tokens")
+        xkey = X_AXES[x_axis][0]
+        f = self.fig
+        with f.batch_update():
+            for k, (ti, ei) in enumerate(self._pool):
+                train, val = f.data[ti], f.data[ei]
+                if k >= len(curves):
+                    if train.visible is not False:
+                        train.update(visible=False, x=[], y=[])
+                        val.update(visible=False, x=[], y=[])
+                    continue
+                c = curves[k]
+                colour = _colour((math.log10(max(c["params"], 1)) - lo) / (hi - lo))
+                width = 3.5 if c["selected"] else 1.8
+                pts = [p for p in c["points"] if _ok(p.get("train/loss")) and _ok(p.get(xkey))]
+                evs = [p for p in c["points"] if _ok(p.get("eval/loss")) and _ok(p.get(xkey))]
+                train.update(visible=True, x=[p[xkey] for p in pts], y=[p["train/loss"] for p in pts],
+                             mode="lines" if len(pts) > 1 else "markers",
+                             text=[c["label"]] * len(pts), name=c["label"], line=dict(color=colour, width=width))
+                val.update(visible=True, x=[p[xkey] for p in evs], y=[p["eval/loss"] for p in evs],
+                           text=[c["label"]] * len(evs), name=c["label"] + " (validation)",
+                           line=dict(color=colour, width=width), marker=dict(color=colour))
+            fit_rows = [r for r in rows if r["status"] == "done"]
+            left = [r for r in rows if r["status"] != "done"]
+            d = f.data
+            d[0].marker.update(cmin=lo, cmax=hi, color=[lo, hi])
+            d[self._fixed["runs"]].update(
+                x=[r[col] for r in fit_rows], y=[r["eval_loss"] for r in fit_rows],
+                text=[r["label"] for r in fit_rows],
+                marker=dict(color=[math.log10(max(r["params_total"], 1)) for r in fit_rows], cmin=lo, cmax=hi,
+                            size=[13 if r["run_id"] in st.selected else 9 for r in fit_rows]))
+            d[self._fixed["left_out"]].update(x=[r[col] for r in left], y=[r["eval_loss"] for r in left],
+                                              text=[r["label"] for r in left])
+            fit = st.fit
+            band = fit.get("band") or {}
+            d[self._fixed["band_hi"]].update(x=band.get("x", []), y=band.get("hi", []))
+            d[self._fixed["band_lo"]].update(x=band.get("x", []), y=band.get("lo", []))
+            curve = fit.get("curve") or {}
+            d[self._fixed["fit"]].update(x=curve.get("x", []), y=curve.get("y", []),
+                                         hovertemplate=(fit.get("equation") or "fit") + "<br>x=%{x:.3g}<br>"
+                                                       "loss=%{y:.4f}<extra></extra>")
+            front = fit.get("frontier") or {}
+            d[self._fixed["frontier"]].update(x=front.get("x", []), y=front.get("y", []))
+            pred = st.prediction if st.prediction.get("variable") == variable else {}
+            if pred:
+                up = [(pred["high"] - pred["loss"]) if pred.get("high") is not None else 0]
+                down = [(pred["loss"] - pred["low"]) if pred.get("low") is not None else 0]
+                d[self._fixed["predicted"]].update(x=[pred["x"]], y=[pred["loss"]],
+                                                   error_y=dict(array=up, arrayminus=down))
+                d[self._fixed["actual"]].update(x=[pred["x"]] if pred.get("actual") else [],
+                                                y=[pred["actual"]] if pred.get("actual") else [])
+            else:
+                d[self._fixed["predicted"]].update(x=[], y=[])
+                d[self._fixed["actual"]].update(x=[], y=[])
+            ys = ([r["eval_loss"] for r in rows] + (curve.get("y") or [])
+                  + ([pred["loss"], pred.get("high") or pred["loss"]] if pred else []))
+            ys = [y for y in ys if _ok(y)]
+            if ys:                               # log autorange around a single point spans decades
+                lo_y, hi_y = math.log10(min(ys)), math.log10(max(ys))
+                pad = max(0.03, 0.08 * (hi_y - lo_y))
+                f.update_yaxes(range=[lo_y - pad, hi_y + pad], autorange=False, row=1, col=2)
+            else:
+                f.update_yaxes(autorange=True, row=1, col=2)
+            kind = "log" if st.view.get("log", True) else "linear"
+            f.update_xaxes(type=kind, title_text=X_AXES[x_axis][1], row=1, col=1)
+            f.update_yaxes(type=kind, row=1, col=1)
+            f.update_xaxes(title_text=xtitle, row=1, col=2)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Refresh the synced figure state, as plotly does when it displays a figure by itself,
+        so that a view opened later starts from the current picture (see module doc)."""
+        f = self.fig
+        if hasattr(f, "_widget_data") and hasattr(f, "_layout_obj"):
+            f._widget_layout = deepcopy(f._layout_obj._props)
+            f._widget_data = deepcopy(f._data)
+
+    def points(self, trace: str = "curves") -> int:
+        """How many points the figure shows: in the live curves, or in a fixed trace (tests)."""
+        if trace == "curves":
+            return sum(len(self.fig.data[i].x or ()) for pair in self._pool for i in pair)
+        return len(self.fig.data[self._fixed[trace]].x or ())
+
+
+def _ok(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v) and v > 0

@@ -1,0 +1,42 @@
+"""The app's state: one traitlets object that the views observe and only the controller writes.
+
+Traits hold plain data (dicts, lists, strings), never widgets or engine objects, so a test can
+read what the app shows without a browser. A trait notifies only when it is assigned a value
+that differs from the old one: the controller always assigns new containers, never mutates.
+"""
+
+import traitlets as tr
+
+
+class AppState(tr.HasTraits):
+    # the run form
+    form = tr.Dict()               # field name -> value (see widgets.fields.FIELDS)
+    data_path = tr.Unicode("")     # the uploaded text file (data == "file"), a temp file
+    config_error = tr.Unicode("")  # why the form's config cannot run, in words; "" when it can
+    readouts = tr.Dict()           # parameters, FLOPs, tokens per parameter, time and memory estimates (text)
+    share = tr.Unicode("")         # "?width=...&depth=..." for the current form
+
+    # runs: the store's rows (dicts, newest first) and the ones in flight
+    runs = tr.List()
+    live = tr.Dict()               # run id -> {"label", "params", "points": [metric dicts]} while training
+    selected = tr.List()           # run ids chosen in the run table
+    compare = tr.Bool(False)       # plot only the selected runs
+    view = tr.Dict({"x_axis": "tokens", "log": True})  # the live panel: x axis (steps, tokens, flops), log-log
+
+    # the current job
+    job = tr.Unicode("")           # "", "train" or "sweep"
+    progress = tr.Dict()           # {"fraction": 0..1, "text": "..."}
+
+    # sweeps and scaling
+    sweep_plan = tr.Dict()         # {"text": cost in words, "runs": n, "error": ""}
+    fit = tr.Dict()                # {"variable", "equation", "text", "points", "curve", "band", "frontier", ...}
+    budget_text = tr.Unicode("")   # the budget calculator's answer
+    prediction = tr.Dict()         # {"run_id", "loss", "text", "x"}: an extrapolation waiting for its check
+
+    # text sampling and export
+    sample_text = tr.Unicode("")
+    download = tr.Unicode("")      # HTML link to the last CSV export
+
+    # messages
+    error = tr.Unicode("")         # the last error, in words (shown in the error area)
+    notice = tr.Unicode("")        # the last thing that happened, in words
