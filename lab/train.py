@@ -88,7 +88,7 @@ def _cast(tree, dtype):
 def loss_fn(params, static, x, y, dtype):
     """Mean next-token cross-entropy in nats; matmuls in `dtype`, the softmax in fp32."""
     model = eqx.combine(_cast(params, dtype), static)
-    logits = jax.vmap(model)(x).astype(jnp.float32)
+    logits = model(x).astype(jnp.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
