@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench chromium clean
+.PHONY: setup lab app jupyter test test-fast bench system-packages clean
 
 setup: $(STAMP)
 
@@ -21,15 +21,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# Debian's Chromium for the browser tests (the project installs it; CI runs as root).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing and cannot be installed without root: browser tests will be skipped"; fi; }
+# Debian packages, best effort: Chromium for the browser tests, jemalloc for faster training on
+# CPU (lab/runtime.py). Installed as root or with password-less sudo; otherwise a note, and the
+# browser tests skip and training uses the default allocator.
+APT_PACKAGES ?= chromium libjemalloc2
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing=" chromium"; \
+	  [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 ] || missing="$$missing libjemalloc2"; \
+	  if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo"; else SUDO=none; fi; \
+	    if [ "$$SUDO" = none ]; then echo "note: cannot install$$missing without root (sudo apt-get install$$missing)"; \
+	    else $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	      || echo "note: apt-get could not install$$missing"; fi; \
+	  elif [ -n "$$missing" ]; then echo "note: not a Debian system; install$$missing yourself for the browser tests and speed"; fi
 
 # The app: Voila on the lab notebook, on the built-in corpus.
-lab: setup
+lab: setup system-packages
 	$(BIN)/python -m lab app --port $(PORT)
 
 app: lab
@@ -37,7 +44,7 @@ app: lab
 jupyter: setup
 	$(BIN)/jupyter lab notebooks/
 
-test: setup chromium
+test: setup system-packages
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -45,7 +52,7 @@ test-fast: setup
 
 # PyTorch is the benchmark's reference only. A CPU wheel on this disk (/opt/wheels) is preferred to
 # the multi-GB CUDA build that a plain `pip install torch` would fetch.
-bench: setup
+bench: setup system-packages
 	@$(BIN)/python -c 'import torch' 2>/dev/null || { \
 	  w=$$(ls /opt/wheels/torch-*+cpu-cp$$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')-*.whl 2>/dev/null | head -1); \
 	  if [ -n "$$w" ]; then $(BIN)/python -m pip install --quiet "$$w"; else $(BIN)/python -m pip install --quiet -e '.[bench]'; fi; }

@@ -82,4 +82,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    runtime.reexec_with_fast_allocator(["-m", "bench", *sys.argv[1:]])
     main()

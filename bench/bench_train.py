@@ -61,7 +61,7 @@ def config_for(width, depth, context, batch, steps, *, seed=0):
 def ours(width, depth, context, batch, steps, *, chunk, seed=0, seeds=1) -> dict:
     """Steady-state tokens/s of lab.train (the first compiled call excluded)."""
     from lab.train import train, train_seeds
-    cfg = config_for(width, depth, context, batch, steps + chunk, seed=seed)
+    cfg = config_for(width, depth, context, batch, steps + 1, seed=seed)
     if seeds == 1:
         r = train(cfg, chunk=chunk)
     else:
@@ -79,7 +79,7 @@ def throughput_table(shapes, rounds: int, steps: int) -> list[dict]:
     rows = []
     for (w, d, t, b) in shapes:
         chunk = auto_chunk(config_for(w, d, t, b, steps))
-        n = max(steps, chunk)
+        n = max(steps, 8 * chunk)              # whole chunks: chunk_bounds uses full calls from 8 on
         ours(w, d, t, b, chunk, chunk=chunk)                     # compile outside the timed rounds
         a, p = [], []
         for r in range(rounds):

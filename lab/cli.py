@@ -161,7 +161,8 @@ def _app(args) -> int:
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "lab.ipynb"
     if not notebook.exists():
         raise ConfigError(f"the app notebook {notebook} is missing; run from a checkout of scaling-lab")
-    env = dict(os.environ)
+    from lab import runtime
+    env = runtime.fast_allocator_env()     # every kernel trains under jemalloc (see lab.runtime)
     if args.store:
         env["SCALING_LAB_STORE"] = str(Path(args.store).resolve())
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # many kernels share one GPU
@@ -205,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         mod.register(sub)
     return parser
+
+
+def entry() -> int:
+    """The `scaling-lab` and `python -m lab` entry: restart under the fast allocator, then run."""
+    from lab import runtime
+    if sys.argv[1:2] != ["app"]:      # the app's kernels get it through their environment instead
+        runtime.reexec_with_fast_allocator(["-m", "lab", *sys.argv[1:]])
+    return main()
 
 
 def main(argv=None) -> int:

@@ -55,6 +55,20 @@ def rotary(x: Float[Array, "seq heads hd"]) -> Float[Array, "seq heads hd"]:
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
+def causal_attention(q: Float[Array, "batch seq heads hd"], k: Float[Array, "batch seq heads hd"],
+                     v: Float[Array, "batch seq heads hd"]) -> Float[Array, "batch seq heads hd"]:
+    """softmax(q kᵀ / √hd + causal mask) v, with heads moved next to the batch so that both
+    products are plain batched matmuls. Written out rather than `jax.nn.dot_product_attention`
+    (its XLA path): forward + backward ran 1.8x faster this way on CPU (bench/README.md), and
+    XLA fuses it on GPU and TPU alike."""
+    seq, hd = q.shape[1], q.shape[3]
+    q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))            # batch heads seq hd
+    scores = (q @ jnp.swapaxes(k, -1, -2)).astype(jnp.float32) * (hd ** -0.5)
+    scores = jnp.where(jnp.tril(jnp.ones((seq, seq), bool)), scores, -jnp.inf)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    return (probs @ v).transpose(0, 2, 1, 3)
+
+
 class Block(eqx.Module):
     ln1: LayerNorm
     w_qkv: Float[Array, "width 3*width"]
@@ -87,7 +101,7 @@ class Block(eqx.Module):
         q, k, v = jnp.split(qkv.reshape(batch, seq, 3 * self.heads, width // self.heads), 3, axis=2)
         if self.use_rotary:
             q, k = jax.vmap(rotary)(q), jax.vmap(rotary)(k)
-        att = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        att = causal_attention(q, k, v)
         x = x + att.reshape(n, width) @ self.w_out + self.b_out
         h = self.ln2(x)
         h = jax.nn.gelu(h @ self.w_up + self.b_up)

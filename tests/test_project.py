@@ -54,3 +54,14 @@ def test_environment_yml_matches_pyproject():
     have.discard("python")
     have.discard("pip")
     assert {CONDA_NAMES.get(n, n) for n in wanted} == have, (wanted ^ have)
+
+
+def test_fast_allocator_env(monkeypatch):
+    from lab import runtime
+    monkeypatch.setattr(runtime, "JEMALLOC_PATHS", (__file__,))      # any existing file stands in
+    monkeypatch.setenv("SCALING_LAB_JEMALLOC", "1")
+    env = runtime.fast_allocator_env({"LD_PRELOAD": "/other.so"})
+    assert env["LD_PRELOAD"] == f"{__file__}:/other.so" and "dirty_decay_ms:-1" in env["MALLOC_CONF"]
+    assert runtime.fast_allocator_env(env) == env                      # idempotent
+    monkeypatch.setenv("SCALING_LAB_JEMALLOC", "0")
+    assert "LD_PRELOAD" not in runtime.fast_allocator_env({})
