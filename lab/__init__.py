@@ -9,12 +9,15 @@ The public API (the app and notebooks use only this):
     RunStore, StoreTracker                                          -- lab.store
     grid, isoflop, run_sweep                                        -- lab.sweep
     fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
-Names are imported on first use, so `import lab.fit` or `import lab.config` does not load
-JAX (seconds saved at the start of a notebook kernel or a fit on the command line).
+Names are imported on first use, except `train` and `train_seeds`: the submodule `lab.train`
+shares its name with the function, and importing a submodule binds the module to the
+package's attribute, so the function is bound eagerly (which loads JAX on `import lab`).
 This package never imports UI code (widgets, ipywidgets, plotly, IPython).
 """
 
 import importlib
+
+from lab.train import train, train_seeds  # noqa: E402  (see above: the name is shared with the module)
 
 _WHERE = {
     "ConfigError": "config", "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config",
@@ -23,13 +26,12 @@ _WHERE = {
     "load_dataset": "data",
     "Event": "trackers", "EventLog": "trackers", "ProgressBar": "trackers", "RunResult": "trackers",
     "Tracker": "trackers",
-    "train": "train", "train_seeds": "train",
     "RunStore": "store", "StoreTracker": "store",
     "grid": "sweep", "isoflop": "sweep", "run_sweep": "sweep",
     "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
     "bootstrap": "fit", "holdout_check": "fit",
 }
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "train", "train_seeds"])
 
 
 def __getattr__(name):
