@@ -1,0 +1,111 @@
+"""The served app as a deployment: `scaling-lab app` exposes the app and nothing else, and a kernel
+killed mid-run loses nothing finished (its run is found interrupted, the store intact)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_browser import ARGS, CHROMIUM, TINY, _free_port, _open, _train_and_watch, _wait
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def app(tmp_path):
+    """`python -m lab app` exactly as `make lab` runs it, on a free port, with a fresh store."""
+    port = _free_port()
+    store = tmp_path / "store"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
+        env.pop(k, None)
+    log = open(tmp_path / "app.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "app", "--port", str(port), "--store", str(store)],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _code(url + "/") == 200 or proc.poll() is not None, 120, "the app to answer")
+        assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
+        yield url, store
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _code(url: str, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+@pytest.mark.slow
+def test_the_served_app_exposes_nothing_else(app):
+    url, _ = app
+    assert _code(url + "/") == 200
+    # no Jupyter API, file browser, terminal, other notebook or file from the repository
+    for path in ("/api/contents", "/api/kernels", "/api/sessions", "/api/terminals", "/tree", "/lab", "/files/README.md",
+                 "/voila/files/pyproject.toml", "/voila/files/notebooks/lab.ipynb", "/voila/files/..%2Fpyproject.toml",
+                 "/voila/render/README.md", "/voila/tree", "/notebooks/lesson1_power_laws.ipynb"):
+        assert _code(url + path) in (403, 404, 405), path
+    assert _code(url + "/api/kernels", "POST") in (403, 404, 405)
+
+
+def _kernels_of(store: Path) -> list[int]:
+    """Kernel processes started for this app (they carry its store in their environment)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"ipykernel" in cmd and f"SCALING_LAB_STORE={store}".encode() in env:
+            pids.append(int(d.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+def test_sigkill_of_a_kernel_mid_run_loses_nothing(app):
+    from playwright.sync_api import sync_playwright
+
+    from lab.store import RunStore
+    url, store_dir = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _open(page, url + f"/?{TINY.replace('width=32', 'width=16')}&tokens=64k")
+            _train_and_watch(page)                                  # one finished run
+            _open(page, url + f"/?{TINY}&tokens=50M&seed=3")        # then a long one, killed mid-run
+            page.click("button.lab-train")
+            store = RunStore(store_dir)
+            _wait(lambda: "running" in set(store.table().status), 120, "the long run to start", page)
+            time.sleep(2)
+            kernels = _kernels_of(store_dir)
+            assert kernels
+            for pid in kernels:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(1)
+        finally:
+            browser.close()
+    table = RunStore(store_dir).table()
+    assert RunStore(store_dir).integrity() == "ok"
+    assert sorted(table.status) == ["done", "interrupted"], table[["run_id", "status"]]
