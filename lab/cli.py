@@ -171,7 +171,10 @@ def _app(args) -> int:
     root = notebook.parents[1]
     cmd = [sys.executable, "-m", "voila", str(notebook.relative_to(root)), f"--port={args.port}",
            f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
-           "--pool_size=1"]
+           "--pool_size=1",
+           # kernels whose page is gone (closed or reloaded tabs) and that sit idle are shut down
+           "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_idle_timeout=300",
+           "--MappingKernelManager.cull_connected=False"]
     print(f"Scaling Lab: open http://{args.ip}:{args.port}/ (Ctrl-C stops the server)", file=sys.stderr)
     try:
         return subprocess.call(cmd, env=env, cwd=root)
