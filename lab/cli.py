@@ -173,8 +173,8 @@ def _app(args) -> int:
            f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
            "--pool_size=1",
            # kernels whose page is gone (closed or reloaded tabs) and that sit idle are shut down
-           "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_idle_timeout=300",
-           "--MappingKernelManager.cull_connected=False"]
+           f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle // 2))}",
+           f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}", "--MappingKernelManager.cull_connected=False"]
     print(f"Scaling Lab: open http://{args.ip}:{args.port}/ (Ctrl-C stops the server)", file=sys.stderr)
     try:
         return subprocess.call(cmd, env=env, cwd=root)
@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=integer, default=8866, help="port (default %(default)s)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
+    p.add_argument("--cull-idle", type=integer, default=300, metavar="SECONDS",
+                   help="shut down kernels idle this long whose page is gone (default %(default)s)")
     p.set_defaults(func=_app)
     for module in ("lab.store_cli", "lab.fit_cli"):
         try:

@@ -18,28 +18,39 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def app(tmp_path):
-    """`python -m lab app` exactly as `make lab` runs it, on a free port, with a fresh store."""
-    port = _free_port()
-    store = tmp_path / "store"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
-        env.pop(k, None)
-    log = open(tmp_path / "app.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "lab", "app", "--port", str(port), "--store", str(store)],
-                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+def start_app(tmp_path):
+    """Start `python -m lab app` exactly as `make lab` runs it, on a free port, with a fresh store."""
+    procs = []
+
+    def start(*extra, env_extra=None):
+        port = _free_port()
+        store = tmp_path / f"store{len(procs)}"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
+        for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
+            env.pop(k, None)
+        log = open(tmp_path / f"app{len(procs)}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "lab", "app", "--port", str(port), "--store", str(store),
+                                 *extra], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        procs.append((proc, log))
+        url = f"http://127.0.0.1:{port}"
         _wait(lambda: _code(url + "/") == 200 or proc.poll() is not None, 120, "the app to answer")
-        assert proc.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
-        yield url, store
-    finally:
+        assert proc.poll() is None, (tmp_path / f"app{len(procs) - 1}.log").read_text()[-2000:]
+        return url, store
+
+    yield start
+    for proc, log in procs:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def app(start_app):
+    return start_app()
 
 
 def _code(url: str, method: str = "GET") -> int:
@@ -109,3 +120,41 @@ def test_sigkill_of_a_kernel_mid_run_loses_nothing(app):
     table = RunStore(store_dir).table()
     assert RunStore(store_dir).integrity() == "ok"
     assert sorted(table.status) == ["done", "interrupted"], table[["run_id", "status"]]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+def test_a_job_stops_when_its_page_is_gone_and_reloads_do_not_pile_up_kernels(start_app):
+    from playwright.sync_api import sync_playwright
+
+    from lab.store import RunStore
+    url, store_dir = start_app("--cull-idle", "6", env_extra={"SCALING_LAB_PAGE_TIMEOUT": "8"})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            _open(page, url + f"/?{TINY}&tokens=50M")
+            page.click("button.lab-train")
+            store = RunStore(store_dir)
+            _wait(lambda: "running" in set(store.table().status), 120, "the run to start", page)
+            page.close()                                            # the student closes the tab
+            _wait(lambda: set(store.table().status) == {"cancelled"}, 60, "the orphaned run to stop")
+            t0 = time.monotonic()
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            for _ in range(10):                                     # ten reloads, each once the app is drawn
+                page.goto(url + f"/?{TINY}", timeout=180_000)
+                page.wait_for_selector("button.lab-train", timeout=180_000)
+            counts = []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                counts.append(len(_kernels_of(store_dir)))
+                if counts[-1] <= 2:                                 # this page's kernel and the preheated one
+                    break
+                time.sleep(3)
+            print(f"kernels after 10 reloads, every 3 s: {counts} ({time.monotonic() - t0:.0f} s)")
+            assert counts[-1] <= 2, counts
+            page.goto(url + f"/?{TINY}", timeout=180_000)             # and the server still serves the app
+            page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+        finally:
+            browser.close()

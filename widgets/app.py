@@ -15,6 +15,7 @@ from widgets.controller import Controller
 from widgets.controls import ConfigForm
 from widgets.panels import Messages, PlotToolbar, RunsPanel, SamplePanel, ScalingPanel, SharePanel, SweepPanel
 from widgets.plots import Plots
+from widgets.presence import Presence
 from widgets.state import AppState
 
 TABS = ("Sweep", "Scaling", "Runs", "Sample text", "Share")
@@ -50,7 +51,9 @@ class Lab(ipw.VBox):
                          layout=ipw.Layout(flex="1 1 auto", min_width="600px"))
         title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>Train small language "
                          "models, watch the loss fall, and fit the power laws that predict bigger ones.</div>")
-        super().__init__([title, self.messages, ipw.HBox([self.form, right])], layout=ipw.Layout(width="100%"))
+        self.presence = Presence(c.page_gone)     # stops the job when the page is closed or reloaded
+        super().__init__([title, self.messages, ipw.HBox([self.form, right]), self.presence.widget],
+                         layout=ipw.Layout(width="100%"))
         follow_link(c, query)
 
 

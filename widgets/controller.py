@@ -302,6 +302,12 @@ class Controller:
             self._cancel.set()
             self.state.notice = "stopping after the current chunk of steps…"
 
+    def page_gone(self) -> None:
+        """The page stopped sending its heartbeat (closed or reloaded): end the job, keep its runs."""
+        if self.state.job:
+            self._cancel.set()
+            self.state.notice = "the page was closed: the job stops after its current chunk of steps"
+
     async def train(self, config: RunConfig | None = None):
         """Train and wait (for notebooks and tests): `await controller.train()`."""
         task = self.start_training(config)
