@@ -113,3 +113,11 @@ def test_uploaded_bytes_load_or_are_refused_clearly(tmp_path, content):
         assert str(path) in str(e)
     else:
         assert len(ds.train) + len(ds.val) == len(content) and content.decode("utf-8")
+
+
+def test_a_huge_upload_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.txt"
+    with open(path, "wb") as f:                     # sparse: 1 GiB + 1 byte that take no disk space
+        f.truncate((1 << 30) + 1)
+    with pytest.raises(ConfigError, match="over the 1 GiB limit"):
+        load_dataset(DataConfig(source="file", path=str(path)))

@@ -158,3 +158,42 @@ def test_a_job_stops_when_its_page_is_gone_and_reloads_do_not_pile_up_kernels(st
             page.wait_for_selector(".js-plotly-plot", timeout=180_000)
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+def test_a_class_of_eight_trains_at_once_on_one_server(start_app):
+    """Load: eight browser sessions on one server, each training its own small model."""
+    from playwright.sync_api import sync_playwright
+
+    from lab.store import RunStore
+    sessions = 8
+    url, store_dir = start_app()
+    t0 = time.monotonic()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            pages = [browser.new_context().new_page() for _ in range(sessions)]
+            for i, page in enumerate(pages):                       # every student opens the app ...
+                page.goto(url + f"/?{TINY.replace('width=32', 'width=16')}&tokens=32k&seed={i}", timeout=300_000)
+            for page in pages:
+                page.wait_for_selector("button.lab-train", timeout=300_000)
+                page.wait_for_selector(".lab-notice:has-text('settings from the link')", timeout=300_000)
+            loaded = time.monotonic() - t0
+            for page in pages:                                     # ... and presses Train at about the same time
+                page.click("button.lab-train")
+            store = RunStore(store_dir)
+            _wait(lambda: len(store.table()) == sessions and set(store.table().status) == {"done"}, 600,
+                  f"{sessions} runs to finish")
+            for page in pages:                                      # every page saw its own run end
+                _wait(lambda: page.is_enabled("button.lab-train"), 60, "Train to be enabled again", page)
+            assert _code(url + "/") == 200                         # the server still answers
+        finally:
+            browser.close()
+    table = RunStore(store_dir).table()
+    assert len(table) == sessions and table.run_id.is_unique and set(table.seed) == set(range(sessions))
+    assert (table.attempts == 1).all() and (table.status == "done").all()
+    assert RunStore(store_dir).integrity() == "ok"
+    print(f"load: {sessions} sessions, {len(table)} runs done, 0 failures; all pages ready after {loaded:.0f} s, "
+          f"all runs done after {time.monotonic() - t0:.0f} s")
