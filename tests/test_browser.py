@@ -38,6 +38,15 @@ TRACE_POINTS = """(name) => { const el = document.querySelector('.js-plotly-plot
     const t = el.data.find(t => t.name === name); return t && t.x ? t.x.length : 0 }"""
 
 
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 15) -> None:
+    """End a server started with start_new_session=True, and everything it started."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,11 +81,7 @@ def voila(tmp_path):
             break
         yield url, tmp_path / "voila.log"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 

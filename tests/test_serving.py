@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, TINY, _free_port, _open, _train_and_watch, _wait
+from test_browser import ARGS, CHROMIUM, TINY, _free_port, _open, _train_and_watch, _wait, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,11 +40,7 @@ def start_app(tmp_path):
 
     yield start
     for proc, log in procs:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 
