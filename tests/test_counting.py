@@ -54,3 +54,12 @@ def test_causality():
     b = a.at[5].set(100)
     la, lb = model(a), model(b)
     assert np.allclose(la[:5], lb[:5], atol=1e-5) and not np.allclose(la[5:], lb[5:])
+
+
+def test_split_causal_attention_equals_the_masked_full_product():
+    from lab.models import causal_attention
+    q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, 128, 4, 8)) for i in range(3))
+    mask = jnp.tril(jnp.ones((128, 128), bool))
+    s = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(8.0)
+    ref = jnp.einsum("bnqk,bknh->bqnh", jax.nn.softmax(jnp.where(mask, s, -jnp.inf), -1), v)
+    assert np.allclose(causal_attention(q, k, v), ref, atol=1e-5)
