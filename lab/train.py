@@ -26,7 +26,7 @@ import optax
 from lab import optim
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, memory_bytes, param_counts
-from lab.data import Dataset, bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
+from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
 from lab.models import make_model
 from lab.trackers import Event, RunResult, Tracker
 
@@ -311,7 +311,3 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
             t.finish(result)
     return results
 
-
-def dataset_for(config: RunConfig) -> Dataset:
-    """The dataset a run trains on (cached)."""
-    return load_dataset(config.data)
