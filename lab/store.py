@@ -48,7 +48,7 @@ from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts
-from lab.trackers import Event, RunResult, Tracker
+from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 SCHEMA_VERSION = 1
 DB_NAME = "runs.sqlite"
@@ -231,13 +231,6 @@ def _clean(value):
 
 def _dumps(value) -> str:
     return json.dumps(_clean(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def cancel_requested(cancel) -> bool:
-    """Whether `cancel` (None, a threading.Event or a callable) asks to stop."""
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def _float(value) -> float:

@@ -8,6 +8,7 @@ command line's progress bar are all trackers.
 import dataclasses
 import math
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,13 @@ class RunResult:
         if curve:
             d["curve"] = list(self.curve)
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def cancel_requested(cancel) -> bool:
+    """Whether `cancel` (None, a threading.Event or a callable) asks a run or sweep to stop."""
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 class Tracker:

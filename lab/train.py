@@ -28,7 +28,7 @@ from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, memory_bytes, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
 from lab.models import make_model
-from lab.trackers import Event, RunResult, Tracker
+from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a second, little overhead
 TRACES = collections.Counter()  # how often each compiled function was traced (tests check reuse)
@@ -173,14 +173,6 @@ def _eval_after(chunk_index: int, n_chunks: int, evals: int) -> bool:
     return math.floor((chunk_index + 1) * evals / n_chunks) > math.floor(chunk_index * evals / n_chunks)
 
 
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
-
-
 def train(config: RunConfig, *, trackers: Iterable[Tracker] = (), cancel=None, chunk: int | None = None) -> RunResult:
     """Train one run. See `train_seeds`."""
     return train_seeds(config, [config.seed], trackers=trackers, cancel=cancel, chunk=chunk)[0]
@@ -250,7 +242,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, 0
     status_all = "done"
     for c, (step0, stop) in enumerate(bounds):
-        if _cancelled(cancel):
+        if cancel_requested(cancel):
             status_all = "cancelled"
             break
         t0 = time.perf_counter()
