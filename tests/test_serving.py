@@ -175,7 +175,7 @@ def test_a_class_of_eight_trains_at_once_on_one_server(start_app):
                 page.goto(url + f"/?{TINY.replace('width=32', 'width=16')}&tokens=32k&seed={i}", timeout=300_000)
             for page in pages:
                 page.wait_for_selector("button.lab-train", timeout=300_000)
-                page.wait_for_selector(".lab-notice:has-text('settings from the link')", timeout=300_000)
+                page.wait_for_selector(".js-plotly-plot", timeout=300_000)    # the app is drawn
             loaded = time.monotonic() - t0
             for page in pages:                                     # ... and presses Train at about the same time
                 page.click("button.lab-train")
