@@ -126,7 +126,12 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, sto
 
         def run(args):
             p, s, ok, ds = args
-            p, s, loss, good = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None))(p, s, keys, ok, step)
+            if keys.shape[0] == 1:   # one seed: no vmap, so XLA sees plain matrices, not batches of one
+                squeeze = lambda t: jax.tree.map(lambda a: a[0], t)
+                out = one_seed(squeeze(p), squeeze(s), keys[0], ok[0], step)
+                p, s, loss, good = jax.tree.map(lambda a: a[None], out)
+            else:
+                p, s, loss, good = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None))(p, s, keys, ok, step)
             ds = jnp.where(ok & ~good, step, ds)
             return (p, s, good, ds), jnp.where(ok, loss, jnp.nan)
 
