@@ -56,10 +56,12 @@ def test_causality():
     assert np.allclose(la[:5], lb[:5], atol=1e-5) and not np.allclose(la[5:], lb[5:])
 
 
-def test_split_causal_attention_equals_the_masked_full_product():
-    from lab.models import causal_attention
-    q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, 128, 4, 8)) for i in range(3))
-    mask = jnp.tril(jnp.ones((128, 128), bool))
+@pytest.mark.parametrize("seq", [16, 33, 64, 96, 128, 256])   # one block, halves, blocks of 64
+def test_blocked_causal_attention_equals_the_masked_full_product(seq):
+    from lab.models import causal_attention, query_block
+    q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, seq, 4, 8)) for i in range(3))
+    mask = jnp.tril(jnp.ones((seq, seq), bool))
     s = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(8.0)
     ref = jnp.einsum("bnqk,bknh->bqnh", jax.nn.softmax(jnp.where(mask, s, -jnp.inf), -1), v)
+    assert seq % query_block(seq) == 0
     assert np.allclose(causal_attention(q, k, v), ref, atol=1e-5)
