@@ -90,6 +90,25 @@ def causal_attention(q: Float[Array, "batch seq heads hd"], k: Float[Array, "bat
     return out.transpose(0, 2, 1, 3)
 
 
+@jax.custom_vjp
+def add_positions(x: Float[Array, "batch seq width"], pos: Float[Array, "seq width"]) -> Float[Array, "batch seq width"]:
+    """x + pos, broadcast over the batch. The gradient for `pos` (a sum over the batch) is
+    written as a product with a vector of ones: XLA on CPU ran the same sum as a reduction
+    over the leading axis 50x slower (9.5 ms vs 0.2 ms at batch 16, 256 x 384)."""
+    return x + pos
+
+
+def _add_positions_fwd(x, pos):
+    return x + pos, None
+
+
+def _add_positions_bwd(_, g):
+    return g, jnp.einsum("b,bsw->sw", jnp.ones(g.shape[0], g.dtype), g)
+
+
+add_positions.defvjp(_add_positions_fwd, _add_positions_bwd)
+
+
 class Block(eqx.Module):
     ln1: LayerNorm
     w_qkv: Float[Array, "width 3*width"]
@@ -151,7 +170,7 @@ class GPT(eqx.Module):
         batch = tokens.shape[0]
         x = self.tok_emb[tokens]
         if self.pos_emb is not None:
-            x = x + self.pos_emb[:seq]
+            x = add_positions(x, self.pos_emb[:seq].astype(x.dtype))
         x = x.reshape(batch * seq, -1)
         for block in self.blocks:
             x = block(x, batch)
