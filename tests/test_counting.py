@@ -65,3 +65,15 @@ def test_blocked_causal_attention_equals_the_masked_full_product(seq):
     ref = jnp.einsum("bnqk,bknh->bqnh", jax.nn.softmax(jnp.where(mask, s, -jnp.inf), -1), v)
     assert seq % query_block(seq) == 0
     assert np.allclose(causal_attention(q, k, v), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 16, 33])
+def test_position_gradient_is_the_sum_over_the_batch(batch):
+    from lab.models import add_positions, sum_leading
+    x = jax.random.normal(jax.random.PRNGKey(0), (batch, 7, 3))
+    pos = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
+    assert np.allclose(sum_leading(x), x.sum(0), atol=1e-5)
+    w = jax.random.normal(jax.random.PRNGKey(2), (batch, 7, 3))
+    ours = jax.grad(lambda x, p: jnp.sum(jnp.sin(add_positions(x, p)) * w), argnums=(0, 1))(x, pos)
+    ref = jax.grad(lambda x, p: jnp.sum(jnp.sin(x + p) * w), argnums=(0, 1))(x, pos)
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(ours, ref))
