@@ -62,10 +62,12 @@ def _attend(q, k, v, mask):
 
 
 def query_block(seq: int) -> int:
-    """Queries per block of causal attention: 64 when the sequence is a multiple of 64 (128 or
-    more), halves for other even sequences of 64 or more, else the whole sequence."""
-    if seq >= 128 and seq % 64 == 0:
-        return 64
+    """Queries per block of causal attention. Sequences that are multiples of 32 go in at most
+    8 blocks of at least 32 queries (fewer, larger blocks waste more on the masked triangle;
+    more, smaller ones make the matmuls too small to run fast: measured on CPU, bench/README.md);
+    other even sequences of 64 or more in halves; the rest whole."""
+    if seq >= 64 and seq % 32 == 0:
+        return max(32, seq // 8)
     return seq // 2 if seq >= 64 and seq % 2 == 0 else seq
 
 
@@ -76,8 +78,7 @@ def causal_attention(q: Float[Array, "batch seq heads hd"], k: Float[Array, "bat
     (its XLA path): forward + backward ran 1.8x faster this way on CPU (bench/README.md), and
     XLA fuses it on GPU and TPU alike. Queries go in blocks (`query_block`), each attending
     only to the keys up to its last position: the fully masked blocks above the diagonal are
-    never computed (at 256 positions, 62 % of the full product; attention forward + backward
-    30 % faster measured, bench/README.md)."""
+    never computed (8 blocks compute 56 % of the full product)."""
     seq = q.shape[1]
     q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))            # batch heads seq hd
     c = query_block(seq)
