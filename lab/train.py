@@ -1,7 +1,8 @@
 """The training loop: chunks of steps per compiled call, evaluation, divergence, cancel, seeds.
 
 `train(config)` trains one run; `train_seeds(config, seeds)` trains several seeds of one
-shape at once through `vmap` (one code path: a single run is a batch of one seed).
+shape at once through `vmap` (one code path: a single run is a batch of one seed, whose
+step alone skips the `vmap`: XLA kept the axis of one and ran 15 % slower, bench/README.md).
 
 Each call of the compiled `_train_chunk` runs `chunk` optimizer steps under `lax.scan`, so
 Python overhead does not dominate tiny models; between calls the loop evaluates, reports an
