@@ -1,0 +1,27 @@
+"""The step profiler reads what XLA and JAX's profiler write (speed itself is measured in bench/, not here)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_profile_step_attributes_the_step_to_named_products():
+    out = subprocess.run([sys.executable, "-m", "bench.profile_step", "--shape", "64,1,64,8", "--steps", "2",
+                          "--top", "40"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    head = re.search(r"shape 64x1, ctx 64, batch 8: ([\d.]+) ms per step \(2 profiled\).*add up to ([\d.]+) ms",
+                     out.stdout)
+    assert head, out.stdout[:2000]
+    step_ms, ops_ms = float(head.group(1)), float(head.group(2))
+    assert step_ms > 0 and 0.3 * step_ms < ops_ms < 3 * step_ms    # the operations account for the step
+    kinds = dict((k.strip(), float(ms)) for ms, k in re.findall(r"^\s*([\d.]+)\s+(?:[\d.]+)?\s+(matmul \(weights\)"
+                                                                 r"|elementwise, copies, transposes)$", out.stdout, re.M))
+    assert kinds.get("matmul (weights)", 0) > 0 and kinds.get("elementwise, copies, transposes", 0) > 0
+    # every product of a weight (64 wide) is named with its shapes and a rate
+    assert re.search(r"f32\[512,64\] x f32\[64,\d+\] -> f32\[512,\d+\]", out.stdout), out.stdout[-3000:]
