@@ -1,8 +1,9 @@
 """`python -m bench` (or `make bench`): every benchmark, one table, one JSON file.
 
 Prints, for each benchmark shape, our training tokens/s beside a PyTorch eager model of the
-same shape measured in the same run, the ratio, model FLOP/s and MFU against the matmul
-peak measured in this run; first-call latency; vmap efficiency; fit times; app overhead.
+same shape measured in the same run, the ratio (and its range over the rounds), model FLOP/s
+and MFU against the matmul peak measured in this run; the weight products' GEMM rate in XLA,
+NumPy and PyTorch; first-call latency; vmap efficiency; fit times; app overhead.
 """
 
 import argparse
@@ -22,14 +23,19 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="two smallest shapes, fewer rounds (a smoke run)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape (median reported)")
     p.add_argument("--steps", type=int, default=8, help="timed steps per round")
-    p.add_argument("--only", default="", help="comma list of parts: train,latency,vmap,fit,app")
+    p.add_argument("--only", default="", help="comma list of parts: train,gemm,latency,vmap,fit,app")
+    p.add_argument("--shapes", default="", help="training shapes instead of the four defaults, "
+                   "WIDTHxDEPTHxCONTEXTxBATCH, comma-separated (e.g. 256x4x128x32,384x6x256x16)")
     p.add_argument("--json", default=None, help="output file (default bench/results/bench-<time>.json)")
     args = p.parse_args(argv)
     runtime.setup()
     from bench import bench_train
     import jax
-    parts = set(args.only.split(",")) if args.only else {"train", "latency", "vmap", "fit", "app"}
-    shapes = bench_train.SHAPES[:2] if args.quick else bench_train.SHAPES
+    parts = set(args.only.split(",")) if args.only else {"train", "gemm", "latency", "vmap", "fit", "app"}
+    try:
+        shapes = bench_train.parse_shapes(args.shapes) or (bench_train.SHAPES[:2] if args.quick else bench_train.SHAPES)
+    except ValueError as e:
+        p.error(str(e))
     rounds = 1 if args.quick else args.rounds
     report = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(), "python": sys.version.split()[0],
               "jax": jax.__version__, "device": str(jax.devices()[0]), "cpu_count": __import__("os").cpu_count()}
@@ -44,11 +50,16 @@ def main(argv=None) -> dict:
             r["torch_mfu"] = r["torch_tokens_per_s"] * r["flops_per_token"] / 1e9 / peak["peak_gflops"]
         report["throughput"] = rows
         print(f"\n{'width':>5} {'depth':>5} {'ctx':>4} {'batch':>5} {'params':>9} | {'ours tok/s':>10} "
-              f"{'torch tok/s':>11} {'ratio':>6} | {'GFLOP/s':>7} {'MFU':>5} {'torch MFU':>9}")
+              f"{'torch tok/s':>11} {'ratio':>6} {'rounds':>11} | {'GFLOP/s':>7} {'MFU':>5} {'torch MFU':>9}")
         for r in rows:
             print(f"{r['width']:>5} {r['depth']:>5} {r['context']:>4} {r['batch']:>5} {r['params']:>9,} | "
-                  f"{r['ours_tokens_per_s']:>10,.0f} {r['torch_tokens_per_s']:>11,.0f} {r['ratio']:>6.2f} | "
+                  f"{r['ours_tokens_per_s']:>10,.0f} {r['torch_tokens_per_s']:>11,.0f} {r['ratio']:>6.2f} "
+                  f"{min(r['round_ratios']):>5.2f}-{max(r['round_ratios']):<5.2f} | "
                   f"{r['ours_gflops']:>7.1f} {r['mfu']:>5.0%} {r['torch_mfu']:>9.0%}")
+    if "gemm" in parts:
+        from bench import bench_gemm
+        report["gemm"] = bench_gemm.measure()
+        bench_gemm.report(report["gemm"])
     if "latency" in parts:
         lat = bench_train.first_call_latency()
         report["first_call"] = lat

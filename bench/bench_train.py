@@ -24,6 +24,17 @@ SHAPES = [  # width, depth, context, batch (heads = width // 32, at least 2)
 ]
 
 
+def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
+    """'256x4x128x32,384x6x256x16' -> [(256, 4, 128, 32), (384, 6, 256, 16)] (width, depth, context, batch)."""
+    shapes = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        parts = item.lower().split("x")
+        if len(parts) != 4 or not all(x.isdigit() and int(x) > 0 for x in parts):
+            raise ValueError(f"benchmark shape {item!r} is not WIDTHxDEPTHxCONTEXTxBATCH; write e.g. 256x4x128x32")
+        shapes.append(tuple(int(x) for x in parts))
+    return shapes
+
+
 def heads_for(width: int) -> int:
     return max(2, width // 32)
 
@@ -90,6 +101,7 @@ def throughput_table(shapes, rounds: int, steps: int) -> list[dict]:
         rows.append({"width": w, "depth": d, "context": t, "batch": b, "chunk": chunk, "params": a[0]["params"],
                      "torch_params": p[0]["params"], "flops_per_token": a[0]["flops_per_token"],
                      "ours_tokens_per_s": ours_tps, "torch_tokens_per_s": torch_tps, "ratio": ours_tps / torch_tps,
+                     "round_ratios": [x["tokens_per_s"] / y["tokens_per_s"] for x, y in zip(a, p)],
                      "ours_rounds": [x["tokens_per_s"] for x in a], "torch_rounds": [x["tokens_per_s"] for x in p],
                      "torch_threads": p[0]["threads"]})
     return rows

@@ -25,3 +25,21 @@ def test_profile_step_attributes_the_step_to_named_products():
     assert kinds.get("matmul (weights)", 0) > 0 and kinds.get("elementwise, copies, transposes", 0) > 0
     # every product of a weight (64 wide) is named with its shapes and a rate
     assert re.search(r"f32\[512,64\] x f32\[64,\d+\] -> f32\[512,\d+\]", out.stdout), out.stdout[-3000:]
+
+
+def test_bench_shapes_are_parsed_and_bad_ones_refused_with_the_expected_form():
+    from bench.bench_train import parse_shapes
+    assert parse_shapes("256x4x128x32, 384X6x256x16") == [(256, 4, 128, 32), (384, 6, 256, 16)]
+    assert parse_shapes("") == []
+    for bad in ("256x4x128", "256x4x0x32", "wide"):
+        with pytest.raises(ValueError, match="WIDTHxDEPTHxCONTEXTxBATCH"):
+            parse_shapes(bad)
+
+
+def test_gemm_benchmark_measures_every_product_for_each_installed_library():
+    from bench import bench_gemm
+    result = bench_gemm.measure(width=32, tokens=256, repeats=2)
+    assert {"jax", "numpy"} <= set(result["gflops"])
+    for rates in result["gflops"].values():
+        assert set(rates) == set(bench_gemm.products(32, 256))
+        assert all(r > 0 for r in rates.values())
