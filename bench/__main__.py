@@ -52,9 +52,10 @@ def main(argv=None) -> dict:
         print(f"\n{'width':>5} {'depth':>5} {'ctx':>4} {'batch':>5} {'params':>9} | {'ours tok/s':>10} "
               f"{'torch tok/s':>11} {'ratio':>6} {'rounds':>11} | {'GFLOP/s':>7} {'MFU':>5} {'torch MFU':>9}")
         for r in rows:
+            round_ratios = [a / b for a, b in zip(r["ours_rounds"], r["torch_rounds"])]
             print(f"{r['width']:>5} {r['depth']:>5} {r['context']:>4} {r['batch']:>5} {r['params']:>9,} | "
                   f"{r['ours_tokens_per_s']:>10,.0f} {r['torch_tokens_per_s']:>11,.0f} {r['ratio']:>6.2f} "
-                  f"{min(r['round_ratios']):>5.2f}-{max(r['round_ratios']):<5.2f} | "
+                  f"{min(round_ratios):>5.2f}-{max(round_ratios):<5.2f} | "
                   f"{r['ours_gflops']:>7.1f} {r['mfu']:>5.0%} {r['torch_mfu']:>9.0%}")
     if "gemm" in parts:
         from bench import bench_gemm

@@ -101,7 +101,6 @@ def throughput_table(shapes, rounds: int, steps: int) -> list[dict]:
         rows.append({"width": w, "depth": d, "context": t, "batch": b, "chunk": chunk, "params": a[0]["params"],
                      "torch_params": p[0]["params"], "flops_per_token": a[0]["flops_per_token"],
                      "ours_tokens_per_s": ours_tps, "torch_tokens_per_s": torch_tps, "ratio": ours_tps / torch_tps,
-                     "round_ratios": [x["tokens_per_s"] / y["tokens_per_s"] for x, y in zip(a, p)],
                      "ours_rounds": [x["tokens_per_s"] for x in a], "torch_rounds": [x["tokens_per_s"] for x in p],
                      "torch_threads": p[0]["threads"]})
     return rows
