@@ -10,8 +10,8 @@ import json
 import math
 import sys
 
-from lab.config import (ARCHS, OPTIMIZERS, POSITIONS, SCHEDULES, ConfigError, DataConfig, ModelConfig, OptimConfig,
-                        RunConfig)
+from lab.config import (ARCHS, OPTIMIZERS, PARAMETERISATIONS, POSITIONS, SCHEDULES, ConfigError, DataConfig,
+                        ModelConfig, OptimConfig, RunConfig)
 
 
 def number(text: str) -> float:
@@ -44,9 +44,9 @@ def number_list(text: str) -> list[float]:
 
 
 def data_config(spec: str, args) -> DataConfig:
-    """`--data builtin | markov | hf:NAME | PATH`."""
+    """`--data stdlib | builtin | markov | hf:NAME | PATH`."""
     kw = dict(markov_order=args.markov_order, markov_symbols=args.markov_symbols)
-    if spec in ("builtin", "markov"):
+    if spec in ("stdlib", "builtin", "markov"):
         return DataConfig(source=spec, **kw)
     if spec.startswith("hf:"):
         return DataConfig(source="hf", path=spec[3:], **kw)
@@ -64,6 +64,11 @@ def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     g.add_argument("--heads", type=integer, default=m.heads, help="attention heads; must divide width (default %(default)s)")
     g.add_argument("--context", type=integer, default=m.context, help="tokens per sequence (default %(default)s)")
     g.add_argument("--positions", choices=POSITIONS, default=m.positions, help="learned table or rotary (RoPE)")
+    g.add_argument("--param", choices=PARAMETERISATIONS, default=None,
+                   help="standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at "
+                        f"--base-width transfers to other widths; default {m.param}, for a ladder mup)")
+    g.add_argument("--base-width", type=integer, default=m.base_width,
+                   help="with --param mup: the width where μP equals standard (default %(default)s)")
     g = p.add_argument_group("optimizer")
     if not sweep:
         g.add_argument("--optimizer", choices=OPTIMIZERS, default=o.name, metavar="NAME",
@@ -79,13 +84,17 @@ def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
         g.add_argument("--seed", type=integer, default=d.seed, help="random seed (default %(default)s)")
         g.add_argument("--seeds", type=integer, default=1,
                        help="train this many seeds (seed, seed+1, ...) at once through vmap (default 1)")
+    g.add_argument("--tokens-per-param", type=number, default=0.0, metavar="R",
+                   help="train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens")
     g.add_argument("--batch", type=integer, default=d.batch, help="sequences per step (default %(default)s)")
-    g.add_argument("--data", default="builtin", metavar="SOURCE",
-                   help="builtin (Python's docs, no download), markov (synthetic, known entropy), a text file, "
-                        "or hf:NAME (Hugging Face, needs `datasets`)")
+    g.add_argument("--data", default=DataConfig().source, metavar="SOURCE",
+                   help="stdlib (Python's standard library source, 11 MB, the default), builtin (Python's docs, "
+                        "0.46 MB), markov (synthetic, known entropy), a text file, or hf:NAME (needs `datasets`)")
     g.add_argument("--markov-order", type=integer, default=DataConfig().markov_order, help="synthetic chain order")
     g.add_argument("--markov-symbols", type=integer, default=DataConfig().markov_symbols, help="synthetic alphabet")
     g.add_argument("--evals", type=integer, default=d.evals, help="validation evaluations per run (default %(default)s)")
+    g.add_argument("--eval-tokens", type=integer, default=d.eval_tokens,
+                   help="held-out tokens per evaluation (default %(default)s)")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
                    help="auto: bf16 matmuls on GPU/TPU, fp32 on CPU")
 
@@ -93,13 +102,14 @@ def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
 def run_config(args, **over) -> RunConfig:
     """A RunConfig from parsed options; `over` supplies the swept fields."""
     v = vars(args) | over
+    m = ModelConfig()
     return RunConfig(
         model=ModelConfig(arch=v["arch"], width=v["width"], depth=v["depth"], heads=v["heads"], context=v["context"],
-                          positions=v["positions"]),
+                          positions=v["positions"], param=v["param"] or m.param, base_width=v["base_width"]),
         optim=OptimConfig(name=v["optimizer"], lr=v["lr"], schedule=v["schedule"], warmup=v["warmup"],
                           weight_decay=v["weight_decay"], clip=v["clip"]),
         data=data_config(v["data"], args), tokens=v["tokens"], batch=v["batch"], seed=v["seed"],
-        evals=v["evals"], precision=v["precision"])
+        evals=v["evals"], eval_tokens=v["eval_tokens"], precision=v["precision"], tokens_per_param=v["tokens_per_param"])
 
 
 def _train(args) -> int:

@@ -15,8 +15,14 @@ ARCHS = ("gpt", "lstm")
 POSITIONS = ("learned", "rotary")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
 SCHEDULES = ("constant", "cosine", "linear", "wsd")
-SOURCES = ("builtin", "markov", "file", "hf")
+SOURCES = ("stdlib", "builtin", "markov", "file", "hf")
 PRECISIONS = ("auto", "fp32", "bf16")
+PARAMETERISATIONS = ("standard", "mup")
+MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  # μP's Adam rules hold for these
+
+# Settings added after runs were first stored. At their default they are left out of the
+# canonical JSON, so that every run stored before them keeps its id.
+LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "tokens_per_param": 0.0}
 
 
 class ConfigError(ValueError):
@@ -55,10 +61,18 @@ class ModelConfig:
     context: int = 64          # tokens per training sequence
     vocab: int = 256           # byte-level tokens
     positions: str = "learned"  # "learned" table or "rotary" (RoPE) positions
+    param: str = "standard"    # "standard" (GPT-2 init, one learning rate) or "mup" (maximal update
+                               # parameterisation, Yang et al. 2022: a learning rate tuned at base_width transfers)
+    base_width: int = 64       # μP only: the width at which μP equals the standard parameterisation
 
     def __post_init__(self):
         _check_choice("architecture", self.arch, ARCHS)
         _check_choice("positions", self.positions, POSITIONS)
+        _check_choice("parameterisation", self.param, PARAMETERISATIONS)
+        _check_int("base_width", self.base_width, 1, 16384, "; try --base-width 64")
+        if self.param == "mup" and self.arch != "gpt":
+            raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; "
+                              "use the standard parameterisation for the LSTM")
         _check_int("width", self.width, 1, 16384, "; try --width 64")
         _check_int("depth", self.depth, 1, 256, "; try --depth 2")
         _check_int("context", self.context, 2, 65536, "; try --context 64")
@@ -105,7 +119,8 @@ class OptimConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    source: str = "builtin"    # builtin corpus, synthetic markov chain, a text file, or a Hugging Face dataset
+    source: str = "stdlib"     # stdlib (Python source, 11 MB), builtin (Python docs, 0.46 MB), synthetic markov
+                               # chain, a text file, or a Hugging Face dataset
     path: str = ""             # file path (source="file") or dataset name (source="hf")
     hf_split: str = "train"
     hf_field: str = "text"
@@ -114,7 +129,7 @@ class DataConfig:
     markov_zipf: float = 1.2   # synthetic: skew of each next-symbol distribution (0 = uniform)
     markov_seed: int = 0       # synthetic: which random chain (independent of the run's seed)
     markov_tokens: int = 1_000_000  # synthetic: length of the generated text
-    val_fraction: float = 0.1  # held-out tail of the text used for validation
+    val_fraction: float = 0.1  # held out for validation: the text's tail, or for stdlib whole files by hash
 
     def __post_init__(self):
         _check_choice("data source", self.source, SOURCES)
@@ -138,6 +153,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     tokens: int = 200_000      # D: training tokens (steps = ceil(tokens / (batch * context)))
+    tokens_per_param: float = 0.0  # when > 0, tokens is derived: D = tokens_per_param x params_total (a ladder's rule)
     batch: int = 32            # sequences per step
     seed: int = 0              # initialisation and batch order
     eval_tokens: int = 16_384  # held-out tokens per evaluation
@@ -147,6 +163,11 @@ class RunConfig:
     def __post_init__(self):
         _check_int("batch", self.batch, 1, 1 << 16, "; try --batch 32")
         _check_int("seed", self.seed, 0, 2 ** 31 - 1)
+        _check_float("tokens_per_param", self.tokens_per_param, 0.0, 1e6, hint="; try --tokens-per-param 20")
+        if self.tokens_per_param > 0:
+            from lab.counting import param_counts
+            derived = max(self.batch * self.model.context, round(self.tokens_per_param * param_counts(self.model).total))
+            object.__setattr__(self, "tokens", derived)
         _check_int("tokens", self.tokens, 1, 10 ** 15)
         per_step = self.batch * self.model.context
         if self.tokens < per_step:
@@ -156,6 +177,9 @@ class RunConfig:
                    f" (at least one context of {self.model.context})")
         _check_int("evals", self.evals, 1, 10_000)
         _check_choice("precision", self.precision, PRECISIONS)
+        if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
+            raise ConfigError(f"μP's learning-rate rules here are those for Adam-type optimizers, got {self.optim.name!r}; "
+                              f"choose one of {', '.join(MUP_OPTIMIZERS)} or the standard parameterisation")
 
     @property
     def tokens_per_step(self) -> int:
@@ -209,7 +233,14 @@ class RunConfig:
         return cls(**kwargs)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON (sorted keys, no spaces); settings in `LATER_FIELDS` only when not at their default."""
+        d = self.to_dict()
+        for name, default in LATER_FIELDS.items():
+            part, _, key = name.rpartition(".")
+            where = d[part] if part else d
+            if where.get(key) == default:
+                del where[key]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
     def run_id(self) -> str:

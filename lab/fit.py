@@ -697,7 +697,8 @@ def _natural_table(obj: _Objective, theta: np.ndarray, law: str) -> dict[str, np
 
 
 def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int = 0, confidence: float = 0.95,
-              budgets=None, irreducible: bool = True, delta: float = DELTA, recheck: int = 3) -> BootstrapResult:
+              budgets=None, irreducible: bool = True, delta: float = DELTA, recheck: int = 3,
+              strata=None) -> BootstrapResult:
     """Percentile bootstrap intervals for every parameter and derived quantity.
 
     Each resample is a multinomial re-weighting of the points (the same as resampling with
@@ -712,6 +713,9 @@ def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int =
         n: resamples. seed: for numpy's default_rng. confidence: interval mass, e.g. 0.95.
         budgets: compute budgets C (FLOPs) for allocation intervals.
         irreducible: for power laws, include E.
+        strata: optional label per point (e.g. the model size); points are then resampled within
+            their stratum only, so every stratum keeps its count: with several seeds per size,
+            the intervals show what seed-to-seed noise does to the fit.
 
     Raises:
         ValueError: bad inputs, n < 2, confidence outside (0, 1), budgets with a power law.
@@ -730,7 +734,16 @@ def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int =
     theta_hat, _, _, _ = _fit(obj, starts)
 
     rng = np.random.default_rng(seed)
-    W = rng.multinomial(obj.n, np.full(obj.n, 1 / obj.n), size=n).astype(float)
+    if strata is None:
+        W = rng.multinomial(obj.n, np.full(obj.n, 1 / obj.n), size=n).astype(float)
+    else:
+        strata = np.asarray(strata)
+        if strata.shape != (obj.n,):
+            raise ValueError(f"strata needs one label per point ({obj.n}), got {strata.shape}")
+        W = np.zeros((n, obj.n))
+        for label in np.unique(strata):
+            idx = np.flatnonzero(strata == label)
+            W[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1 / idx.size), size=n)
     theta, f, ok, _ = _newton(obj, np.tile(theta_hat, (n, 1)), W, curvature="exact", max_iter=100)
     if not ok.all():   # slow cases: positive-definite majorised steps, then exact Newton again
         bad = np.flatnonzero(~ok)

@@ -3,6 +3,13 @@
     scaling-lab fit runs.csv --law chinchilla --json
     scaling-lab fit svg_extracted_data.csv --n-col "Model Size" --c-col "Training FLOP" --bootstrap 1000
     scaling-lab fit --store runs/ --law kaplan-n
+    scaling-lab fit --store runs/ --holdout 2 --json     # a ladder's law, checked on its 2 largest sizes
+
+From the store, runs are fitted one family at a time (`lab.family`: equal in everything but
+size and tokens); a store with several families needs `--family KEY`, and the error lists
+them. `--holdout K` fits the family's L(N) on all but its K largest sizes and reports, for
+each held-out size, the prediction with its bootstrap interval, the measurement and the
+relative error, with the reasons to doubt the law (`lab.laws`).
 
 A table gives one run per row: parameters N, training tokens D (or compute C, and then
 D = C/(6N)) and the final loss. Mistakes end in one line on stderr, `error: ...`, and exit
@@ -33,9 +40,13 @@ def register(subparsers) -> None:
     p.add_argument("file", nargs="?", metavar="FILE.csv", help="one run per row (read with a plain CSV reader)")
     p.add_argument("--store", metavar="PATH", help="fit the run store's finished runs instead of a file "
                    "(diverged runs are left out)")
-    p.add_argument("--law", choices=LAWS, default="chinchilla",
+    p.add_argument("--law", choices=LAWS, default=None,
                    help="chinchilla: L(N, D); kaplan-n/-d/-c: power law in N, D or C = 6ND; isoflop: approach 2 "
-                        "(default %(default)s)")
+                        "(default chinchilla; with --holdout the family's L(N))")
+    p.add_argument("--family", metavar="KEY", default=None,
+                   help="with --store: the family to fit (a key or its prefix, as listed when the store holds several)")
+    p.add_argument("--holdout", type=int, default=None, metavar="K",
+                   help="with --store: fit L(N) on all but the K largest sizes of the family and predict those")
     p.add_argument("--n-col", metavar="NAME", help="parameter column (default params; from a store params_total, "
                    "or params_non_embedding for kaplan-* laws as in Kaplan et al.)")
     p.add_argument("--d-col", metavar="NAME", default=None, help="token column (default tokens)")
@@ -73,12 +84,51 @@ def run(args) -> int:
     return 0
 
 
+def _families(store_mod, path, df, wanted: str | None):
+    """The rows of one family of the store's table, and its key; refuses to pool several."""
+    if "family" not in df.columns or df.empty:
+        return df, None
+    keys = list(dict.fromkeys(df["family"].astype(str)))
+    if wanted:
+        chosen = [k for k in keys if k.startswith(wanted)]
+        if len(chosen) != 1:
+            what = "matches no family" if not chosen else f"matches {len(chosen)} families"
+            raise _Usage(f"--family {wanted!r} {what}; the store holds: " + _family_list(store_mod, path, df, keys))
+        return df[df["family"] == chosen[0]], chosen[0]
+    if len(keys) > 1:
+        raise _Usage(f"the store holds {len(keys)} families of runs and a law is fitted to one at a time (runs differ "
+                     "only in size and tokens); choose one with --family KEY: " + _family_list(store_mod, path, df, keys))
+    return df, keys[0]
+
+
+def _family_list(store_mod, path, df, keys) -> str:
+    from lab.family import differing_fields, family_key, family_label
+    configs = {}
+    try:
+        for rec in store_mod.RunStore(path).records():
+            configs.setdefault(family_key(rec.config), rec.config)
+    except Exception:   # a store that cannot list its records: the keys alone
+        configs = {}
+    parts = []
+    for k in keys:
+        sub = df[df["family"] == k]
+        label = family_label(configs[k]) if k in configs else ""
+        parts.append(f"{k} ({sub[['width', 'depth']].drop_duplicates().shape[0] if 'width' in sub else '?'} sizes, "
+                     f"{len(sub)} runs{': ' + label if label else ''})")
+    text = "; ".join(parts)
+    cfgs = [configs[k] for k in keys if k in configs]
+    if len(cfgs) > 1:
+        diff = differing_fields(cfgs)
+        text += ". They differ in " + "; ".join(f"{f} ({', '.join(map(str, v[:4]))})" for f, v in diff.items())
+    return text
+
+
 def _table(args):
     """The table as a DataFrame, the column names to use, a label for messages, and diverged runs left out."""
     import pandas as pd
     if (args.file is None) == (args.store is None):
         raise _Usage("give either a CSV file or --store PATH (exactly one)")
-    kaplan = args.law.startswith("kaplan")
+    kaplan = (args.law or "").startswith("kaplan")
     if args.store is not None:
         try:
             store = importlib.import_module("lab.store")
@@ -89,10 +139,11 @@ def _table(args):
             df = store.RunStore(args.store).finished_table()
         except Exception as e:   # another module's failure: still one line, never a traceback
             raise _Usage(f"could not read the run store at {args.store}: {type(e).__name__}: {e}") from None
+        df, args.family_key = _families(store, args.store, df, args.family)
         n_default = "params_non_embedding" if kaplan else "params_total"
         cols = {"N": args.n_col or n_default, "D": args.d_col or "tokens", "loss": args.loss_col or "eval_loss",
                 "C": args.c_col}
-        if args.law == "isoflop" and not args.c_col:
+        if args.law == "isoflop" and not args.c_col and "budget" in df:
             # an IsoFLOP sweep records each run's planned budget: group by it, not by rounded FLOPs
             planned = "budget" in df and pd.to_numeric(df["budget"], errors="coerce").notna()
             if planned is not False and planned.any():
@@ -131,8 +182,35 @@ def _numbers(df, name: str, label: str) -> np.ndarray:
     return v
 
 
+def _family_law(args) -> dict:
+    """--store with --holdout: the family's L(N), checked on its largest sizes (lab.laws)."""
+    from lab import laws
+    from lab.store import RunStore
+    if args.law not in (None, "kaplan-n"):
+        raise _Usage(f"--holdout fits the family's L(N) (kaplan-n along the family), not --law {args.law}; leave "
+                     "--law out")
+    if args.holdout < 0:
+        raise _Usage(f"--holdout must be 0 or more sizes, got {args.holdout}")
+    _table(args)                              # picks the family (or refuses to pool)
+    records = [r for r in RunStore(args.store).records() if r.result is not None and r.status in ("done", "diverged")]
+    from lab.family import family_key
+    results = [r.result for r in records if args.family_key is None or family_key(r.config) == args.family_key]
+    diverged = sum(r.status == "diverged" for r in results)
+    law = laws.fit_family([r for r in results if r.status == "done"], holdout=args.holdout,
+                          bootstrap=args.bootstrap or 400, seed=args.seed, confidence=args.confidence)
+    return {"law": "family", "source": f"store {args.store}", "left_out": diverged} | law.to_dict()
+
+
 def _fit(args) -> dict:
     from lab import fit as F
+    if args.holdout is not None:
+        if args.store is None:
+            raise _Usage("--holdout works with --store (it needs the runs' families); for a table, fit and compare "
+                         "by hand or use lab.fit.holdout_check")
+        return _family_law(args)
+    if args.family is not None and args.store is None:
+        raise _Usage("--family works with --store")
+    args.law = args.law or "chinchilla"
     df, cols, label, left_out = _table(args)
     if len(df) == 0:
         raise _Usage(f"{label} has no runs to fit" + (f" ({left_out} diverged run(s) left out)" if left_out else ""))
@@ -221,7 +299,27 @@ def _g(v) -> str:
     return "nan" if v is None or not math.isfinite(v) else f"{v:.4g}"
 
 
+def _family_summary(out: dict) -> str:
+    lines = [f"family {out['family']} ({out['label']}), from {out['source']}", f"  {out['equation']}"]
+    iv = out["intervals"]
+    lines.append("  " + ", ".join(f"{k} {v['estimate']:.4g} [{v['low']:.4g}, {v['high']:.4g}]" for k, v in iv.items())
+                 + f" ({out['confidence']:.0%}, resampling {out['interval_from']})")
+    lines.append(f"  fitted on {len(out['fitted'])} sizes: N " + ", ".join(f"{z['N']:,}" for z in out["fitted"]))
+    if out["held_out"]:
+        lines.append(f"  {'held out N':>12}{'predicted':>11}{'interval':>20}{'measured':>10}{'error':>9}")
+        for p in out["held_out"]:
+            lines.append(f"  {p['N']:>12,.0f}{p['predicted']:>11.4f}{'[' + format(p['low'], '.4f') + ', ' + format(p['high'], '.4f') + ']':>20}"
+                         f"{p['measured']:>10.4f}{p['rel_error']:>+9.2%}")
+    for w in out["warnings"]:
+        lines.append(f"  warning: {w}")
+    if not out["warnings"]:
+        lines.append("  nothing found against this law")
+    return "\n".join(lines)
+
+
 def _summary(out: dict) -> str:
+    if out["law"] == "family":
+        return _family_summary(out)
     title = {"chinchilla": "Chinchilla L(N, D) (Hoffmann et al. 2022, approach 3)",
              "isoflop": "IsoFLOP profiles (Hoffmann et al. 2022, approach 2)"}.get(
         out["law"], f"power law in {out['law'][-1].upper()} (Kaplan et al. 2020)")

@@ -4,6 +4,17 @@
   learned or rotary positions, untied output head), in the style of GPT-2 / nanoGPT.
 - `LSTM`: a stacked LSTM language model, the baseline of Kaplan et al. (2020, fig. 7).
 
+The Transformer has two parameterisations (`ModelConfig.param`):
+- "standard": GPT-2's (every weight drawn with std 0.02, residual projections scaled by
+  1/sqrt(2·depth), attention logits by 1/sqrt(head size), one learning rate for all).
+- "mup": the maximal update parameterisation for Adam (Yang et al. 2022, Tensor Programs V,
+  table 3; microsoft/mup), relative to `base_width` where it equals the standard one. With
+  m = width / base_width: hidden matrices are drawn with std 0.02/sqrt(m) and learn at lr/m
+  (`lr_multipliers`); the output logits are multiplied by 1/m (the head learns at lr);
+  attention logits are scaled by 1/head size (times sqrt of the base head size); embeddings,
+  biases and layer norms are unchanged. Every layer's activations then move by the same
+  amount per step at every width, so a learning rate tuned on a small model holds on a big one.
+
 Models take a batch of token ids (`batch seq`) or one sequence (`seq`). Unlike the usual
 Equinox habit (act on one example, `vmap` at the call site), the Transformer flattens the
 batch into one (batch·seq, width) matrix itself: XLA on CPU turns the vmapped form's weight
@@ -55,8 +66,8 @@ def rotary(x: Float[Array, "seq heads hd"]) -> Float[Array, "seq heads hd"]:
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
 
 
-def _attend(q, k, v, mask):
-    scores = (q @ jnp.swapaxes(k, -1, -2)).astype(jnp.float32) * (q.shape[-1] ** -0.5)
+def _attend(q, k, v, mask, scale):
+    scores = (q @ jnp.swapaxes(k, -1, -2)).astype(jnp.float32) * scale
     probs = jax.nn.softmax(jnp.where(mask, scores, -jnp.inf), axis=-1).astype(v.dtype)
     return probs @ v
 
@@ -72,21 +83,22 @@ def query_block(seq: int) -> int:
 
 
 def causal_attention(q: Float[Array, "batch seq heads hd"], k: Float[Array, "batch seq heads hd"],
-                     v: Float[Array, "batch seq heads hd"]) -> Float[Array, "batch seq heads hd"]:
-    """softmax(q kᵀ / √hd + causal mask) v, with heads moved next to the batch so that both
+                     v: Float[Array, "batch seq heads hd"], scale: float | None = None) -> Float[Array, "batch seq heads hd"]:
+    """softmax(q kᵀ · scale + causal mask) v (scale 1/√hd unless given), with heads moved next to the batch so that both
     products are plain batched matmuls. Written out rather than `jax.nn.dot_product_attention`
     (its XLA path): forward + backward ran 1.8x faster this way on CPU (bench/README.md), and
     XLA fuses it on GPU and TPU alike. Queries go in blocks (`query_block`), each attending
     only to the keys up to its last position: the fully masked blocks above the diagonal are
     never computed (8 blocks compute 56 % of the full product)."""
     seq = q.shape[1]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
     q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))            # batch heads seq hd
     c = query_block(seq)
     outs = []
     for start in range(0, seq, c):
         end = start + c
         mask = jnp.tril(jnp.ones((c, end), bool), k=start)
-        outs.append(_attend(q[..., start:end, :], k[..., :end, :], v[..., :end, :], mask))
+        outs.append(_attend(q[..., start:end, :], k[..., :end, :], v[..., :end, :], mask, scale))
     out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
     return out.transpose(0, 2, 1, 3)
 
@@ -134,16 +146,20 @@ class Block(eqx.Module):
     b_down: Float[Array, " width"]
     heads: int = eqx.field(static=True)
     use_rotary: bool = eqx.field(static=True)
+    attn_scale: float = eqx.field(static=True)
 
-    def __init__(self, width: int, heads: int, depth: int, use_rotary: bool, *, key):
+    def __init__(self, width: int, heads: int, depth: int, use_rotary: bool, *, key, mult: float = 1.0,
+                 attn_scale: float | None = None):
         k1, k2, k3, k4 = jr.split(key, 4)
-        resid_std = INIT_STD / math.sqrt(2 * depth)   # GPT-2: scale residual projections by depth
+        std = INIT_STD / math.sqrt(mult)               # μP: hidden weights' std falls as 1/sqrt(fan-in)
+        resid_std = std / math.sqrt(2 * depth)         # GPT-2: scale residual projections by depth
         self.ln1, self.ln2 = LayerNorm(width), LayerNorm(width)
-        self.w_qkv, self.b_qkv = _normal(k1, (width, 3 * width), INIT_STD), jnp.zeros(3 * width)
+        self.w_qkv, self.b_qkv = _normal(k1, (width, 3 * width), std), jnp.zeros(3 * width)
         self.w_out, self.b_out = _normal(k2, (width, width), resid_std), jnp.zeros(width)
-        self.w_up, self.b_up = _normal(k3, (width, 4 * width), INIT_STD), jnp.zeros(4 * width)
+        self.w_up, self.b_up = _normal(k3, (width, 4 * width), std), jnp.zeros(4 * width)
         self.w_down, self.b_down = _normal(k4, (4 * width, width), resid_std), jnp.zeros(width)
         self.heads, self.use_rotary = heads, use_rotary
+        self.attn_scale = (width // heads) ** -0.5 if attn_scale is None else attn_scale
 
     def __call__(self, x: Float[Array, "tokens width"], batch: int) -> Float[Array, "tokens width"]:
         n, width = x.shape
@@ -153,7 +169,7 @@ class Block(eqx.Module):
         q, k, v = jnp.split(qkv.reshape(batch, seq, 3 * self.heads, width // self.heads), 3, axis=2)
         if self.use_rotary:
             q, k = jax.vmap(rotary)(q), jax.vmap(rotary)(k)
-        att = causal_attention(q, k, v)
+        att = causal_attention(q, k, v, self.attn_scale)
         x = x + att.reshape(n, width) @ self.w_out + self.b_out
         h = self.ln2(x)
         h = jax.nn.gelu(h @ self.w_up + self.b_up)
@@ -166,15 +182,22 @@ class GPT(eqx.Module):
     blocks: tuple[Block, ...]
     ln_f: LayerNorm
     head: Float[Array, "width vocab"]
+    out_mult: float = eqx.field(static=True)
 
     def __init__(self, cfg: ModelConfig, *, key):
         kt, kp, kh, kb = jr.split(key, 4)
+        mult = width_mult(cfg)
+        attn_scale = None
+        if cfg.param == "mup":   # 1/head size, equal to 1/sqrt(head size) at the base width
+            attn_scale = math.sqrt(max(cfg.base_width // cfg.heads, 1)) / (cfg.width // cfg.heads)
         self.tok_emb = _normal(kt, (cfg.vocab, cfg.width), INIT_STD)
         self.pos_emb = _normal(kp, (cfg.context, cfg.width), INIT_STD) if cfg.positions == "learned" else None
-        self.blocks = tuple(Block(cfg.width, cfg.heads, cfg.depth, cfg.positions == "rotary", key=k)
+        self.blocks = tuple(Block(cfg.width, cfg.heads, cfg.depth, cfg.positions == "rotary", key=k, mult=mult,
+                                  attn_scale=attn_scale)
                             for k in jr.split(kb, cfg.depth))
         self.ln_f = LayerNorm(cfg.width)
         self.head = _normal(kh, (cfg.width, cfg.vocab), INIT_STD)
+        self.out_mult = 1.0 / mult
 
     def __call__(self, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
         lead, seq = tokens.shape[:-1], tokens.shape[-1]
@@ -186,7 +209,10 @@ class GPT(eqx.Module):
         x = x.reshape(batch * seq, -1)
         for block in self.blocks:
             x = block(x, batch)
-        return (self.ln_f(x) @ self.head).reshape(*lead, seq, -1)
+        logits = self.ln_f(x) @ self.head
+        if self.out_mult != 1.0:
+            logits = logits * self.out_mult
+        return logits.reshape(*lead, seq, -1)
 
 
 class LSTM(eqx.Module):
@@ -217,6 +243,25 @@ class LSTM(eqx.Module):
 
             _, x = jax.lax.scan(step, (zeros, zeros), x)
         return x @ self.head + self.head_bias
+
+
+def width_mult(cfg: ModelConfig) -> float:
+    """μP's width multiplier m = width / base_width; 1 for the standard parameterisation."""
+    return cfg.width / cfg.base_width if cfg.param == "mup" else 1.0
+
+
+def lr_multipliers(m: float, params):
+    """Per-leaf learning-rate factors for one model's `params` (a tree shaped like its arrays)
+    at width multiplier `m` (`width_mult`): μP's 1/m for the hidden matrices (the blocks' 2-D
+    weights), 1 elsewhere. Multiplying an Adam-type update by it is the same as giving that
+    layer its own learning rate (decoupled weight decay, which optax multiplies by the rate,
+    follows it)."""
+
+    def factor(path, leaf):
+        hidden = any(getattr(k, "name", None) == "blocks" for k in path) and getattr(leaf, "ndim", 0) == 2
+        return 1.0 / m if hidden else 1.0
+
+    return jax.tree_util.tree_map_with_path(factor, params)
 
 
 def make_model(cfg: ModelConfig, *, key) -> GPT | LSTM:

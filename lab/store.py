@@ -48,6 +48,7 @@ from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts
+from lab.family import family_key
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 SCHEMA_VERSION = 1
@@ -298,6 +299,8 @@ class RunRecord:
              "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
              "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
              "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
+             "param": m.param, "tokens_per_param": self.config.tokens_per_param,
+             "family": family_key(self.config),
              "data": self.config.data.source, "planned_tokens": self.config.tokens_trained,
              "params_total": counts.total, "params_embedding": counts.embedding,
              "params_non_embedding": counts.non_embedding, "flops_per_token": flops_per_token(m),

@@ -38,7 +38,8 @@ def register(sub) -> None:
     add_run_options(p, sweep=True)
     m, o, d = ModelConfig(), OptimConfig(), RunConfig()
     g = p.add_argument_group("sweep")
-    g.add_argument("--widths", type=integer_list, default=None, metavar="W,...", help=f"widths (default {m.width})")
+    g.add_argument("--widths", type=integer_list, default=None, metavar="W,...",
+                   help=f"widths (default {m.width}; with --tokens-per-param the ladder's 32,48,64,80,96,128)")
     g.add_argument("--depths", type=integer_list, default=None, metavar="L,...", help=f"depths (default {m.depth})")
     g.add_argument("--tokens", type=integer_list, default=None, metavar="D,...",
                    help=f"training tokens, e.g. 1e5,3e5 (default {d.tokens:g})")
@@ -122,16 +123,25 @@ def _plan(args):
     from lab import sweep
     d, o, m = RunConfig(), OptimConfig(), ModelConfig()
     first = lambda values, default: values[0] if values else default  # noqa: E731
+    if args.tokens_per_param and (args.tokens is not None or args.isoflop is not None):
+        raise ConfigError("--tokens-per-param sets each run's tokens from its size; leave out "
+                          + ("--tokens" if args.tokens is not None else "--isoflop"))
     if args.isoflop is not None:
         if args.tokens is not None:
             raise ConfigError("--tokens and --isoflop exclude each other: an IsoFLOP plan sets each run's tokens "
                               "from its budget")
         if args.depths is not None and (len(args.depths) > 1 or args.aspect is not None):
             raise ConfigError("an IsoFLOP plan takes one depth (--depths L) or a depth rule (--aspect RATIO)")
+    ladder = bool(args.tokens_per_param)     # a ladder's defaults: μP and the rate tuned for it (lab.sweep)
     base = run_config(args, width=first(args.widths, m.width), depth=first(args.depths, m.depth),
-                      optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
+                      optimizer=first(args.optimizers, o.name),
+                      lr=first(args.lrs, sweep.LADDER_LR if ladder else o.lr),
+                      param=args.param or (sweep.LADDER_PARAM if ladder else m.param),
                       tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
                       seed=first(args.seeds, d.seed))
+    if ladder:
+        return sweep.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
+                            optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.isoflop is None:
         return sweep.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
                           optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)

@@ -103,6 +103,12 @@ class Plan:
             lines.append(f"  budget C={b:.3g}: " + ", ".join(
                 f"N={param_counts(c.model).total:,}/D={c.tokens_trained:,}" for c in sizes
                 if c.seed == sizes[0].seed))
+        if any(c.tokens_per_param for c in self.configs):
+            sizes = {}
+            for c in self.configs:
+                sizes.setdefault((c.model.width, c.model.depth), c)
+            lines.append("  sizes: " + ", ".join(f"{w}x{d} N={param_counts(c.model).total:,} D={c.tokens_trained:,}"
+                                                  for (w, d), c in sizes.items()))
         for reason in self.refused:
             lines.append(f"  left out: {reason}")
         return "\n".join(lines)
@@ -140,6 +146,36 @@ def grid(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequen
              for k, vs in (("widths", ws), ("depths", ds), ("optimizers", os_), ("lrs", ls), ("tokens", ts),
                            ("seeds", ss))]
     return Plan(configs=tuple(configs), description="grid: " + " x ".join(parts))
+
+
+# The default ladder (README, "Scaling laws that predict"): six Transformer sizes spanning over
+# 10x in parameters, each trained on 20 tokens per parameter; chosen by measurement.
+LADDER_WIDTHS = (32, 48, 64, 80, 96, 128)
+LADDER_PARAM = "mup"     # μP: the learning rate below, tuned once, holds at every width of the ladder
+LADDER_LR = 3e-3
+
+
+def ladder(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequence[int] | None = None,
+           tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM, optimizers: Sequence[str] | None = None,
+           lrs: Sequence[float] | None = None, seeds: Sequence[int] | None = None) -> Plan:
+    """A scaling ladder: models of several sizes, each trained on D = R x N tokens, with
+    N = params_total (Hoffmann et al. 2022 count all parameters in their 20 tokens per
+    parameter) and R = `tokens_per_param`. Every run is of one family, so a law fitted to
+    the smaller rungs can be checked on the larger ones.
+
+    Args:
+        base: everything but width, depth and tokens (its depth is used when `depths` is None).
+        widths: model widths (default `LADDER_WIDTHS`); combined with every depth as in `grid`.
+        tokens_per_param: R (> 0).
+        optimizers, lrs, seeds: as in `grid`.
+    """
+    if not (isinstance(tokens_per_param, (int, float)) and math.isfinite(tokens_per_param) and tokens_per_param > 0):
+        raise ConfigError(f"tokens per parameter must be a positive number, got {tokens_per_param!r}; "
+                          "Chinchilla's compute-optimal ratio is 20")
+    base = base.replace(tokens_per_param=float(tokens_per_param))
+    plan = grid(base, widths=widths or LADDER_WIDTHS, depths=depths, optimizers=optimizers, lrs=lrs, seeds=seeds)
+    return Plan(configs=plan.configs, description=plan.description.replace("grid:", "ladder:", 1).replace(
+        f" x tokens {base.tokens}", "") + f", D = {tokens_per_param:g} x N (N = all parameters)")
 
 
 def aspect_depth(ratio: float) -> Callable[[int], int]:

@@ -28,7 +28,7 @@ from lab import optim
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, memory_bytes, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
-from lab.models import make_model
+from lab.models import lr_multipliers, make_model, width_mult
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a second, little overhead
@@ -100,7 +100,7 @@ def loss_fn(params, static, x, y, dtype):
 
 @eqx.filter_jit
 def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, stop, sched,
-                 *, tx, chunk, batch, context, dtype, explode):
+                 *, tx, chunk, batch, context, dtype, explode, width_mult=1.0):
     """Steps `step0 .. stop - 1` (at most `chunk`) for every seed (leading axis of params,
     opt_state, keys, alive).
 
@@ -116,6 +116,8 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, sto
         loss, grads = jax.value_and_grad(loss_fn)(p, static, x, y, dtype)
         s_new = optim.with_learning_rate(s, optim.learning_rate(step, sched))
         updates, s_new = tx.update(grads, s_new, p)
+        if width_mult != 1.0:   # μP: per-layer learning rates
+            updates = jax.tree.map(lambda u, f: u * f, updates, lr_multipliers(width_mult, p))
         p_new = optax.apply_updates(p, updates)
         good = ok & jnp.isfinite(loss) & (loss < explode)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)
@@ -234,7 +236,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     alive = jnp.ones(len(seeds), bool)
     dstep = jnp.full(len(seeds), -1, jnp.int32)
     statics = dict(tx=tx, chunk=chunk, batch=config.batch, context=m.context, dtype=dtype,
-                   explode=explode_threshold(m.vocab))
+                   explode=explode_threshold(m.vocab), width_mult=width_mult(m))
 
     info = {"steps": steps, "tokens": steps * per_step, "seeds": len(seeds), "chunk": chunk,
             "flops_per_token": fpt, "dataset": dataset.name, "device": device_name(), **counts.as_dict()}

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lab.config import ConfigError, DataConfig
-from lab.data import (builtin_text, epochs, eval_windows, load_dataset, markov_chain, sample_markov, unigram_loss)
+from lab.data import (builtin_text, epochs, eval_windows, held_out, load_dataset, markov_chain, sample_markov,
+                      stdlib_files, unigram_loss)
 
 
 def test_builtin_corpus_is_real_english_deterministic_and_large():
@@ -14,9 +15,28 @@ def test_builtin_corpus_is_real_english_deterministic_and_large():
     words = text.lower().split()
     common = sum(words.count(w) for w in ("the", "of", "and", "is", "a", "to"))
     assert common / len(words) > 0.1            # English prose, not code or noise
-    ds = load_dataset(DataConfig())
+    ds = load_dataset(DataConfig(source="builtin"))
     assert ds.vocab == 256 and len(ds.val) > 0.09 * (len(ds.train) + len(ds.val))
     assert 2.5 < ds.unigram_loss < 4.0           # bytes of English: about 3.2 nats (4.6 bits)
+
+
+def test_stdlib_corpus_is_big_deterministic_and_held_out_by_file():
+    files = stdlib_files()
+    assert len(files) > 300 and files == sorted(files)
+    assert not any(name.startswith(("test/", "pydoc_data/")) or "/tests/" in name for name, _ in files)
+    ds = load_dataset(DataConfig())            # the default corpus
+    assert ds.name == "stdlib" and len(ds.train) > 5_000_000   # 20 tokens/param at 1M params: under 4 epochs
+    assert ds.fingerprint == load_dataset(DataConfig(val_fraction=0.1)).fingerprint
+    # whole files go to validation by a hash of their name: about the fraction asked, spread
+    # over the library (not a tail of the sorted list), and the same for the same name
+    val_names = [name for name, _ in files if held_out(name, 0.1)]
+    assert 0.05 < len(val_names) / len(files) < 0.15
+    assert {n.split("/")[0] for n in val_names} != {files[-1][0].split("/")[0]}
+    assert 0.04 < len(ds.val) / (len(ds.train) + len(ds.val)) < 0.16
+    first_val = next(raw for name, raw in files if held_out(name, 0.1))
+    assert bytes(ds.val[:len(first_val)]) == first_val
+    other = load_dataset(DataConfig(val_fraction=0.2))
+    assert len(other.val) > len(ds.val) and other.fingerprint != ds.fingerprint
 
 
 def test_markov_entropy_rate_is_exact():
@@ -88,7 +108,13 @@ def test_unigram_baseline_and_epochs():
     assert math.isclose(epochs(2 * len(ds.train), ds), 2.0)
 
 
-def test_eval_windows_are_consecutive_and_fixed():
-    val = np.arange(1000) % 256
-    w = eval_windows(val.astype(np.uint8), eval_tokens=256, context=32)
-    assert w.shape == (8, 33) and (w[1, 0] == w[0, 32])
+def test_eval_windows_spread_over_the_held_out_text():
+    val = (np.arange(1000) % 256).astype(np.uint8)
+    w = eval_windows(val, eval_tokens=256, context=32)
+    assert w.shape == (8, 33) and np.all(np.diff(w[:, 0].astype(int) % 256) != 0)
+    starts = np.array([int(np.flatnonzero(val == row[0])[0]) for row in w])   # positions < 256 are unique
+    assert w[-1, -1] == val[(len(val) - 1 - 32) // 8 * 7 + 32]                # the last window near the end
+    assert np.all(np.diff(np.sort(starts)) >= 0)
+    whole = eval_windows(val[:100], eval_tokens=4096, context=32)           # short text: consecutive windows
+    assert whole.shape == (3, 33) and whole[1, 0] == whole[0, 32]
+    assert np.array_equal(eval_windows(val, 256, 32), w)                    # fixed: the same every call

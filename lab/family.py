@@ -1,0 +1,82 @@
+"""Families of runs: the runs one scaling law may be fitted to.
+
+Two runs belong to one family when everything but the model's size (width, depth) and its
+training tokens is equal: architecture, heads, context and positions, the parameterisation,
+the optimizer with its learning rate and schedule, batch, data, precision and the rule that
+set the tokens (`tokens_per_param`). The seed and the evaluation settings do not change what
+is trained and stay out too. Mixing families in one fit mixes laws (a ladder at 20 tokens
+per parameter and a sweep at a fixed 200k tokens follow different curves), so fits take one
+family at a time and refuse to pool, naming the fields that differ.
+
+Pure Python on configs: the key is computed here and nowhere else.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+
+from lab.config import ConfigError, RunConfig
+
+# Fields that vary inside a family ("part.name" for nested configs).
+OUTSIDE = frozenset({"model.width", "model.depth", "tokens", "seed", "evals", "eval_tokens"})
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def family_fields(cfg: RunConfig) -> dict:
+    """The config's fields that define its family, flat ("optim.lr": 0.003, ...)."""
+    return {k: v for k, v in _flat(cfg.to_dict()).items() if k not in OUTSIDE}
+
+
+def family_key(cfg: RunConfig) -> str:
+    """A short stable id of the family: a hash of its fields in the run id's canonical JSON (so
+    settings added later, at their default, leave existing families' keys unchanged)."""
+    fields = {k: v for k, v in _flat(json.loads(cfg.to_json())).items() if k not in OUTSIDE}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def family_label(cfg: RunConfig) -> str:
+    """The family in a few words, for lists and legends."""
+    m, o = cfg.model, cfg.optim
+    param = f"μP base {m.base_width}" if m.param == "mup" else "standard"
+    tokens = f"{cfg.tokens_per_param:g} tokens/param" if cfg.tokens_per_param else "tokens as given"
+    return (f"{m.arch} {param}, {o.name} lr {o.lr:g} {o.schedule}, context {m.context}, batch {cfg.batch}, "
+            f"{cfg.data.source}, {tokens}")
+
+
+def differing_fields(configs: Sequence[RunConfig]) -> dict[str, list]:
+    """The family fields on which `configs` disagree, each with its values (in first-seen order)."""
+    seen: dict[str, list] = {}
+    for cfg in configs:
+        for k, v in family_fields(cfg).items():
+            vals = seen.setdefault(k, [])
+            if v not in vals:
+                vals.append(v)
+    keys = set().union(*(family_fields(c) for c in configs)) if configs else set()
+    return {k: seen[k] for k in sorted(keys) if len(seen[k]) > 1}
+
+
+def group(configs: Iterable[RunConfig]) -> dict[str, list[int]]:
+    """Indices of `configs` by family key, largest family first."""
+    out: dict[str, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        out.setdefault(family_key(cfg), []).append(i)
+    return dict(sorted(out.items(), key=lambda kv: -len(kv[1])))
+
+
+def check_one_family(configs: Sequence[RunConfig]) -> None:
+    """Raise ConfigError, naming the differing fields, unless all `configs` are of one family."""
+    diff = differing_fields(configs)
+    if diff:
+        parts = "; ".join(f"{k}: {', '.join(map(repr, v[:4]))}" for k, v in diff.items())
+        raise ConfigError(f"these runs are of {len(group(configs))} families and a law is fitted to one family at a "
+                          f"time; they differ in {parts}. Choose one family (its runs differ only in size and tokens)")
