@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench gpu-check system-packages clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,13 @@ bench: setup system-packages
 	  w=$$(ls /opt/wheels/torch-*+cpu-cp$$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')-*.whl 2>/dev/null | head -1); \
 	  if [ -n "$$w" ]; then $(BIN)/python -m pip install --quiet "$$w"; else $(BIN)/python -m pip install --quiet -e '.[bench]'; fi; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The accelerator check (bench/gpu_check.py): matmul peaks, MFU per width in bf16 and fp32, vmap
+# of 8 seeds, the compilation cache, stalls between chunks, device memory, two kernels on one
+# device; JSON in bench/gpu_check.json. Under 5 minutes on a GPU; tiny models on CPU.
+# E.g. GPU_CHECK_ARGS="--budget-s 120 --only train,vmap --out /tmp/check.json".
+gpu-check: setup
+	$(BIN)/python -m bench --gpu-check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

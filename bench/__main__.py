@@ -4,6 +4,9 @@ Prints, for each benchmark shape, our training tokens/s beside a PyTorch eager m
 same shape measured in the same run, the ratio (and its range over the rounds), model FLOP/s
 and MFU against the matmul peak measured in this run; the weight products' GEMM rate in XLA,
 NumPy and PyTorch; first-call latency; vmap efficiency; fit times; app overhead.
+
+`python -m bench --gpu-check [--tiny] [--out PATH] [--budget-s S] [--only PARTS]` runs the
+accelerator check instead (bench/gpu_check.py, `make gpu-check`).
 """
 
 import argparse
@@ -19,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu-check" in argv:                      # its own options follow (python -m bench --gpu-check -h)
+        from bench import gpu_check
+        return gpu_check.main([a for a in argv if a != "--gpu-check"])
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="two smallest shapes, fewer rounds (a smoke run)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape (median reported)")
@@ -26,6 +33,8 @@ def main(argv=None) -> dict:
     p.add_argument("--only", default="", help="comma list of parts: train,gemm,latency,vmap,fit,app")
     p.add_argument("--shapes", default="", help="training shapes instead of the four defaults, "
                    "WIDTHxDEPTHxCONTEXTxBATCH, comma-separated (e.g. 256x4x128x32,384x6x256x16)")
+    p.add_argument("--gpu-check", action="store_true", help="run the accelerator check instead "
+                   "(bench/gpu_check.py; its options: --tiny, --out, --budget-s, --only; see --gpu-check -h)")
     p.add_argument("--json", default=None, help="output file (default bench/results/bench-<time>.json)")
     args = p.parse_args(argv)
     runtime.setup()
