@@ -161,7 +161,8 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
             assert seen[-1] > seen[0] and len(set(seen)) >= 3, seen      # the live curve gained points
             page.screenshot(path=str(ARTIFACTS / "voila-1-trained-and-stopped.png"), full_page=True)
 
-            # a sweep of three data sizes, then the law in D
+            # a sweep of three data sizes (a grid; the default plan is a ladder), then the law in D
+            page.click(".lab-sweep-mode button:has-text('Grid')")
             page.fill(".lab-sweep-widths input", "16")
             page.fill(".lab-sweep-tokens input", "4096,8192,16384")
             _wait(lambda: "3 runs" in page.inner_text(".lab-sweep-plan"), 30, "the plan's cost", page)

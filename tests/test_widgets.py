@@ -129,6 +129,9 @@ def test_a_link_sets_the_controls_and_bad_values_are_reported():
 
 def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     c = app.controller
+    assert app.sweep.mode.value == "ladder"                      # the default plan is a scaling ladder
+    app.sweep.mode.value = "grid"
+    assert app.sweep.grid_box.layout.display == "" and app.sweep.ladder_box.layout.display == "none"
     app.sweep.tokens.value = "2048,4096,8192"
     app.sweep.widths.value = "16"
     assert app.state.sweep_plan["runs"] == 3 and "3 runs" in app.sweep.plan.value
@@ -267,7 +270,7 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
     assert app.form.inputs["width"].value == 40 and len(app.state.runs) == 1 and app.plots.points("curves") >= 1
 
 
-def _store_result(store, cfg, loss, status="done"):
+def _store_result(store, cfg, loss, status="done", epochs=0.1):
     """A finished run written straight to the store (no training): the fits only read numbers."""
     from lab.counting import flops_per_token, param_counts
     from lab.trackers import RunResult
@@ -278,7 +281,7 @@ def _store_result(store, cfg, loss, status="done"):
         run_id=cfg.run_id, config=cfg, status=status, train_loss=loss, eval_loss=loss, eval_bpb=loss / 0.693,
         tokens=cfg.tokens_trained, steps=cfg.steps, flops=float(fpt * cfg.tokens_trained), flops_per_token=fpt,
         params_total=counts.total, params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
-        epochs=0.1, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
+        epochs=epochs, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
         unigram_loss=5.0, entropy_rate=None, dataset="builtin", curve=curve), save_weights=False)
 
 
@@ -314,3 +317,190 @@ def test_widgets_never_import_jax_and_use_the_house_import_names():
         text = path.read_text()
         assert "import jax" not in text and "from jax" not in text, path
         assert "import ipywidgets as widgets" not in text, path
+
+
+def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypatch):
+    from lab.counting import param_counts
+    from widgets import fields
+    c, inputs = app.controller, app.form.inputs
+    assert fields.BY_NAME["data"].default == "stdlib" and app.state.form["data"] == "builtin"   # quick: the small one
+    labels = dict((v, k) for k, v in inputs["data"].options)
+    assert labels["stdlib"] == "Python source (built in, 11 MB)" and "Python docs" in labels["builtin"]
+    assert "μP" in inputs["param"].tooltip and "transfers" in inputs["param"].tooltip
+    assert "Chinchilla" in inputs["tokens_per_param"].tooltip and "Data (tokens)" in inputs["tokens_per_param"].tooltip
+    inputs["param"].value = "mup"
+    inputs["tokens_per_param"].value = 20
+    cfg = c.build_config()
+    assert cfg.model.param == "mup" and cfg.tokens_per_param == 20
+    assert cfg.tokens == round(20 * param_counts(cfg.model).total)          # the data follows the model's size
+    assert "D = 20 x N" in app.state.readouts["tokens_per_param"] and "param=mup" in app.state.share
+    inputs["optimizer"].value = "sgd"                                      # μP's rules are Adam-type ones
+    assert "μP" in app.state.config_error and app.form.train.disabled
+    monkeypatch.delenv("SCALING_LAB_QUICK")
+    assert fields.defaults()["data"] == "stdlib"
+
+
+def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
+    from lab.family import family_key
+    from lab.sweep import LADDER_WIDTHS
+    from widgets.controller import QUICK_LADDER_WIDTHS, Controller
+    from widgets.state import AppState
+    sw, c = app.sweep, app.controller
+    assert sw.mode.value == "ladder" and sw.mode.options[0] == ("Ladder", "ladder")
+    assert sw.ladder_box.layout.display == "" and sw.grid_box.layout.display == "none"
+    assert sw.ladder_widths.value == ",".join(map(str, QUICK_LADDER_WIDTHS)) and sw.tokens_per_param.value == "20"
+    for w in (sw.ladder_widths, sw.ladder_depths, sw.tokens_per_param, sw.ladder_seeds, sw.mode):
+        assert w.description and w.tooltip
+    plan = app.state.sweep_plan
+    assert plan["runs"] == 6 and not plan["error"]
+    for words in ("ladder:", "6 runs", "FLOPs", "estimated time", "D = 20 x N", "sizes: 8x1"):
+        assert words in plan["text"] and words in sw.plan.value
+    built = c.build_plan()
+    assert all(cfg.tokens_per_param == 20 for cfg in built) and len({family_key(cfg) for cfg in built}) == 1
+    sw.ladder_seeds.value = 2
+    sw.tokens_per_param.value = "10"
+    assert app.state.sweep_plan["runs"] == 12 and "D = 10 x N" in app.state.sweep_plan["text"]
+    sw.tokens_per_param.value = "lots"
+    assert app.state.sweep_plan["runs"] == 0 and "Cannot plan" in sw.plan.value and "number" in sw.plan.value
+    assert sw.run.disabled
+    sw.tokens_per_param.value = "20"
+    assert not sw.run.disabled
+    c.set_values(tokens_per_param=20)                                # a grid cannot sweep tokens that are derived
+    sw.mode.value = "grid"
+    sw.tokens.value = "2048,4096"
+    assert "Tokens per parameter" in app.state.sweep_plan["error"]
+    c.set_values(tokens_per_param=0)                             # a one-rung ladder at 1 token per parameter runs
+    sw.mode.value = "ladder"
+    sw.ladder_widths.value, sw.tokens_per_param.value, sw.ladder_seeds.value = "16", "1", 1
+    assert app.state.sweep_plan["runs"] == 1
+    report = run(_click_and_wait(sw.run, c))
+    assert report.ok and "sweep finished" in app.state.notice and not app.state.error
+    (row,) = app.state.runs
+    assert row["config"]["tokens_per_param"] == 1 and app.state.family == row["family"]   # Scaling turns to it
+    monkeypatch.delenv("SCALING_LAB_QUICK")                       # the full app: the README's ladder
+    assert Controller(AppState()).sweep_form["ladder_widths"] == ",".join(map(str, LADDER_WIDTHS))
+
+
+def _ladder(store, base, widths, *, tokens_per_param=20.0, seeds=(0,), law=(1.2, 60.0, 0.4), noise=0.0,
+            epochs=None):
+    """A ladder's finished runs written straight to the store, their losses on a known law."""
+    import numpy as np
+    from lab.counting import param_counts
+    from lab.sweep import ladder
+    E, A, alpha = law
+    rng = np.random.default_rng(0)
+    plan = ladder(base, widths=widths, tokens_per_param=tokens_per_param, seeds=list(seeds))
+    for cfg in plan:
+        n = param_counts(cfg.model).total
+        _store_result(store, cfg, (E + A * n ** -alpha) * (1 + noise * rng.normal()),
+                      epochs=(epochs or {}).get(cfg.model.width, 0.5))
+    return plan
+
+
+def test_a_ladder_family_is_fitted_on_its_smaller_sizes_and_checked_on_the_largest(app):
+    from lab.family import family_key
+    store, c = RunStore(None), app.controller
+    base = c.build_config()
+    plan = _ladder(store, base, [8, 12, 16, 20, 24, 32], seeds=(0, 1), noise=0.004, epochs={32: 6.5})
+    app.runs.refresh.click()
+    key = family_key(plan.configs[0])
+    fams = app.state.families
+    assert [f["key"] for f in fams] == [key] and fams[0]["sizes"] == 6 and fams[0]["runs"] == 12
+    assert app.state.family == key and app.scaling.family.value == key and "6 sizes, 12 runs" in \
+        app.scaling.family.options[0][0]
+    assert app.state.holdout == 2 and app.scaling.holdout.value == 2 and not app.scaling.holdout.disabled
+    for w in (app.scaling.family, app.scaling.holdout):
+        assert w.description and w.tooltip
+    app.scaling.fit.click()
+    fit = app.state.fit
+    assert not app.state.error and fit["law"] == "family" and fit["equation"].startswith("L(N) = ")
+    assert [(p["width"], p["depth"]) for p in fit["held_out"]] == [(24, 1), (32, 1)]
+    for p in fit["held_out"]:
+        assert p["low"] <= p["predicted"] <= p["high"] and p["seeds"] == 2 and p["sd"] > 0
+        assert abs(p["rel_error"]) < 0.05
+    table = app.scaling.held_out.value
+    assert "lab-heldout" in table and table.count("<tr>") == 3 and "%" in table and "width 32, depth 1" in table
+    warnings = fit["warnings"]
+    assert any("span only" in w for w in warnings) and any("6.5 epochs" in w for w in warnings)
+    assert "Reasons to doubt" in app.scaling.warnings.value and "span only" in app.scaling.warnings.value
+    assert app.plots.points("held_out") == 2 and app.plots.points("runs") == 12 and app.plots.points("fit") > 10
+    # the run that repeated its data is flagged where runs are listed
+    flagged = [r for r in app.state.runs if r["width"] == 32]
+    assert all("⚠ 6.5 epochs" in r["label"] for r in flagged) and "⚠ 6.5 epochs" in app.runs.table.value
+    assert not any("epochs" in r["label"] for r in app.state.runs if r["width"] != 32)
+    # hold out none, then too many: the engine's reason lands in the message area
+    app.scaling.holdout.value = 0
+    assert app.state.fit["held_out"] == [] and app.state.fit["equation"] and not app.state.error
+    app.scaling.holdout.value = 3
+    assert "at least 4 model sizes" in app.state.error and not app.state.fit["equation"]
+    # a second ladder whose law is sound: chosen in the Family list
+    other = _ladder(store, base.replace(optim__lr=1e-2), [8, 16, 24, 32, 48, 64], tokens_per_param=10)
+    app.runs.refresh.click()
+    assert len(app.state.families) == 2 and app.state.family == key          # the chosen family stays chosen
+    app.scaling.family.value = family_key(other.configs[0])
+    assert app.state.holdout == 2 and app.state.fit["law"] == "family" and app.state.fit["trusted"]
+    assert "Nothing found against this law" in app.scaling.warnings.value
+    assert app.plots.points("runs") == 6 and app.plots.points("other") == 12
+
+
+def test_runs_of_two_families_are_never_pooled(app):
+    from lab.family import family_key
+    store, c = RunStore(None), app.controller
+    base = c.build_config()
+    a = [base.replace(model__width=w, tokens=8192) for w in (16, 24, 32)]
+    b = [base.replace(model__width=w, tokens=8192, optim__lr=1e-2) for w in (16, 24, 32, 48)]
+    for cfg in a + b:
+        _store_result(store, cfg, 2.0 + 100 / cfg.model.width)
+    app.runs.refresh.click()
+    assert [f["sizes"] for f in app.state.families] == [4, 3] and app.state.family == family_key(b[0])
+    assert len(app.scaling.family.options) == 2 and "lr 0.01" in app.scaling.family.options[0][0]
+    app.scaling.fit.click()                                   # the default family alone: its 4 runs
+    assert app.state.fit["equation"] and "fitted on 4 finished run(s) of the family" in app.state.fit["notes"][0]
+    assert app.plots.points("runs") == 4 and app.plots.points("other") == 3
+    ids = {r["config"]["model"]["width"]: r["run_id"] for r in app.state.runs if r["config"]["optim"]["lr"] == 1e-2}
+    mixed = [a[0].run_id, a[1].run_id, ids[48]]
+    app.runs.select.value = tuple(mixed)                      # three runs of two families: refused, in words
+    app.scaling.fit.click()
+    err = app.state.error
+    assert err.startswith("fit: these runs are of 2 families") and "optim.lr: 0.01, 0.003" in err
+    assert "Family list" in err                               # and the way out
+    assert "Problem" in app.messages.error.value and "optim.lr" in app.messages.error.value
+    assert not app.state.fit["equation"] and "optim.lr" in app.scaling.equation.value
+    app.runs.select.value = (a[0].run_id, a[1].run_id, a[2].run_id)   # runs of one family choose that family
+    assert app.state.family == family_key(a[0]) and app.scaling.family.value == family_key(a[0])
+    app.scaling.fit.click()
+    assert app.state.fit["equation"] and "the selected runs" in app.state.fit["notes"][0]
+
+
+def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_law(app):
+    """Predict a bigger model of a ladder family, train it, compare; the law it checks never saw it."""
+    from lab.counting import param_counts
+    from lab.family import family_key
+    store, c = RunStore(None), app.controller
+    base = c.build_config()               # quick mode: the check trains width 16 (the module's one shape)
+    plan = _ladder(store, base, [4, 6, 8, 10, 12], tokens_per_param=1, law=(2.0, 60.0, 0.4))
+    app.runs.refresh.click()
+    assert app.state.holdout == 0         # five sizes: nothing to spare
+    app.scaling.fit.click()
+    before = app.state.fit["equation"]
+    assert app.state.fit["law"] == "family" and before
+    app.scaling.width.value, app.scaling.depth.value = 16, 1
+    app.scaling.predict.click()
+    pred = app.state.prediction
+    cfg = c._fit_objects["template"].replace(model__width=16)
+    assert pred["run_id"] == cfg.run_id and family_key(cfg) == family_key(plan.configs[0])
+    assert pred["config"]["tokens_per_param"] == 1 and pred["x"] == param_counts(cfg.model).total
+    assert pred["low"] <= pred["loss"] <= pred["high"] and "interval" in app.scaling.prediction.value
+    assert app.plots.points("predicted") == 1
+    (result,) = run(_click_and_wait(app.scaling.check, c))      # Train it
+    assert result.status == "done" and result.config.run_id == pred["run_id"] and not app.state.error
+    assert result.tokens == cfg.tokens_trained                 # D = 1 x N: tokens followed the size
+    done = app.state.prediction
+    assert done["actual"] == pytest.approx(result.eval_loss) and done["rel_error"] is not None
+    assert "measured" in done["text"] and "off by" in app.scaling.prediction.value
+    fit = app.state.fit                                          # refitted after the run, without it
+    assert fit["equation"] == before and len(fit["sizes"]) == 5
+    assert all(z["width"] != 16 for z in fit["sizes"]) and any("they check this law" in n for n in fit["notes"])
+    assert app.state.families[0]["sizes"] == 6 and app.state.holdout == 0
+    assert app.plots.points("actual") == 1
+

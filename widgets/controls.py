@@ -15,30 +15,33 @@ from widgets.controller import MAX_UPLOAD_BYTES, Controller
 
 STYLE = {"description_width": "110px"}
 WIDE = ipw.Layout(width="340px")
-SECTIONS = (("Model", ("arch", "width", "depth", "heads", "context")),
-            ("Data", ("data", "tokens")),
+SECTIONS = (("Model", ("arch", "width", "depth", "heads", "context", "param")),
+            ("Data", ("data", "tokens", "tokens_per_param")),
             ("Optimizer", ("optimizer", "lr", "schedule", "warmup", "batch")),
             ("Seeds", ("seed", "seeds")))
 SECTION_HELP = {
     "Model": "Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
              "more compute per token.",
     "Data": "D is how many tokens the model reads. Loss falls as a power law in N and D until one of them runs "
-            "out.",
+            "out. Tokens per parameter ties D to the model's size (20: compute-optimal).",
     "Optimizer": "How the weights move. If the loss shoots up, lower the learning rate.",
     "Seeds": "Several seeds show how much of a difference is luck.",
 }
 SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders, with their step
+NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbers, with their step
 
 
 def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
     """The widget for one field: labelled, with its help as a tooltip."""
     kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=WIDE)
     if f.kind == "choice":
-        labels = fields.DATASETS if f.name == "data" else {}
+        labels = fields.LABELS.get(f.name, {})
         return ipw.Dropdown(options=[(str(labels.get(c, c)), c) for c in f.choices], value=value, **kw)
     if f.log:
         return ipw.FloatLogSlider(value=value, base=10, min=math.log10(f.low), max=math.log10(f.high), step=0.05,
                                   readout_format=".3g", continuous_update=False, **kw)
+    if f.name in NUMBER_BOXES:
+        return ipw.BoundedFloatText(value=value, min=f.low, max=f.high, step=NUMBER_BOXES[f.name], **kw)
     if f.kind == "float":
         return ipw.FloatSlider(value=value, min=f.low, max=f.high, step=0.01, continuous_update=False, **kw)
     if f.name in SLIDERS:

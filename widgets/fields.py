@@ -10,9 +10,12 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 
-from lab.config import ARCHS, OPTIMIZERS, SCHEDULES
+from lab.config import ARCHS, OPTIMIZERS, PARAMETERISATIONS, SCHEDULES
 
-DATASETS = {"builtin": "Python docs (built in)", "markov": "synthetic (known entropy)", "file": "my text file"}
+DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
+            "markov": "synthetic (known entropy)", "file": "my text file"}
+PARAMS = {"standard": "standard", "mup": "μP (maximal update)"}
+LABELS = {"data": DATASETS, "param": PARAMS}     # how a choice field's values read in its dropdown
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
@@ -39,11 +42,21 @@ FIELDS = (
     Field("heads", "int", 4, "Heads", "Attention heads per block; the width must divide evenly between them", 1, 64),
     Field("context", "int", 64, "Context", "How many tokens (bytes) the model reads at once to predict the next",
           8, 1024),
-    Field("data", "choice", "builtin", "Dataset", "Python docs: English prose that ships with Python. Synthetic: a "
-          "random Markov chain whose best possible loss (its entropy) is known. My text file: upload one",
-          choices=tuple(DATASETS)),
+    Field("param", "choice", "standard", "Parameterisation", "How the weights are initialised and how each layer's "
+          "learning rate scales with width. standard: one learning rate for all (GPT-2). μP (maximal update "
+          "parameterisation, Yang et al. 2022): a learning rate tuned on a small model (width 64) transfers to wider "
+          "ones, so a scaling ladder needs no new tuning per size (Transformer and Adam-type optimizers)",
+          choices=PARAMETERISATIONS),
+    Field("data", "choice", "stdlib", "Dataset", "Python source: the standard library's own code, 11 MB, big enough "
+          "for a scaling ladder without repeating the data. Python docs: the small (0.46 MB) English prose of "
+          "Python's reference, for quick lessons. Synthetic: a random Markov chain whose best possible loss (its "
+          "entropy) is known. My text file: upload one", choices=tuple(DATASETS)),
     Field("tokens", "int", 200_000, "Data (tokens)", "Training tokens D: how much text the model reads in total "
-          "(bytes; repeats once the dataset is used up). Log scale", 1_000, 1_000_000_000, log=True),
+          "(bytes; repeats once the dataset is used up). Log scale. Not used when Tokens per parameter is set",
+          1_000, 1_000_000_000, log=True),
+    Field("tokens_per_param", "float", 0.0, "Tokens per parameter", "0: train on the Data (tokens) value. Above 0 the "
+          "data follows the model size: D = this x N (all parameters); 20 is Chinchilla's compute-optimal ratio "
+          "(Hoffmann et al. 2022), so a bigger model then reads more text", 0.0, 10_000.0),
     Field("optimizer", "choice", "adamw", "Optimizer", "The rule that turns gradients into weight updates; AdamW is "
           "the usual choice for Transformers", choices=OPTIMIZERS),
     Field("lr", "float", 3e-3, "Learning rate", "Peak step size. Too small learns slowly; too large diverges "
@@ -60,7 +73,8 @@ FIELDS = (
 BY_NAME = {f.name: f for f in FIELDS}
 
 # Quick mode (SCALING_LAB_QUICK=1: tests, classroom demos on slow laptops): tiny defaults.
-QUICK = {"width": 16, "depth": 1, "heads": 2, "context": 32, "tokens": 4096, "batch": 8}
+# The small Python docs corpus loads in milliseconds; the 11 MB source takes seconds.
+QUICK = {"width": 16, "depth": 1, "heads": 2, "context": 32, "tokens": 4096, "batch": 8, "data": "builtin"}
 
 
 def quick() -> bool:

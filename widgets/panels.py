@@ -5,7 +5,7 @@ import html
 
 import ipywidgets as ipw
 
-from widgets.controller import Controller, fmt_count
+from widgets.controller import Controller, epochs_flag, fmt_count
 
 STYLE = {"description_width": "120px"}
 TEXT = ipw.Layout(width="420px")
@@ -64,15 +64,34 @@ class PlotToolbar(ipw.HBox):
 
 
 class SweepPanel(ipw.VBox):
-    """A grid (widths x depths x tokens) or an IsoFLOP plan, its cost before it starts, Run and Stop."""
+    """A scaling ladder (sizes at D = R x N), a grid (widths x depths x tokens) or an IsoFLOP plan, its
+    cost before it starts, Run and Stop."""
 
     def __init__(self, c: Controller):
         self.c = c
         s = c.sweep_form
-        self.mode = ipw.ToggleButtons(options=[("Grid", "grid"), ("IsoFLOP", "isoflop")], value=s["mode"],
-                                      tooltips=["every combination of widths, depths and token counts",
+        self.mode = ipw.ToggleButtons(options=[("Ladder", "ladder"), ("Grid", "grid"), ("IsoFLOP", "isoflop")],
+                                      value=s["mode"], description="Plan", style={"description_width": "40px"},
+                                      tooltip="What to sweep: a ladder of sizes, a grid, or IsoFLOP budgets",
+                                      tooltips=["a scaling ladder: models of several sizes, each trained on D = R x N "
+                                                "tokens (R tokens per parameter). One family, so a law fitted to the "
+                                                "smaller models can be checked on the larger ones",
+                                                "every combination of widths, depths and token counts",
                                                 "for each compute budget C, several model sizes trained on D = C / "
                                                 "(FLOPs per token): the Chinchilla experiment"])
+        self.ladder_widths = ipw.Text(value=s["ladder_widths"], description="Widths", style=STYLE, layout=TEXT,
+                                      tooltip="the ladder's model widths, comma-separated; six sizes spanning 10x in "
+                                              "parameters let a law be fitted on four and checked on two")
+        self.ladder_depths = ipw.Text(value=s["ladder_depths"], description="Depths", style=STYLE, layout=TEXT,
+                                      placeholder="(the form's depth)",
+                                      tooltip="comma-separated, e.g. 1,2: every width is trained at every depth")
+        self.tokens_per_param = ipw.Text(value=s["tokens_per_param"], description="Tokens per param", style=STYLE,
+                                         layout=TEXT, tooltip="R: each size is trained on D = R x N tokens (N: all "
+                                                              "its parameters); 20 is Chinchilla's compute-optimal "
+                                                              "ratio, so bigger models read more text")
+        self.ladder_seeds = ipw.BoundedIntText(value=s["ladder_seeds"], min=1, max=8, description="Seeds per size",
+                                               style=STYLE, tooltip="seeds trained at every size (from the form's "
+                                               "seed); several show the spread and narrow the law's intervals")
         self.widths = ipw.Text(value=s["widths"], description="Widths", style=STYLE, layout=TEXT,
                                tooltip="comma-separated, e.g. 16,32,64")
         self.depths = ipw.Text(value=s["depths"], description="Depths", style=STYLE, layout=TEXT,
@@ -83,9 +102,11 @@ class SweepPanel(ipw.VBox):
                                 tooltip="compute budgets C, comma-separated, e.g. 1e11,1e12")
         self.sizes = ipw.Text(value=s["sizes"], description="Widths per budget", style=STYLE, layout=TEXT,
                               tooltip="the model widths tried at every budget, e.g. 16,32,64")
-        for name in ("mode", "widths", "depths", "tokens", "budgets", "sizes"):
-            getattr(self, name).add_class(f"lab-sweep-{name}")
+        for name in ("mode", "widths", "depths", "tokens", "budgets", "sizes", "ladder_widths", "ladder_depths",
+                     "tokens_per_param", "ladder_seeds"):
+            getattr(self, name).add_class(f"lab-sweep-{name.replace('_', '-')}")
             getattr(self, name).observe(lambda change, name=name: c.set_sweep(**{name: change.new}), names="value")
+        self.mode.observe(lambda _change: self._show(), names="value")
         self.plan = ipw.HTML()
         self.plan.add_class("lab-sweep-plan")
         self.run = _button("Run sweep", "Train every planned run the store does not hold yet",
@@ -93,18 +114,19 @@ class SweepPanel(ipw.VBox):
                            "success", "play", "lab-sweep-run")
         self.stop = _button("Stop", "Stop after the current chunk; finished runs are kept", lambda _: c.stop(),
                             "danger", "stop", "lab-sweep-stop")
+        self.ladder_box = ipw.VBox([self.ladder_widths, self.ladder_depths, self.tokens_per_param, self.ladder_seeds])
         self.grid_box = ipw.VBox([self.widths, self.depths, self.tokens])
         self.iso_box = ipw.VBox([self.budgets, self.sizes])
         super().__init__([ipw.HTML("Plan many runs at once. Other settings come from the form on the left."),
-                          self.mode, self.grid_box, self.iso_box, self.plan, ipw.HBox([self.run, self.stop])])
+                          self.mode, self.ladder_box, self.grid_box, self.iso_box, self.plan,
+                          ipw.HBox([self.run, self.stop])])
         _observe(c.state, ("sweep_plan", "job"), self._show)
 
     def _show(self):
         st = self.c.state
         p = st.sweep_plan
-        grid = self.mode.value == "grid"
-        self.grid_box.layout.display = "" if grid else "none"
-        self.iso_box.layout.display = "none" if grid else ""
+        for mode, box in (("ladder", self.ladder_box), ("grid", self.grid_box), ("isoflop", self.iso_box)):
+            box.layout.display = "" if self.mode.value == mode else "none"
         if p.get("error"):
             self.plan.value = f"<div style='color:#a00'>Cannot plan: {html.escape(p['error'])}</div>"
         else:
@@ -114,18 +136,34 @@ class SweepPanel(ipw.VBox):
 
 
 class ScalingPanel(ipw.VBox):
-    """Final loss against N, D or C: Fit, the equation, budget calculator and extrapolation check."""
+    """One family's final loss against N, D or C: Fit, the equation with the reasons to doubt it, the
+    held-out check, the budget calculator and the extrapolation check."""
 
     def __init__(self, c: Controller):
         self.c = c
+        self._syncing = False                 # set while the panel shows the state (not a student's choice)
+        self.family = ipw.Dropdown(options=[], description="Family", style=STYLE, layout=ipw.Layout(width="640px"),
+                                   tooltip="Runs that differ only in model size, tokens and seed. A law is fitted to "
+                                           "one family at a time: mixing families mixes laws")
+        self.family.add_class("lab-family")
+        self.family.observe(lambda change: self._chosen(c.set_family, change.new), names="value")
         self.variable = ipw.Dropdown(options=[("parameters N", "N"), ("tokens D", "D"), ("compute C", "C")],
                                      value=c.state.fit.get("variable", "N"), description="Loss against",
                                      style=STYLE, tooltip="the x axis of the right-hand plot and of the fit")
         self.variable.add_class("lab-variable")
         self.variable.observe(lambda change: c.set_variable(change.new), names="value")
-        self.fit = _button("Fit", "Fit L = E + A·x^-α to the finished runs (diverged ones are left out)",
+        self.holdout = ipw.BoundedIntText(value=c.state.holdout, min=0, max=20, description="Hold out K largest",
+                                          style=STYLE, layout=ipw.Layout(width="200px"),
+                                          tooltip="A ladder's law in N: fit it to all but the K largest sizes, then "
+                                                  "predict those and compare with their measured loss (2 once the "
+                                                  "family has 6 sizes)")
+        self.holdout.add_class("lab-holdout")
+        self.holdout.observe(lambda change: self._chosen(c.set_holdout, change.new), names="value")
+        self.fit = _button("Fit", "Fit L = E + A·x^-α to the family's finished runs (diverged ones are left out)",
                            lambda _: c.fit(self.variable.value), "primary", "line-chart", "lab-fit")
-        self.equation = ipw.HTML()
+        self.equation = ipw.HTML(layout=ipw.Layout(flex="1 1 55%"))
+        self.warnings = ipw.HTML(layout=ipw.Layout(flex="1 1 45%"))
+        self.held_out = ipw.HTML()
         self.budget = ipw.Text(value="1e15", description="Budget C (FLOPs)", style=STYLE,
                                tooltip="a compute budget in FLOPs, e.g. 1e15")
         self.calc = _button("Calculate", "Best model size and data for this budget, and its predicted loss",
@@ -133,23 +171,47 @@ class ScalingPanel(ipw.VBox):
         self.budget_out = ipw.HTML()
         self.width = ipw.BoundedIntText(value=256, min=8, max=16384, description="Bigger width", style=STYLE,
                                         tooltip="a model you have not trained yet")
-        self.depth = ipw.BoundedIntText(value=4, min=1, max=256, description="Bigger depth", style=STYLE)
-        self.predict = _button("Predict", "Extrapolate the fitted law to this model",
-                               lambda _: c.predict(self.width.value, self.depth.value))
-        self.check = _button("Train it", "Train the predicted model and compare prediction and measurement",
-                             lambda _: c.train_prediction(), "success", "play")
+        self.depth = ipw.BoundedIntText(value=4, min=1, max=256, description="Bigger depth", style=STYLE,
+                                        tooltip="its number of blocks")
+        self.predict = _button("Predict", "Extrapolate the fitted law to this model (the family's setup with this "
+                                          "width and depth)", lambda _: c.predict(self.width.value, self.depth.value),
+                               hook="lab-predict")
+        self.check = _button("Train it", "Train the predicted model and compare prediction and measurement; it stays "
+                                         "out of the law it checks", lambda _: c.train_prediction(), "success", "play",
+                             "lab-check")
         self.prediction = ipw.HTML()
-        super().__init__([ipw.HBox([self.variable, self.fit]), self.equation,
+        super().__init__([self.family, ipw.HBox([self.variable, self.holdout, self.fit]),
+                          ipw.HBox([self.equation, self.warnings]), self.held_out,
                           ipw.HTML("<b>Budget calculator</b>"), ipw.HBox([self.budget, self.calc]), self.budget_out,
                           ipw.HTML("<b>Extrapolate</b> to a model not trained yet, then check it"),
                           ipw.HBox([self.width, self.depth]), ipw.HBox([self.predict, self.check]), self.prediction])
-        _observe(c.state, ("fit", "budget_text", "prediction", "job"), self._show)
+        _observe(c.state, ("fit", "budget_text", "prediction", "job", "families", "family", "holdout"), self._show)
+
+    def _chosen(self, action, value) -> None:
+        if not self._syncing and value is not None:
+            action(value)
 
     def _show(self):
         st = self.c.state
         fit = st.fit
-        if fit.get("variable") and fit["variable"] != self.variable.value:
-            self.variable.value = fit["variable"]
+        self._syncing = True
+        try:
+            options = [(f"{f['label']} · {f['sizes']} size{'s' * (f['sizes'] != 1)}, {f['runs']} run"
+                        f"{'s' * (f['runs'] != 1)}", f["key"]) for f in st.families]
+            if list(self.family.options) != options:
+                self.family.options = options
+            keys = [k for _, k in options]
+            want = st.family if st.family in keys else None
+            if self.family.value != want:
+                self.family.value = want
+            if self.holdout.value != st.holdout:
+                self.holdout.value = min(max(st.holdout, self.holdout.min), self.holdout.max)
+            if fit.get("variable") and fit["variable"] != self.variable.value:
+                self.variable.value = fit["variable"]
+        finally:
+            self._syncing = False
+        fam = next((f for f in st.families if f["key"] == st.family), None)
+        self.holdout.disabled = not (fam and fam["tokens_per_param"] > 0 and self.variable.value == "N")
         parts = []
         if fit.get("equation"):
             parts.append(f"<div class='lab-equation' style='font-size:120%;color:#b22'>{html.escape(fit['equation'])}"
@@ -158,17 +220,56 @@ class ScalingPanel(ipw.VBox):
             parts.append(f"<div class='lab-chinchilla'>Chinchilla: {html.escape(fit['chinchilla'])}</div>")
         parts += [f"<div style='font-size:90%;color:#555'>{html.escape(n)}</div>" for n in fit.get("notes", [])]
         self.equation.value = "".join(parts)
+        self.warnings.value = _warnings(fit)
+        self.held_out.value = _held_out_table(fit)
         self.budget_out.value = f"<div>{html.escape(st.budget_text)}</div>" if st.budget_text else ""
-        self.prediction.value = f"<div>{html.escape(st.prediction.get('text', ''))}</div>"
-        self.check.disabled = bool(st.job) or not st.prediction
+        self.prediction.value = f"<div class='lab-prediction'>{html.escape(st.prediction.get('text', ''))}</div>"
+        self.check.disabled = bool(st.job) or st.prediction.get("loss") is None
+
+
+def _warnings(fit: dict) -> str:
+    """A family law's reasons to doubt it, in words, beside its equation."""
+    if fit.get("law") != "family":
+        return ""
+    if not fit.get("warnings"):
+        return ("<div class='lab-warnings' style='color:#060;padding:4px 8px'>Nothing found against this law "
+                "(enough sizes, span, seeds and tokens; see the held-out check).</div>")
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in fit["warnings"])
+    return (f"<div class='lab-warnings' style='color:#7a4a00;background:#fff8e6;border:1px solid #e8c77a;"
+            f"padding:4px 8px;border-radius:4px;font-size:90%'><b>Reasons to doubt this law:</b>"
+            f"<ul style='margin:2px 0 2px 18px;padding:0'>{items}</ul></div>")
+
+
+def _held_out_table(fit: dict) -> str:
+    """The held-out sizes: predicted by the law fitted without them, against their measured loss."""
+    rows = fit.get("held_out") or []
+    if not rows:
+        return ""
+    pct = int(round(100 * fit.get("confidence", 0.95)))
+    head = "".join(f"<th style='padding:2px 8px'>{h}</th>" for h in
+                   ("size", "N", f"predicted ({pct}% interval)", "measured ± sd", "relative error"))
+    body = ""
+    for p in rows:
+        interval = f" ({p['low']:.3f} to {p['high']:.3f})" if p.get("low") is not None else ""
+        spread = f" ± {p['sd']:.3f}" if p.get("sd") is not None else " (1 seed)" if p.get("seeds") == 1 else ""
+        measured = f"{p['measured']:.3f}{spread}" if p.get("measured") is not None else "–"
+        err = f"{p['rel_error']:+.1%}" if p.get("rel_error") is not None else "–"
+        body += (f"<tr><td style='padding:2px 8px'>width {p['width']}, depth {p['depth']}</td>"
+                 f"<td style='padding:2px 8px'>{fmt_count(p['N'])}</td>"
+                 f"<td style='padding:2px 8px'>{p['predicted']:.3f}{interval}</td>"
+                 f"<td style='padding:2px 8px'>{measured}</td><td style='padding:2px 8px'>{err}</td></tr>")
+    return (f"<div style='font-size:90%'><b>Held out:</b> the {len(rows)} largest size(s), predicted by the law "
+            f"fitted without them<table class='lab-heldout' style='border-collapse:collapse'><tr>{head}</tr>{body}"
+            "</table></div>")
 
 
 class RunsPanel(ipw.VBox):
     """The run table: select, compare, delete, export CSV."""
 
     COLUMNS = (("run", "run_id"), ("status", "status"), ("arch", "arch"), ("width", "width"), ("depth", "depth"),
-               ("N", "params_total"), ("D", "tokens"), ("C", "flops"), ("optimizer", "optimizer"), ("lr", "lr"),
-               ("seed", "seed"), ("val loss", "eval_loss"), ("tokens/s", "tokens_per_s"), ("time", "wall_s"))
+               ("N", "params_total"), ("D", "tokens"), ("epochs", "epochs"), ("C", "flops"),
+               ("optimizer", "optimizer"), ("lr", "lr"), ("seed", "seed"), ("val loss", "eval_loss"),
+               ("tokens/s", "tokens_per_s"), ("time", "wall_s"))
 
     def __init__(self, c: Controller):
         self.c = c
@@ -216,6 +317,8 @@ def _cell(key: str, value) -> str:
         return fmt_count(value)
     if key in ("eval_loss",):
         return f"{value:.4f}"
+    if key == "epochs":       # runs that repeat their data past 4 epochs are data-limited: flagged
+        return html.escape(epochs_flag(value) or f"{value:.2g}")
     if key in ("lr",):
         return f"{value:.3g}"
     if key == "tokens_per_s":

@@ -30,7 +30,7 @@ SCALING = {"N": ("params_total", "parameters N"), "D": ("tokens", "training toke
 COLORSCALE = "Viridis"
 GREY = "rgba(120,120,120,0.8)"
 # fixed traces of the scaling panel, in order, after the colour bar (trace 0)
-FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual")
+FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual", "other", "held_out")
 
 
 def _colour(t: float) -> str:
@@ -72,6 +72,14 @@ class Plots:
         f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", showlegend=False,
                                marker=dict(size=12, symbol="diamond-open", color="black", line=dict(width=2))),
                     row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="another family", showlegend=False, text=[],
+                               hovertemplate="%{text} (another family: not in this fit)<br>x=%{x:.3g}<br>"
+                                             "loss=%{y:.4f}<extra></extra>",
+                               marker=dict(size=6, color="rgba(150,150,150,0.45)")), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="held out: predicted", showlegend=False, text=[],
+                               hovertemplate="%{text}<br>N=%{x:.3g}<br>predicted=%{y:.4f}<extra></extra>",
+                               marker=dict(size=11, symbol="circle-open", color="rgb(214,39,40)", line=dict(width=2)),
+                               error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
         self._fixed = {name: i + 1 for i, name in enumerate(FIXED)}
         self._pool: list[int] = []          # trace indices of the curve pool: (train, eval) pairs
         self._grow(8)
@@ -81,7 +89,7 @@ class Plots:
         f.update_yaxes(type="log", title_text="loss (nats/token)", row=1, col=1)
         f.update_xaxes(type="log", title_text=SCALING["N"][1], row=1, col=2)
         f.update_yaxes(type="log", title_text="final validation loss", row=1, col=2)
-        for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view"):
+        for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view", "family"):
             state.observe(lambda _change: self.redraw(), names=name)
         self.redraw()
 
@@ -133,6 +141,8 @@ class Plots:
         variable = st.fit.get("variable", "N")
         col, xtitle = SCALING[variable]
         rows = [r for r in st.runs if r.get("eval_loss") and r.get(col)]
+        others = [r for r in rows if st.family and r.get("family") != st.family]   # not the fitted family
+        rows = [r for r in rows if not (st.family and r.get("family") != st.family)]
         lo, hi = self._scale([c["params"] for c in curves] + [r["params_total"] for r in rows])
         if len(curves) > len(self._pool):
             self._grow(len(curves) - len(self._pool))
@@ -169,7 +179,16 @@ class Plots:
                             size=[13 if r["run_id"] in st.selected else 9 for r in fit_rows]))
             d[self._fixed["left_out"]].update(x=[r[col] for r in left], y=[r["eval_loss"] for r in left],
                                               text=[r["label"] for r in left])
+            d[self._fixed["other"]].update(x=[r[col] for r in others], y=[r["eval_loss"] for r in others],
+                                           text=[r["label"] for r in others])
             fit = st.fit
+            held = [p for p in (fit.get("held_out") or []) if variable == "N" and _ok(p.get("predicted"))]
+            d[self._fixed["held_out"]].update(
+                x=[p["N"] for p in held], y=[p["predicted"] for p in held],
+                text=[f"width {p['width']}, depth {p['depth']}: predicted without it" for p in held],
+                error_y=dict(array=[(p["high"] - p["predicted"]) if p.get("high") is not None else 0 for p in held],
+                             arrayminus=[(p["predicted"] - p["low"]) if p.get("low") is not None else 0
+                                         for p in held]))
             band = fit.get("band") or {}
             d[self._fixed["band_hi"]].update(x=band.get("x", []), y=band.get("hi", []))
             d[self._fixed["band_lo"]].update(x=band.get("x", []), y=band.get("lo", []))
@@ -190,7 +209,7 @@ class Plots:
             else:
                 d[self._fixed["predicted"]].update(x=[], y=[])
                 d[self._fixed["actual"]].update(x=[], y=[])
-            ys = ([r["eval_loss"] for r in rows] + (curve.get("y") or [])
+            ys = ([r["eval_loss"] for r in rows + others] + (curve.get("y") or [])
                   + ([pred["loss"], pred.get("high") or pred["loss"]] if pred else []))
             ys = [y for y in ys if _ok(y)]
             if ys:                               # log autorange around a single point spans decades

@@ -29,7 +29,10 @@ class AppState(tr.HasTraits):
 
     # sweeps and scaling
     sweep_plan = tr.Dict()         # {"text": cost in words, "runs": n, "error": ""}
-    fit = tr.Dict()                # {"variable", "equation", "text", "points", "curve", "band", "frontier", ...}
+    families = tr.List()           # the finished runs' families: {"key", "label", "sizes", "runs", "tokens_per_param"}
+    family = tr.Unicode("")        # the family the scaling tab fits (a lab.family key; "" when there is none)
+    holdout = tr.Int(0)            # a ladder's law: how many of the largest sizes are held out and predicted
+    fit = tr.Dict()                # {"variable", "equation", "curve", "band", "frontier", "held_out", "warnings", ...}
     budget_text = tr.Unicode("")   # the budget calculator's answer
     prediction = tr.Dict()         # {"run_id", "loss", "text", "x"}: an extrapolation waiting for its check
 
