@@ -226,6 +226,13 @@ def _fit(args) -> dict:
         D = None
     else:
         D = _numbers(df, cols["D"], label)   # raises: names the columns and the --c-col way out
+    if C is None and D is not None and law in ("chinchilla", "kaplan-c", "isoflop"):
+        with np.errstate(over="ignore"):
+            product = 6 * N * D
+        if not np.all(np.isfinite(product)):
+            i = int(np.flatnonzero(~np.isfinite(product))[0])
+            raise _Usage(f"compute C = 6·N·D overflows in data row {i + 1} (N = {N[i]:g}, D = {D[i]:g}): the values "
+                         "exceed the largest float; check the columns' units (parameters and tokens, not exponents)")
     out = {"law": law, "source": label, "n_points": int(N.size), "left_out": left_out, "columns": cols}
     irreducible = not args.no_irreducible
     if law == "isoflop":
@@ -277,7 +284,12 @@ def _budgets(text, C) -> np.ndarray:
             raise _Usage(f"--budgets must be positive FLOP counts like 1e21,1e22, got {text!r}")
         return values
     top = math.ceil(math.log10(float(np.max(C))))
-    return np.array([float(f"1e{k}") for k in range(top, top + 4)])   # exact powers of ten
+    budgets = np.array([float(f"1e{k}") for k in range(top, top + 4)])   # exact powers of ten
+    budgets = budgets[np.isfinite(budgets)]
+    if budgets.size == 0:
+        raise _Usage(f"the data's compute ({float(np.max(C)):.3g} FLOPs) leaves no larger finite budget for the "
+                     "allocation table; give --budgets explicitly")
+    return budgets
 
 
 def _clean(v):

@@ -216,3 +216,14 @@ def test_python_dash_m_lab_fit(table):
     bad = subprocess.run([sys.executable, "-m", "lab", "fit", str(table) + ".missing"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("law", ["chinchilla", "kaplan-c", "isoflop"])
+def test_values_near_the_largest_float_end_in_one_line(capsys, tmp_path, law):
+    path = tmp_path / "huge.csv"
+    path.write_text("params,tokens,loss\n" + "".join(f"{k}e300,{k + 1}e307,{3.1 - k / 10}\n" for k in range(1, 8)))
+    assert "overflows in data row 1" in fails(capsys, path, "--law", law)
+    path.write_text("params,tokens,flops,loss\n" + "".join(f"{k}e150,{k}e150,{k}e307,{3.1 - k / 10}\n"
+                                                             for k in range(1, 8)))
+    rc, out, err = cli(capsys, path, "--law", law, "--c-col", "flops")
+    assert rc in (0, 2) and "Traceback" not in err and (rc == 0 or err.count("\n") == 1)
