@@ -70,8 +70,8 @@ def config_for(width, depth, context, batch, steps, *, seed=0):
 
 
 def ours(width, depth, context, batch, steps, *, chunk, seed=0, seeds=1) -> dict:
-    """Steady-state tokens/s of lab.train (the first compiled call excluded)."""
-    from lab.train import train, train_seeds
+    """Steady-state tokens/s of lab.training.train (the first compiled call excluded)."""
+    from lab.training import train, train_seeds
     cfg = config_for(width, depth, context, batch, steps + 1, seed=seed)
     if seeds == 1:
         r = train(cfg, chunk=chunk)
@@ -85,7 +85,7 @@ def throughput_table(shapes, rounds: int, steps: int) -> list[dict]:
     from bench import torch_ref
     from lab.data import load_dataset
     from lab.config import DataConfig
-    from lab.train import auto_chunk
+    from lab.training import auto_chunk
     tokens = load_dataset(DataConfig()).train
     rows = []
     for (w, d, t, b) in shapes:
@@ -111,7 +111,7 @@ def first_call_latency(shape=(128, 4, 128, 32)) -> dict:
     in the same process (another seed and learning rate), and a fresh process with a warm cache."""
     w, d, t, b = shape
     code = ("import json, sys; from lab import runtime; runtime.setup(); "
-            "from bench.bench_train import config_for; from lab.train import train; "
+            "from bench.bench_train import config_for; from lab.training import train; "
             f"r = train(config_for({w}, {d}, {t}, {b}, 2), chunk=1); "
             f"r2 = train(config_for({w}, {d}, {t}, {b}, 3, seed=5).replace(optim__lr=1e-3), chunk=1); "
             "print(json.dumps([r.first_step_s, r2.first_step_s]))")
@@ -135,7 +135,7 @@ def first_call_latency(shape=(128, 4, 128, 32)) -> dict:
 def vmap_efficiency(shape=(64, 2, 64, 32), seeds=4, steps=24) -> dict:
     """Throughput of `seeds` vmapped seeds over one seed at a time (1.0 = no gain)."""
     w, d, t, b = shape
-    from lab.train import auto_chunk
+    from lab.training import auto_chunk
     chunk = auto_chunk(config_for(w, d, t, b, steps))
     ours(w, d, t, b, chunk, chunk=chunk)
     ours(w, d, t, b, chunk, chunk=chunk, seeds=seeds)

@@ -54,7 +54,7 @@ class Plan:
     train_shapes: tuple
     small: tuple            # vmap, stalls and the two kernels
     first_step_shape: tuple
-    chunk: int | None       # None: lab's own choice (lab.train.auto_chunk)
+    chunk: int | None       # None: lab's own choice (lab.training.auto_chunk)
     peak_n: int
     peak_inner: int         # matmuls chained in one compiled call
     peak_reps: int
@@ -83,12 +83,12 @@ def run_config(shape, steps: int, precision: str = "auto", *, evals: int = 1, ev
 
 
 def chunk_for(plan: Plan, cfg) -> int:
-    from lab.train import auto_chunk
+    from lab.training import auto_chunk
     return plan.chunk or auto_chunk(cfg)
 
 
 def timed_steps(chunk: int, calls: int = 8) -> int:
-    """The first call (compile and one step) plus `calls` whole chunks: lab.train.chunk_bounds gives
+    """The first call (compile and one step) plus `calls` whole chunks: lab.training.chunk_bounds gives
     full-size calls from 8 on, and tokens/s counts the chunks after the first."""
     return 1 + calls * chunk
 
@@ -142,7 +142,7 @@ def device_memory() -> dict | None:
 
 def section_train(ctx) -> dict:
     from lab.counting import flops_per_token, memory_bytes
-    from lab.train import train
+    from lab.training import train
     rows = []
     jobs = [(shape, p) for shape in ctx.plan.train_shapes for p in ("bf16", "fp32")]  # growing memory, mostly
     for shape, precision in jobs:
@@ -215,7 +215,7 @@ def section_memory(ctx) -> dict:
 # --- 3. vmap over seeds -------------------------------------------------------------------------
 
 def section_vmap(ctx, seeds: int = 8, rounds: int = 2) -> dict:
-    from lab.train import train, train_seeds
+    from lab.training import train, train_seeds
     cfg = run_config(ctx.plan.small, 1)
     chunk = chunk_for(ctx.plan, cfg)
     cfg = run_config(ctx.plan.small, timed_steps(chunk))
@@ -277,7 +277,7 @@ def chunk_timings(tracker: ClockTracker, per_step: int) -> tuple[list[float], li
 
 
 def section_stalls(ctx, rounds: int = 3, calls: int = 16) -> dict:
-    from lab.train import train
+    from lab.training import train
     base = run_config(ctx.plan.small, 1, eval_tokens=ctx.plan.stall_eval_tokens)
     chunk = chunk_for(ctx.plan, base)
     steps = timed_steps(chunk, calls)
@@ -333,7 +333,7 @@ def wait_for(*paths: Path, timeout: float = 300) -> None:
 def child_main(spec: dict) -> None:
     """A child's work; prints one JSON line."""
     runtime.setup()
-    from lab.train import train
+    from lab.training import train
     cfg = run_config(tuple(spec["shape"]), spec["steps"], seed=spec.get("index", 0))
     if spec["mode"] == "first_step":
         r = train(cfg, chunk=spec.get("chunk"))

@@ -2,28 +2,26 @@
 
 The public API (the app and notebooks use only this):
     RunConfig, ModelConfig, OptimConfig, DataConfig, ConfigError   -- lab.config
-    train, train_seeds                                              -- lab.train
+    train, train_seeds                                              -- lab.training
     Tracker, Event, RunResult, EventLog, ProgressBar                -- lab.trackers
     param_counts, flops_per_token, run_flops, memory_bytes          -- lab.counting
     load_dataset                                                    -- lab.data
     RunStore, StoreTracker                                          -- lab.store
     grid, isoflop, run_sweep                                        -- lab.sweep
     fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
-Names are imported on first use, except `train` and `train_seeds`: the submodule `lab.train`
-shares its name with the function, and importing a submodule binds the module to the
-package's attribute, so the function is bound eagerly (which loads JAX on `import lab`).
+Names are imported on first use, so `import lab` and the pure-Python modules (`lab.config`,
+`lab.family`, `lab.fit`, `lab.laws`, `lab.counting`) load neither JAX nor Equinox; the
+training loop lives in `lab.training`, a name no function shadows.
 This package never imports UI code (widgets, ipywidgets, plotly, IPython).
 """
 
 import importlib
 
-from lab.train import train, train_seeds  # noqa: E402  (see above: the name is shared with the module)
-
 _WHERE = {
     "ConfigError": "config", "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config",
     "RunConfig": "config",
     "flops_per_token": "counting", "memory_bytes": "counting", "param_counts": "counting", "run_flops": "counting",
-    "load_dataset": "data",
+    "load_dataset": "data", "train": "training", "train_seeds": "training", "train": "training", "train_seeds": "training",
     "Event": "trackers", "EventLog": "trackers", "ProgressBar": "trackers", "RunResult": "trackers",
     "Tracker": "trackers",
     "RunStore": "store", "StoreTracker": "store",
@@ -31,7 +29,7 @@ _WHERE = {
     "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
     "bootstrap": "fit", "holdout_check": "fit",
 }
-__all__ = sorted([*_WHERE, "train", "train_seeds"])
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name):

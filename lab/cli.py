@@ -116,14 +116,14 @@ def _train(args) -> int:
     from lab import runtime
     runtime.setup()
     from lab.trackers import ProgressBar
-    from lab.train import train_seeds
+    from lab.training import train_seeds
     cfg = run_config(args)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if args.dry_run:
         from lab.counting import memory_bytes, param_counts, run_flops
         from lab.data import load_dataset
-        from lab.train import check_memory
+        from lab.training import check_memory
         check_memory(cfg, args.seeds)
         load_dataset(cfg.data).check_fits(cfg.model.context, cfg.eval_tokens)
         counts = param_counts(cfg.model)

@@ -680,7 +680,7 @@ class RunStore:
         Raises:
             Exception: whatever training raised; the run is recorded `failed` with the message.
         """
-        from lab.train import train
+        from lab.training import train
         while True:
             claim = self.claim(config, force=force, budget=budget)
             if claim.status == "finished":

@@ -301,7 +301,7 @@ def estimate(plan: Plan, store: RunStore | None = None) -> Estimate:
     """Per shape: the median tokens/s of the store's past runs of that shape on this device;
     for new shapes: the median FLOP/s of past runs here, else a matmul probe; plus a compile
     per new shape (past runs' median first-step time, else COMPILE_S)."""
-    from lab.train import device_name, platform
+    from lab.training import device_name, platform
     device = device_name()
     past = store.finished_table() if store is not None else None
     done_ids: set[str] = set()
@@ -524,7 +524,7 @@ class LocalExecutor:
         self.max_seeds = max_seeds
 
     def run(self, sweep: Sweep) -> None:
-        from lab.train import train_seeds
+        from lab.training import train_seeds
         for group in sweep.claimed_groups():
             configs = [sweep.plan.configs[i] for i in group]
             tracker = StoreTracker(sweep.store, budget=sweep.plan.budgets[group[0]])
@@ -544,7 +544,7 @@ def _train_task(config: dict, seeds: list[int]) -> list[tuple[dict, bytes]]:
     """A Ray task: train a group of seeds; return each result (curve included) and its weights."""
     from lab import runtime
     runtime.setup()
-    from lab.train import train_seeds
+    from lab.training import train_seeds
     cfg = RunConfig.from_dict(config)
     return [(r.to_dict(curve=True), weights_bytes(r.config, r.model)) for r in train_seeds(cfg, seeds)]
 

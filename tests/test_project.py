@@ -19,7 +19,7 @@ def test_lab_source_imports_no_ui():
 
 
 def test_importing_the_engine_loads_no_ui_module():
-    mods = ["lab", "lab.cli", "lab.train", "lab.data", "lab.models"]
+    mods = ["lab", "lab.cli", "lab.training", "lab.data", "lab.models"]
     mods += [f"lab.{p.stem}" for p in (ROOT / "lab").glob("*.py") if p.stem not in ("__main__", "__init__")]
     code = ("import importlib, sys\n"
             f"for m in {sorted(set(mods))!r}: importlib.import_module(m)\n"
@@ -65,3 +65,17 @@ def test_fast_allocator_env(monkeypatch):
     assert runtime.fast_allocator_env(env) == env                      # idempotent
     monkeypatch.setenv("SCALING_LAB_JEMALLOC", "0")
     assert "LD_PRELOAD" not in runtime.fast_allocator_env({})
+
+
+def test_config_fits_and_the_form_import_without_jax():
+    """`import lab` and the pure-Python engine modules, and the app's form, cost no JAX import."""
+    code = ("import sys\n"
+            "import lab, lab.config, lab.counting, lab.family, lab.fit, lab.laws, widgets.fields\n"
+            "print(','.join(m for m in ('jax', 'equinox', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+    # the public names still resolve, lazily
+    code = "import lab; print(lab.train.__module__, lab.train_seeds.__name__, lab.RunConfig.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.split() == ["lab.training", "train_seeds", "RunConfig"], out.stderr

@@ -21,7 +21,7 @@ from store_helpers import lab_process, statuses
 @pytest.mark.slow
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_far_too_high_learning_rates_diverge_for_every_optimizer(name):
-    from lab.train import train
+    from lab.training import train
     r = train(tiny(optim__name=name, optim__lr=100.0, optim__warmup=0.0, optim__clip=0.0, tokens=8 * 32 * 40))
     assert r.status == "diverged", (name, r.eval_loss)
     assert r.diverged_step is not None and 0 <= r.diverged_step < r.config.steps
@@ -31,7 +31,7 @@ def test_far_too_high_learning_rates_diverge_for_every_optimizer(name):
 def test_fits_leave_diverged_runs_out_and_say_so(tmp_path, capsys):
     from lab.cli import main
     from lab.store import RunStore
-    from lab.train import train
+    from lab.training import train
     store = RunStore(tmp_path / "s")
     for w in (16, 24, 32, 48):
         store.train(tiny(model__width=w))

@@ -13,7 +13,7 @@ from store_helpers import TINY, python_process
 from lab.store import (COLUMNS, LEASE_S, SCHEMA_VERSION, RunStore, StoreError, StoreTracker, check_run_id,
                        owner_alive, owner_id)
 from lab.trackers import EventLog, Tracker
-from lab.train import train
+from lab.training import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
 

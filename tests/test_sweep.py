@@ -16,7 +16,7 @@ from lab.counting import flops_per_token, param_counts, run_flops
 from lab.store import RunStore
 from lab.sweep import LocalExecutor, Plan, SweepTracker, aspect_depth, grid, isoflop, run_sweep
 from lab.trackers import Tracker
-from lab.train import train
+from lab.training import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
 

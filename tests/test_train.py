@@ -7,13 +7,14 @@ import pytest
 from conftest import tiny
 from lab import EventLog, train, train_seeds
 from lab.config import ConfigError
-from lab.train import TRACES
+from lab.training import TRACES
 
 
 def test_a_run_trains_and_reports_everything():
     log = EventLog()
-    r = train(tiny(), trackers=[log])
-    assert r.status == "done" and r.steps == tiny().steps and r.tokens == tiny().tokens_trained
+    cfg = tiny(tokens=8 * 32 * 48)                               # long enough to pass the byte frequencies
+    r = train(cfg, trackers=[log])
+    assert r.status == "done" and r.steps == cfg.steps and r.tokens == cfg.tokens_trained
     assert r.eval_loss < r.unigram_loss                          # learned more than byte frequencies
     assert r.flops == r.tokens * r.flops_per_token and r.params_total > r.params_non_embedding > 0
     assert math.isclose(r.eval_bpb, r.eval_loss / math.log(2))
@@ -109,7 +110,7 @@ def test_a_run_too_big_for_memory_is_refused_before_allocation():
 
 
 def test_chunk_bounds_cover_every_step_once():
-    from lab.train import chunk_bounds
+    from lab.training import chunk_bounds
     for steps in (1, 2, 7, 24, 100, 1001):
         for chunk in (1, 4, 64):
             b = chunk_bounds(steps, chunk)

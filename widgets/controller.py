@@ -5,7 +5,7 @@ the run store, the one background job and the error area -- and the rule "only t
 calls lab" keeps every engine call in one place a reader can audit. Sections: form, jobs
 (training and sweeps), runs, scaling, text and files.
 
-Background work. `lab.train.train_seeds` and `lab.sweep.run_sweep` run their whole loop in one
+Background work. `lab.training.train_seeds` and `lab.sweep.run_sweep` run their whole loop in one
 call, so a job runs it in a worker thread (`asyncio.to_thread`). A `_Relay` tracker hands each
 event to the kernel's event loop (`loop.call_soon_threadsafe`), where an asyncio task consumes
 them and writes the state (widgets are touched only on the loop: a thread that sets widgets
@@ -233,7 +233,7 @@ class Controller:
 
     def _checked_config(self) -> RunConfig:
         """The form's config, also refused when it would not fit in this device's memory."""
-        from lab.train import check_memory
+        from lab.training import check_memory
         cfg = self.build_config()
         check_memory(cfg, int(self.state.form["seeds"]))
         return cfg
@@ -260,7 +260,7 @@ class Controller:
         counts = counting.param_counts(cfg.model)
         flops = counting.run_flops(cfg) * seeds
         est = lsweep.estimate(lsweep.Plan(configs=(cfg,)), self._store_or_none())
-        from lab.train import memory_limit
+        from lab.training import memory_limit
         mem, have = counting.memory_bytes(cfg, seeds), memory_limit()
         ratio = cfg.tokens_trained / counts.total
         seconds = est.seconds * seeds if est.runs else 0.0
@@ -1001,7 +1001,7 @@ class Controller:
             return self.report("fit a law first (Scaling: Fit), then predict a bigger model")
         variable, family = self._fit_objects["variable"], self._fit_objects["family"]
         try:
-            from lab.train import check_memory
+            from lab.training import check_memory
             cfg = self._fit_objects["template"].replace(model__width=int(width), model__depth=int(depth))
             if not cfg.tokens_per_param:
                 tokens = self._fit_objects["tokens"] if variable != "D" else None
