@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     os.environ.pop("SCALING_LAB_QUICK", None)
     from bench.bench_train import config_for
-    from lab.train import auto_chunk, train
+    from lab.training import auto_chunk, train
     from widgets import Lab
 
     w, d, t, b = SHAPE

@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
     runtime.setup(compilation_cache=False)          # a cached program would not be compiled, so not dumped
     import jax
     from bench.bench_train import config_for
-    from lab.train import train
+    from lab.training import train
 
     train(config_for(w, d, t, b, 2), chunk=1)                       # compile outside the trace
     trace_dir = tempfile.mkdtemp(prefix="trace-")
