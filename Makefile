@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench gpu-check system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench gpu-check ladder lr-transfer system-packages clean
 
 setup: $(STAMP)
 
@@ -64,6 +64,18 @@ bench: setup system-packages
 # E.g. GPU_CHECK_ARGS="--budget-s 120 --only train,vmap --out /tmp/check.json".
 gpu-check: setup
 	$(BIN)/python -m bench --gpu-check $(GPU_CHECK_ARGS)
+
+# The default scaling ladder (README, "Scaling laws that predict"): six sizes at 20 tokens per
+# parameter into a store of its own, then the law fitted on the four smaller sizes and checked
+# on the two larger ones. About 10 minutes of training on a 2-core laptop; rerunning reuses it.
+LADDER_STORE ?= .ladder-store
+ladder: setup
+	$(BIN)/python -m lab sweep --tokens-per-param 20 --eval-tokens 65536 --store $(LADDER_STORE) $(LADDER_ARGS)
+	$(BIN)/python -m lab fit --store $(LADDER_STORE) --holdout 2
+
+# Does a learning rate tuned at width 32 hold at width 256? μP against the standard parameterisation.
+lr-transfer: setup
+	$(BIN)/python -m bench.lr_transfer $(LR_TRANSFER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

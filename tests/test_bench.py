@@ -1,5 +1,7 @@
 """The step profiler reads what XLA and JAX's profiler write (speed itself is measured in bench/, not here)."""
 
+import json
+import math
 import re
 import subprocess
 import sys
@@ -43,3 +45,22 @@ def test_gemm_benchmark_measures_every_product_for_each_installed_library():
     for rates in result["gflops"].values():
         assert set(rates) == set(bench_gemm.products(32, 256))
         assert all(r > 0 for r in rates.values())
+
+
+def test_best_learning_rate_is_the_parabola_vertex_inside_the_grid():
+    from bench.lr_transfer import best_lr
+    lrs = [1e-3, 2e-3, 4e-3, 8e-3]
+    losses = [(math.log(lr) - math.log(3e-3)) ** 2 + 2.0 for lr in lrs]   # a parabola in log lr around 3e-3
+    assert best_lr(lrs, losses) == pytest.approx(3e-3, rel=1e-6)
+    assert best_lr(lrs, [1.0, 2.0, 3.0, 4.0]) == 1e-3                       # at an edge: the grid point
+
+
+@pytest.mark.slow
+def test_lr_transfer_smoke_run_writes_every_loss(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bench.lr_transfer", "--tiny", "--json", str(tmp_path / "t.json")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert len(report["rows"]) == 2 * 2 * 3 and all(math.isfinite(r["mean"]) for r in report["rows"])
+    assert set(report["ratio"]) == {"mup", "standard"} and all(v > 0 for v in report["ratio"].values())
+    assert "| mup |" in out.stdout

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lab.config import ConfigError, DataConfig
-from lab.data import (builtin_text, epochs, eval_windows, held_out, load_dataset, markov_chain, sample_markov,
-                      stdlib_files, unigram_loss)
+from lab.data import (BLOCK_BYTES, blocks, builtin_text, epochs, eval_windows, held_out, load_dataset, markov_chain,
+                      sample_markov, stdlib_files, unigram_loss)
 
 
 def test_builtin_corpus_is_real_english_deterministic_and_large():
@@ -20,21 +20,27 @@ def test_builtin_corpus_is_real_english_deterministic_and_large():
     assert 2.5 < ds.unigram_loss < 4.0           # bytes of English: about 3.2 nats (4.6 bits)
 
 
-def test_stdlib_corpus_is_big_deterministic_and_held_out_by_file():
+def test_stdlib_corpus_is_big_deterministic_and_held_out_by_block():
     files = stdlib_files()
     assert len(files) > 300 and files == sorted(files)
     assert not any(name.startswith(("test/", "pydoc_data/")) or "/tests/" in name for name, _ in files)
     ds = load_dataset(DataConfig())            # the default corpus
     assert ds.name == "stdlib" and len(ds.train) > 5_000_000   # 20 tokens/param at 1M params: under 4 epochs
     assert ds.fingerprint == load_dataset(DataConfig(val_fraction=0.1)).fingerprint
-    # whole files go to validation by a hash of their name: about the fraction asked, spread
-    # over the library (not a tail of the sorted list), and the same for the same name
-    val_names = [name for name, _ in files if held_out(name, 0.1)]
-    assert 0.05 < len(val_names) / len(files) < 0.15
-    assert {n.split("/")[0] for n in val_names} != {files[-1][0].split("/")[0]}
-    assert 0.04 < len(ds.val) / (len(ds.train) + len(ds.val)) < 0.16
-    first_val = next(raw for name, raw in files if held_out(name, 0.1))
-    assert bytes(ds.val[:len(first_val)]) == first_val
+    # blocks end at line ends and put the file back together
+    raw = dict(files)["json/decoder.py"]
+    pieces = blocks(raw)
+    assert b"".join(pieces) == raw and all(p.endswith(b"\n") for p in pieces[:-1])
+    assert all(len(p) >= BLOCK_BYTES for p in pieces[:-1]) and len(pieces) > 2
+    # blocks go to validation by a hash of file and index: about the fraction asked, from
+    # every part of the library (not a tail), each block in exactly one part
+    names = [f"{name}:{i}" for name, raw in files for i, _ in enumerate(blocks(raw))]
+    val_names = [n for n in names if held_out(n, 0.1)]
+    assert 0.07 < len(val_names) / len(names) < 0.13
+    assert len({n.split("/")[0] for n in val_names}) > 20
+    assert 0.07 < len(ds.val) / (len(ds.train) + len(ds.val)) < 0.13
+    first = next(b for name, raw in files for i, b in enumerate(blocks(raw)) if held_out(f"{name}:{i}", 0.1))
+    assert bytes(ds.val[:len(first)]) == first
     other = load_dataset(DataConfig(val_fraction=0.2))
     assert len(other.val) > len(ds.val) and other.fingerprint != ds.fingerprint
 
