@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                         "(default chinchilla; with --holdout the family's L(N))")
     p.add_argument("--family", metavar="KEY", default=None,
                    help="with --store: the family to fit (a key or its prefix, as listed when the store holds several)")
+    p.add_argument("--families", action="store_true",
+                   help="with --store: list the families of finished runs (key, sizes, runs, what they are) and stop")
     p.add_argument("--holdout", type=int, default=None, metavar="K",
                    help="with --store: fit L(N) on all but the K largest sizes of the family and predict those")
     p.add_argument("--n-col", metavar="NAME", help="parameter column (default params; from a store params_total, "
@@ -79,7 +81,7 @@ def run(args) -> int:
         print(json.dumps(_clean(out)))
     else:
         print(_summary(out))
-        if out["left_out"]:
+        if out.get("left_out"):
             print(f"note: left out {out['left_out']} diverged run(s)", file=sys.stderr)
     return 0
 
@@ -201,8 +203,26 @@ def _family_law(args) -> dict:
     return {"law": "family", "source": f"store {args.store}", "left_out": diverged} | law.to_dict()
 
 
+def _list_families(args) -> dict:
+    from lab.family import differing_fields, family_key, family_label
+    from lab.store import RunStore
+    if args.store is None:
+        raise _Usage("--families lists the families of a run store: give --store PATH")
+    groups: dict[str, list] = {}
+    for rec in RunStore(args.store).records():
+        if rec.status == "done" and rec.result is not None:
+            groups.setdefault(family_key(rec.config), []).append(rec.config)
+    rows = [{"family": k, "label": family_label(cfgs[0]), "sizes": len({(c.model.width, c.model.depth) for c in cfgs}),
+             "runs": len(cfgs), "tokens_per_param": cfgs[0].tokens_per_param}
+            for k, cfgs in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+    diff = differing_fields([cfgs[0] for cfgs in groups.values()]) if len(groups) > 1 else {}
+    return {"law": "families", "source": f"store {args.store}", "families": rows, "differ_in": diff}
+
+
 def _fit(args) -> dict:
     from lab import fit as F
+    if args.families:
+        return _list_families(args)
     if args.holdout is not None:
         if args.store is None:
             raise _Usage("--holdout works with --store (it needs the runs' families); for a table, fit and compare "
@@ -330,6 +350,15 @@ def _family_summary(out: dict) -> str:
 
 
 def _summary(out: dict) -> str:
+    if out["law"] == "families":
+        if not out["families"]:
+            return f"no finished runs in {out['source']}"
+        lines = [f"{len(out['families'])} families of finished runs in {out['source']} (fit one with --family KEY):"]
+        lines += [f"  {f['family']}  {f['sizes']} sizes, {f['runs']} runs: {f['label']}" for f in out["families"]]
+        if out["differ_in"]:
+            lines.append("  they differ in " + "; ".join(f"{k} ({', '.join(map(str, v[:4]))})"
+                                                     for k, v in out["differ_in"].items()))
+        return "\n".join(lines)
     if out["law"] == "family":
         return _family_summary(out)
     title = {"chinchilla": "Chinchilla L(N, D) (Hoffmann et al. 2022, approach 3)",

@@ -152,6 +152,11 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2"]) == 2
     err = capsys.readouterr().err
     assert "2 families" in err and "optim.lr" in err and "--family" in err
+    assert main(["fit", "--store", str(tmp_path / "s"), "--families", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [f["runs"] for f in listed["families"]] == [12, 1] and "optim.lr" in listed["differ_in"]
+    assert main(["fit", "--store", str(tmp_path / "s"), "--families"]) == 0
+    assert "2 families of finished runs" in capsys.readouterr().out
     key = family_key(sweep.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--family", key[:6]]) == 0
     assert "held out N" in capsys.readouterr().out
