@@ -10,8 +10,8 @@ import json
 import math
 import sys
 
-from lab.config import (ARCHS, OPTIMIZERS, PARAMETERISATIONS, POSITIONS, SCHEDULES, ConfigError, DataConfig,
-                        ModelConfig, OptimConfig, RunConfig)
+from lab.config import ConfigError, RunConfig
+from lab.schema import SETTINGS, cli_fix
 
 
 def number(text: str) -> float:
@@ -43,73 +43,68 @@ def number_list(text: str) -> list[float]:
     return [number(t) for t in str(text).split(",") if t.strip()]
 
 
-def data_config(spec: str, args) -> DataConfig:
-    """`--data stdlib | builtin | markov | hf:NAME | PATH`."""
-    kw = dict(markov_order=args.markov_order, markov_symbols=args.markov_symbols)
+def names(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def data_settings(spec: str) -> dict:
+    """`--data stdlib | builtin | markov | hf:NAME | PATH` as the settings `data.source` and `data.path`."""
     if spec in ("stdlib", "builtin", "markov"):
-        return DataConfig(source=spec, **kw)
+        return {"data.source": spec}
     if spec.startswith("hf:"):
-        return DataConfig(source="hf", path=spec[3:], **kw)
-    return DataConfig(source="file", path=spec, **kw)
+        return {"data.source": "hf", "data.path": spec[3:]}
+    return {"data.source": "file", "data.path": spec}
 
 
-def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
-    """The options that describe one run (a sweep takes lists for some of them)."""
-    d, o, m = RunConfig(), OptimConfig(), ModelConfig()
-    g = p.add_argument_group("model")
-    g.add_argument("--arch", choices=ARCHS, default=m.arch, help="gpt: decoder Transformer; lstm: the Kaplan baseline")
+GROUPS = {"model": "model", "optim": "optimizer"}     # the rest: "data and run"
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False):
+    """A flag per setting of `lab.schema` that has one (name, type, default and help from there).
+
+    A sweep takes a list of values for the settings with a `sweep_flag` (`--widths 32,64`); it
+    returns the "sweep" argument group that holds those, for the sweep's own options."""
+    groups, seen, listed = {}, set(), []
+    for s in SETTINGS:
+        flag = s.cli_flag
+        if flag is None or flag in seen or (sweep and not s.sweep):
+            continue
+        seen.add(flag)                       # data.path shares --data with data.source
+        if sweep and s.sweep_flag:
+            listed.append(s)
+            continue
+        title = GROUPS.get(s.path.partition(".")[0] if "." in s.path else "", "data and run")
+        if title not in groups:
+            groups[title] = p.add_argument_group(title)
+        words = s.sweep_help if sweep and s.sweep_help else s.help
+        kw = dict(dest=s.key, default=s.default, metavar=s.metavar, help=f"{words} (default {_shown(s.default)})")
+        if s.key == "data":
+            pass                             # a source name, hf:NAME or a file path: see data_settings
+        elif s.kind == "choice":
+            kw["choices"] = s.choices
+        else:
+            kw["type"] = {"int": integer, "float": number}.get(s.kind, str)
+        groups[title].add_argument(flag, **kw)
     if not sweep:
-        g.add_argument("--width", type=integer, default=m.width, help="residual width d_model (default %(default)s)")
-        g.add_argument("--depth", type=integer, default=m.depth, help="number of blocks / LSTM layers (default %(default)s)")
-    g.add_argument("--heads", type=integer, default=m.heads, help="attention heads; must divide width (default %(default)s)")
-    g.add_argument("--context", type=integer, default=m.context, help="tokens per sequence (default %(default)s)")
-    g.add_argument("--positions", choices=POSITIONS, default=m.positions, help="learned table or rotary (RoPE)")
-    g.add_argument("--param", choices=PARAMETERISATIONS, default=None,
-                   help="standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at "
-                        f"--base-width transfers to other widths; default {m.param}, for a ladder mup)")
-    g.add_argument("--base-width", type=integer, default=m.base_width,
-                   help="with --param mup: the width where μP equals standard (default %(default)s)")
-    g = p.add_argument_group("optimizer")
-    if not sweep:
-        g.add_argument("--optimizer", choices=OPTIMIZERS, default=o.name, metavar="NAME",
-                       help=f"one of {', '.join(OPTIMIZERS)} (default %(default)s)")
-        g.add_argument("--lr", type=number, default=o.lr, help="peak learning rate (default %(default)g)")
-    g.add_argument("--schedule", choices=SCHEDULES, default=o.schedule, help="learning-rate shape after warmup")
-    g.add_argument("--warmup", type=number, default=o.warmup, help="fraction of steps warming up (default %(default)g)")
-    g.add_argument("--weight-decay", type=number, default=o.weight_decay, help="weight decay (default %(default)g)")
-    g.add_argument("--clip", type=number, default=o.clip, help="gradient-norm clip, 0 = off (default %(default)g)")
-    g = p.add_argument_group("data and run")
-    if not sweep:
-        g.add_argument("--tokens", type=integer, default=d.tokens, help="training tokens D, e.g. 2e5 (default %(default)g)")
-        g.add_argument("--seed", type=integer, default=d.seed, help="random seed (default %(default)s)")
-        g.add_argument("--seeds", type=integer, default=1,
-                       help="train this many seeds (seed, seed+1, ...) at once through vmap (default 1)")
-    g.add_argument("--tokens-per-param", type=number, default=0.0, metavar="R",
-                   help="train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens")
-    g.add_argument("--batch", type=integer, default=d.batch, help="sequences per step (default %(default)s)")
-    g.add_argument("--data", default=DataConfig().source, metavar="SOURCE",
-                   help="stdlib (Python's standard library source, 11 MB, the default), builtin (Python's docs, "
-                        "0.46 MB), markov (synthetic, known entropy), a text file, or hf:NAME (needs `datasets`)")
-    g.add_argument("--markov-order", type=integer, default=DataConfig().markov_order, help="synthetic chain order")
-    g.add_argument("--markov-symbols", type=integer, default=DataConfig().markov_symbols, help="synthetic alphabet")
-    g.add_argument("--evals", type=integer, default=d.evals, help="validation evaluations per run (default %(default)s)")
-    g.add_argument("--eval-tokens", type=integer, default=d.eval_tokens,
-                   help="held-out tokens per evaluation (default %(default)s)")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision,
-                   help="auto: bf16 matmuls on GPU/TPU, fp32 on CPU")
+        return None
+    g = p.add_argument_group("sweep")
+    for s in listed:
+        g.add_argument(s.sweep_flag, type={"int": integer_list, "float": number_list}.get(s.kind, names),
+                       default=None, metavar=f"{s.metavar or s.key.upper()},...",
+                       help=f"{s.sweep_help or s.help} (default {_shown(s.default)})")
+    return g
 
 
 def run_config(args, **over) -> RunConfig:
-    """A RunConfig from parsed options; `over` supplies the swept fields."""
+    """A RunConfig from parsed options; `over` supplies the swept fields (by setting name: width=64)."""
     v = vars(args) | over
-    m = ModelConfig()
-    return RunConfig(
-        model=ModelConfig(arch=v["arch"], width=v["width"], depth=v["depth"], heads=v["heads"], context=v["context"],
-                          positions=v["positions"], param=v["param"] or m.param, base_width=v["base_width"]),
-        optim=OptimConfig(name=v["optimizer"], lr=v["lr"], schedule=v["schedule"], warmup=v["warmup"],
-                          weight_decay=v["weight_decay"], clip=v["clip"]),
-        data=data_config(v["data"], args), tokens=v["tokens"], batch=v["batch"], seed=v["seed"],
-        evals=v["evals"], eval_tokens=v["eval_tokens"], precision=v["precision"], tokens_per_param=v["tokens_per_param"])
+    values = {s.path: v[s.key] for s in SETTINGS      # None: not given (a sweep's --param), the default
+              if s.config and s.cli_flag not in (None, "--data") and v.get(s.key) is not None}
+    return RunConfig.from_settings(values | data_settings(v["data"]))
 
 
 def _train(args) -> int:
@@ -236,8 +231,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ConfigError as e:       # settings spelled as this command's flags: "try --width 64"
+        sweep = getattr(args, "command", None) == "sweep"
+        print(f"error: {e.spelled(fix=lambda path, value: cli_fix(path, value, sweep=sweep))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `scaling-lab runs --csv | head`
         import os

@@ -11,13 +11,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-ARCHS = ("gpt", "lstm")
-POSITIONS = ("learned", "rotary")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
-SCHEDULES = ("constant", "cosine", "linear", "wsd")
-SOURCES = ("stdlib", "builtin", "markov", "file", "hf")
-PRECISIONS = ("auto", "fp32", "bf16")
-PARAMETERISATIONS = ("standard", "mup")
+from lab.schema import (ARCHS, BY_PATH, OPTIMIZERS, PARAMETERISATIONS, POSITIONS, PRECISIONS, SCHEDULES,  # noqa: F401
+                        SOURCES, Fix, Name, plain_fix, plain_name, spell)
+
 MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  # μP's Adam rules hold for these
 
 # Settings added after runs were first stored. At their default they are left out of the
@@ -26,30 +22,51 @@ LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "tokens_per_p
 
 
 class ConfigError(ValueError):
-    """A configuration value a user can fix; the message says how."""
+    """A configuration value a user can fix; the message says how.
+
+    Built from parts: text, `lab.schema.Name` (a setting named) and `lab.schema.Fix` (a value to
+    set), so that each front end spells the settings its own way (`spelled`); `str(error)` is the
+    plain spelling (`width=64`)."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+        super().__init__(spell(parts))
+
+    def spelled(self, name=plain_name, fix=plain_fix) -> str:
+        return spell(self.parts, name, fix)
 
 
-def _check_int(name: str, value, low: int, high: int | None = None, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}{hint}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(f"{name} must be {bounds}, got {value}{hint}")
+def _refuse(path: str, what: str, note: str, fix, inside) -> None:
+    hint = ("; try ", Fix(path, fix)) if fix is not None and inside(fix) else ()
+    raise ConfigError(Name(path), f" must be {what}" + (f" {note}" if note else ""), *hint)
 
 
-def _check_float(name: str, value, low: float, high: float | None = None, *, open_low=False, hint="") -> None:
+def _check(path: str, value, *, low=None, note: str | None = None) -> None:
+    """Refuse `value` for the setting at `path` unless it has the setting's type and lies within its
+    bounds (lab.schema); `low` replaces the lower bound where it depends on another field."""
+    s = BY_PATH[path]
+    if s.kind == "choice":
+        if value not in s.choices:
+            raise ConfigError(f"unknown {s.words} {value!r}; choose one of: {', '.join(s.choices)}")
+        return
+    low = s.low if low is None else low
+    high, note = s.high, s.note if note is None else note
+    fix = s.fix_value
+    if s.kind == "int":
+        inside = lambda v: isinstance(v, int) and v >= low and (high is None or v <= high)  # noqa: E731
+        if isinstance(value, bool) or not isinstance(value, int):
+            _refuse(path, f"a whole number, got {value!r}", "", fix, inside)
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            _refuse(path, f"{bounds}, got {value}", note, fix, inside)
+        return
+    inside = lambda v: (v > low if s.open_low else v >= low) and (high is None or v <= high)  # noqa: E731
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}{hint}")
-    too_low = value <= low if open_low else value < low
-    if too_low or (high is not None and value > high):
-        lo = f"> {low}" if open_low else f">= {low}"
+        _refuse(path, f"a finite number, got {value!r}", "", fix, inside)
+    if not inside(value):
+        lo = f"> {low}" if s.open_low else f">= {low}"
         bounds = lo if high is None else f"{lo} and <= {high}"
-        raise ConfigError(f"{name} must be {bounds}, got {value}{hint}")
-
-
-def _check_choice(name: str, value, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+        _refuse(path, f"{bounds}, got {value}", note, fix, inside)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,25 +83,22 @@ class ModelConfig:
     base_width: int = 64       # μP only: the width at which μP equals the standard parameterisation
 
     def __post_init__(self):
-        _check_choice("architecture", self.arch, ARCHS)
-        _check_choice("positions", self.positions, POSITIONS)
-        _check_choice("parameterisation", self.param, PARAMETERISATIONS)
-        _check_int("base_width", self.base_width, 1, 16384, "; try --base-width 64")
+        _check("model.arch", self.arch)
+        _check("model.positions", self.positions)
+        _check("model.param", self.param)
+        _check("model.base_width", self.base_width)
         if self.param == "mup" and self.arch != "gpt":
             raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; "
                               "use the standard parameterisation for the LSTM")
-        _check_int("width", self.width, 1, 16384, "; try --width 64")
-        _check_int("depth", self.depth, 1, 256, "; try --depth 2")
-        _check_int("context", self.context, 2, 65536, "; try --context 64")
-        _check_int("vocab", self.vocab, 2, 1 << 20)
-        _check_int("heads", self.heads, 1, 1024, "; try --heads 4")
+        for name in ("width", "depth", "context", "vocab", "heads"):
+            _check(f"model.{name}", getattr(self, name))
         if self.arch == "gpt":
             if self.width % self.heads:
                 raise ConfigError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}; "
-                                  f"try heads={math.gcd(self.width, self.heads) or 1}")
+                                  "try ", Fix("model.heads", math.gcd(self.width, self.heads) or 1))
             if self.positions == "rotary" and (self.width // self.heads) % 2:
                 raise ConfigError(f"rotary positions need an even head size, got width/heads = {self.width // self.heads}; "
-                                  "change heads or use --positions learned")
+                                  "change heads or use ", Fix("model.positions", "learned"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,17 +116,8 @@ class OptimConfig:
     eps: float = 1e-8
 
     def __post_init__(self):
-        _check_choice("optimizer", self.name, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_float("learning rate", self.lr, 0.0, 100.0, open_low=True, hint="; try --lr 3e-3")
-        _check_float("warmup", self.warmup, 0.0, 0.9, hint=" (a fraction of the run's steps); try --warmup 0.05")
-        _check_float("decay", self.decay, 0.0, 1.0, hint=" (a fraction of the run's steps)")
-        _check_float("final_lr_frac", self.final_lr_frac, 0.0, 1.0)
-        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
-        _check_float("clip", self.clip, 0.0)
-        _check_float("b1", self.b1, 0.0, 1.0)
-        _check_float("b2", self.b2, 0.0, 1.0)
-        _check_float("eps", self.eps, 0.0, 1.0, open_low=True)
+        for f in dataclasses.fields(self):
+            _check(f"optim.{f.name}", getattr(self, f.name))
         if self.schedule == "wsd" and self.warmup + self.decay > 1.0:
             raise ConfigError(f"warmup + decay must be <= 1 for WSD, got {self.warmup} + {self.decay}")
 
@@ -132,19 +137,18 @@ class DataConfig:
     val_fraction: float = 0.1  # held out for validation: the text's tail, or for stdlib whole files by hash
 
     def __post_init__(self):
-        _check_choice("data source", self.source, SOURCES)
+        _check("data.source", self.source)
         if self.source in ("file", "hf") and not self.path:
             what = "a text file path" if self.source == "file" else "a dataset name"
-            raise ConfigError(f"data source {self.source!r} needs {what}; pass --data PATH")
-        _check_int("markov_order", self.markov_order, 1, 6)
-        _check_int("markov_symbols", self.markov_symbols, 2, 256)
+            raise ConfigError(f"data source {self.source!r} needs {what}; pass ",
+                              Fix("data.path", "PATH" if self.source == "file" else "hf:NAME"))
+        _check("data.markov_order", self.markov_order)
+        _check("data.markov_symbols", self.markov_symbols)
         if self.markov_symbols ** self.markov_order > 2 ** 20:
             raise ConfigError(f"markov_symbols**markov_order = {self.markov_symbols ** self.markov_order} contexts is too "
                               "many (limit 2**20); lower the order or the alphabet")
-        _check_float("markov_zipf", self.markov_zipf, 0.0, 10.0)
-        _check_int("markov_seed", self.markov_seed, 0)
-        _check_int("markov_tokens", self.markov_tokens, 10_000, 100_000_000)
-        _check_float("val_fraction", self.val_fraction, 0.0, 0.5, open_low=True)
+        for name in ("markov_zipf", "markov_seed", "markov_tokens", "val_fraction"):
+            _check(f"data.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,22 +165,22 @@ class RunConfig:
     precision: str = "auto"    # auto: bf16 matmuls on GPU/TPU, fp32 on CPU
 
     def __post_init__(self):
-        _check_int("batch", self.batch, 1, 1 << 16, "; try --batch 32")
-        _check_int("seed", self.seed, 0, 2 ** 31 - 1)
-        _check_float("tokens_per_param", self.tokens_per_param, 0.0, 1e6, hint="; try --tokens-per-param 20")
+        _check("batch", self.batch)
+        _check("seed", self.seed)
+        _check("tokens_per_param", self.tokens_per_param)
         if self.tokens_per_param > 0:
             from lab.counting import param_counts
             derived = max(self.batch * self.model.context, round(self.tokens_per_param * param_counts(self.model).total))
             object.__setattr__(self, "tokens", derived)
-        _check_int("tokens", self.tokens, 1, 10 ** 15)
+        _check("tokens", self.tokens)
         per_step = self.batch * self.model.context
         if self.tokens < per_step:
             raise ConfigError(f"tokens ({self.tokens:g}) is smaller than one batch (batch {self.batch} x context "
-                              f"{self.model.context} = {per_step} tokens); use --tokens {per_step} or more")
-        _check_int("eval_tokens", self.eval_tokens, self.model.context, 10 ** 9,
-                   f" (at least one context of {self.model.context})")
-        _check_int("evals", self.evals, 1, 10_000)
-        _check_choice("precision", self.precision, PRECISIONS)
+                              f"{self.model.context} = {per_step} tokens); use ", Fix("tokens", per_step), " or more")
+        _check("eval_tokens", self.eval_tokens, low=self.model.context,
+               note=f"(at least one context of {self.model.context})")
+        _check("evals", self.evals)
+        _check("precision", self.precision)
         if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
             raise ConfigError(f"μP's learning-rate rules here are those for Adam-type optimizers, got {self.optim.name!r}; "
                               f"choose one of {', '.join(MUP_OPTIMIZERS)} or the standard parameterisation")
@@ -231,6 +235,16 @@ class RunConfig:
             else:
                 kwargs[key] = value
         return cls(**kwargs)
+
+    @classmethod
+    def from_settings(cls, values: dict) -> "RunConfig":
+        """A RunConfig from settings by their path in `lab.schema` (`{"model.width": 128, "tokens": 200_000}`);
+        the others at their defaults."""
+        d: dict = {}
+        for path, value in values.items():
+            part, _, key = path.rpartition(".")
+            (d.setdefault(part, {}) if part else d)[key] = value
+        return cls.from_dict(d)
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces); settings in `LATER_FIELDS` only when not at their default."""

@@ -12,10 +12,6 @@ TABLE_COLUMNS = ("run_id", "status", "arch", "width", "depth", "optimizer", "lr"
 CSV_COLUMNS = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss")
 
 
-def names(text: str) -> list[str]:
-    return [t.strip() for t in str(text).split(",") if t.strip()]
-
-
 def register(sub) -> None:
     p = sub.add_parser("runs", help="list, export or delete stored runs",
                        description="List the runs in the store (a table; --csv or --json to export), "
@@ -35,17 +31,8 @@ def register(sub) -> None:
                        description="Train every combination of the listed values (or IsoFLOP profiles with "
                                    "--isoflop), skipping runs already in the store; rerun the same command to "
                                    "resume after an interruption.")
-    add_run_options(p, sweep=True)
-    m, o, d = ModelConfig(), OptimConfig(), RunConfig()
-    g = p.add_argument_group("sweep")
-    g.add_argument("--widths", type=integer_list, default=None, metavar="W,...",
-                   help=f"widths (default {m.width}; with --tokens-per-param the ladder's 32,48,64,80,96,128)")
-    g.add_argument("--depths", type=integer_list, default=None, metavar="L,...", help=f"depths (default {m.depth})")
-    g.add_argument("--tokens", type=integer_list, default=None, metavar="D,...",
-                   help=f"training tokens, e.g. 1e5,3e5 (default {d.tokens:g})")
-    g.add_argument("--optimizers", type=names, default=None, metavar="NAME,...", help=f"optimizers (default {o.name})")
-    g.add_argument("--lrs", type=number_list, default=None, metavar="LR,...", help=f"learning rates (default {o.lr:g})")
-    g.add_argument("--seeds", type=integer_list, default=None, metavar="S,...", help="seeds, e.g. 0,1,2 (default 0)")
+    g = add_run_options(p, sweep=True)       # the run's flags, lists for --widths --depths --tokens ... --seeds
+    p.set_defaults(param=None)               # no --param: standard, or μP for a ladder (see _plan)
     g.add_argument("--isoflop", type=number_list, default=None, metavar="C,...",
                    help="IsoFLOP budgets in FLOPs, e.g. 1e12,3e12: tokens per size from D = C / flops_per_token")
     g.add_argument("--isoflop-widths", type=integer_list, default=None, metavar="W,...",

@@ -15,11 +15,11 @@ def run_cli(*args, timeout=300):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--width", "0"], "width must be between 1"),
+    (["--width", "0"], "error: width must be between 1 and 16384, got 0; try --width 64"),
     (["--depth", "-1"], "depth must be between 1"),
     (["--lr", "abc"], "'abc' is not a number"),
     (["--optimizer", "adamz"], "invalid choice: 'adamz'"),
-    (["--tokens", "100"], "smaller than one batch"),
+    (["--tokens", "100"], "smaller than one batch (batch 32 x context 64 = 2048 tokens); use --tokens 2048 or more"),
     (["--data", "/no/such/file.txt"], "does not exist"),
     (["--width", "30", "--heads", "4"], "divisible by heads"),
 ])
@@ -44,6 +44,25 @@ def test_every_option_has_help():
         for action in p._actions:
             if action.dest != "help" and action.option_strings:
                 assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_flags_come_from_the_schema():
+    from lab.cli import build_parser
+    from lab.schema import SETTINGS
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    train = {o: a for a in sub.choices["train"]._actions for o in a.option_strings}
+    sweep = {o: a for a in sub.choices["sweep"]._actions for o in a.option_strings}
+    for s in SETTINGS:
+        if s.cli_flag is None:
+            continue
+        assert s.cli_flag in train and train[s.cli_flag].dest in (s.key, "data"), s.path
+        if s.cli_flag != "--data":
+            assert train[s.cli_flag].default == s.default and s.help in train[s.cli_flag].help
+        if s.sweep_flag:
+            assert sweep[s.sweep_flag].default is None
+        elif s.sweep:
+            assert s.cli_flag in sweep, s.path
+    assert train["--width"].type("2k") == 2000 and train["--lr"].type("3e-3") == 3e-3
 
 
 def test_train_json_tiny_run_subprocess():

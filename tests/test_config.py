@@ -24,7 +24,7 @@ def test_optim_and_run_errors():
         OptimConfig(lr=0.0)
     with pytest.raises(ConfigError, match="finite"):
         OptimConfig(lr=float("nan"))
-    with pytest.raises(ConfigError, match=r"smaller than one batch.*--tokens 2048"):
+    with pytest.raises(ConfigError, match=r"smaller than one batch.*use tokens=2048 or more"):
         RunConfig(tokens=10)
     with pytest.raises(ConfigError, match="needs a text file path"):
         DataConfig(source="file")
@@ -38,8 +38,10 @@ def test_json_round_trip_and_stable_run_id():
     assert cfg.replace(seed=8).run_id != cfg.run_id
     assert cfg.replace(optim__lr=3e-4).shape_id == cfg.shape_id       # lr is data, not shape
     assert cfg.replace(model__width=64).shape_id != cfg.shape_id
-    # a known value guards against accidental changes of the canonical form
-    assert RunConfig().run_id == RunConfig.from_dict(RunConfig().to_dict()).run_id
+    # known values guard against accidental changes of the canonical form (stored runs keep their ids)
+    assert RunConfig().run_id == "0db51d46f8654d93"
+    assert cfg.run_id == "e2a1aa6b49f48f71"
+    assert RunConfig(model=ModelConfig(param="mup", base_width=32), tokens_per_param=20.0).run_id == "6809a1b048809d68"
 
 
 def test_from_dict_refuses_typos():
@@ -52,3 +54,49 @@ def test_from_dict_refuses_typos():
 def test_steps_and_tokens_round_up_to_whole_batches():
     cfg = RunConfig(tokens=5000, batch=4, model=ModelConfig(context=64))
     assert cfg.tokens_per_step == 256 and cfg.steps == 20 and cfg.tokens_trained == 5120
+
+
+def test_every_field_is_in_the_schema_once_with_its_dataclass_default():
+    import dataclasses
+
+    from lab import schema
+    leaves = {f"{part}.{f.name}" for part, cls in (("model", ModelConfig), ("optim", OptimConfig), ("data", DataConfig))
+              for f in dataclasses.fields(cls)}
+    leaves |= {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("model", "optim", "data")}
+    in_schema = [s.path for s in schema.SETTINGS if s.config]
+    assert sorted(in_schema) == sorted(leaves) and len(set(s.key for s in schema.SETTINGS)) == len(schema.SETTINGS)
+    assert schema.BY_PATH["model.width"].default == 64 and schema.BY_PATH["optim.lr"].default == 3e-3
+    for s in schema.SETTINGS:
+        assert s.label and s.help and s.kind in ("int", "float", "choice", "text"), s.path
+        if s.kind == "choice":
+            assert s.default in s.choices, s.path
+        elif s.kind in ("int", "float"):
+            low, high = s.range
+            assert s.low <= low and (s.high is None or high <= s.high), s.path      # the slider stays valid
+            assert low <= s.default and (high is None or s.default <= high), s.path
+
+
+@pytest.mark.parametrize("path, bad", [("model.width", 0), ("model.depth", 300), ("optim.warmup", 0.95),
+                                       ("batch", 0), ("data.markov_order", 9)])
+def test_bounds_come_from_the_schema(path, bad):
+    from lab import schema
+    s = schema.BY_PATH[path]
+    with pytest.raises(ConfigError, match=f"{s.words} must be") as e:
+        RunConfig.from_settings({path: bad})
+    assert str(s.high) in str(e.value) or str(s.low) in str(e.value)
+    RunConfig.from_settings({path: s.default})                                 # the default is valid
+
+
+def test_errors_name_the_setting_and_each_front_end_spells_the_fix():
+    from lab.schema import app_fix, app_name, cli_fix
+    with pytest.raises(ConfigError) as e:
+        ModelConfig(width=0)
+    assert str(e.value) == "width must be between 1 and 16384, got 0; try width=64"        # neutral: no flags
+    assert e.value.spelled(fix=cli_fix) == "width must be between 1 and 16384, got 0; try --width 64"
+    assert e.value.spelled(app_name, app_fix) == "Width must be between 1 and 16384, got 0; try Width = 64"
+    with pytest.raises(ConfigError) as e:
+        RunConfig(tokens=10)
+    assert "--" not in str(e.value) and "use --tokens 2048 or more" in e.value.spelled(fix=cli_fix)
+    with pytest.raises(ConfigError) as e:
+        ModelConfig(width=0)
+    assert e.value.spelled(fix=lambda p, v: cli_fix(p, v, sweep=True)).endswith("; try --widths 64")   # a sweep's list

@@ -66,6 +66,7 @@ def test_an_impossible_config_disables_train_and_says_why(app):
     app.form.inputs["width"].value = 48
     app.form.inputs["heads"].value = 5
     assert "divisible by heads" in app.state.config_error and "--" not in app.state.config_error
+    assert app.state.config_error.endswith("try Heads = 1")       # the fix names the form's control
     assert app.form.train.disabled and "divisible by heads" in app.form.problem.value
     assert app.controller.start_training() is None and "divisible" in app.state.error and not app.state.job
     app.form.inputs["heads"].value = 4
@@ -504,3 +505,16 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
     assert app.state.families[0]["sizes"] == 6 and app.state.holdout == 0
     assert app.plots.points("actual") == 1
 
+
+
+def test_the_form_fields_come_from_the_schema():
+    from lab import schema
+    from widgets import controls, fields
+    for f in fields.FIELDS:
+        s = schema.BY_KEY[f.name]
+        assert (f.label, f.default, f.path) == (s.label, s.default, s.path if s.config else None)
+        assert f.help == (s.tip or s.help)
+        if f.kind in ("int", "float"):
+            assert (f.low, f.high) == s.range
+    assert fields.BY_NAME["width"].high == schema.BY_PATH["model.width"].suggest[1]
+    assert set(fields.BY_NAME) == {n for _, names in controls.SECTIONS for n in names}   # every field is shown

@@ -28,8 +28,8 @@ import traceback
 import numpy as np
 
 import lab
-from lab import counting, family as lfamily, fit as lawfit, laws, sweep as lsweep
-from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from lab import counting, family as lfamily, fit as lawfit, laws, schema, sweep as lsweep
+from lab.config import ConfigError, RunConfig
 from lab.trackers import Tracker
 from widgets import fields
 from widgets.state import AppState
@@ -61,13 +61,13 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def in_words(message: str) -> str:
-    """An engine message for the app: command-line options (`--tokens 512`) become the form's
-    labels ("Data (tokens) 512"), so the way out names a control the student can see."""
-    def label(m):
-        f = fields.BY_NAME.get(m.group(1).replace("-", "_"))
-        return f'"{f.label}"' if f else m.group(1).replace("-", " ")
-    return re.sub(r"--([a-z][a-z_-]*)", label, message)
+def in_words(error) -> str:
+    """An engine error for the app: the settings it names and the values it suggests read as the
+    form's labels ("try Width = 64"; the command line says "try --width 64"), so the way out
+    names a control the student can see (lab.schema spells both)."""
+    if isinstance(error, ConfigError):
+        return error.spelled(schema.app_name, schema.app_fix)
+    return str(error)
 
 
 def epochs_flag(epochs) -> str:
@@ -164,7 +164,7 @@ class Controller:
         shows its message; anything else also its type and where it happened."""
         if isinstance(error, BaseException):
             if isinstance(error, (ConfigError, ValueError, OSError)):
-                text = str(error)
+                text = in_words(error)
             else:
                 where = traceback.extract_tb(error.__traceback__)[-1:]
                 loc = (f" (at {where[0].name} in {os.path.basename(where[0].filename)}:{where[0].lineno})"
@@ -172,7 +172,6 @@ class Controller:
                 text = f"{type(error).__name__}: {error}{loc}"
         else:
             text = str(error)
-        text = in_words(text)
         self.state.error = f"{context}: {text}" if context else text
 
     @reported
@@ -216,20 +215,18 @@ class Controller:
     def build_config(self, form: dict | None = None) -> RunConfig:
         """The RunConfig the form describes. Raises ConfigError (in words) when it cannot run."""
         v = self.state.form if form is None else form
+        values = {}
+        for f in fields.FIELDS:                        # every form field that is a RunConfig setting
+            if f.path and v.get(f.name) is not None:
+                x = v[f.name]
+                values[f.path] = int(round(x)) if f.kind == "int" else float(x) if f.kind == "float" else x
         if v["data"] == "file":
             if not self.state.data_path:
                 raise ConfigError("choose a text file to upload first (Dataset: my text file)")
-            data = DataConfig(source="file", path=self.state.data_path)
-        else:
-            data = DataConfig(source=v["data"])
-        extra = {"eval_tokens": 4096, "evals": 4} if fields.quick() else {}
-        return RunConfig(model=ModelConfig(arch=v["arch"], width=int(v["width"]), depth=int(v["depth"]),
-                                           heads=int(v["heads"]), context=int(v["context"]),
-                                           param=v.get("param", "standard")),
-                         optim=OptimConfig(name=v["optimizer"], lr=float(v["lr"]), schedule=v["schedule"],
-                                           warmup=float(v["warmup"])),
-                         data=data, tokens=int(round(v["tokens"])), batch=int(v["batch"]), seed=int(v["seed"]),
-                         tokens_per_param=float(v.get("tokens_per_param") or 0.0), **extra)
+            values["data.path"] = self.state.data_path
+        if fields.quick():
+            values |= {"eval_tokens": 4096, "evals": 4}
+        return RunConfig.from_settings(values)
 
     def _checked_config(self) -> RunConfig:
         """The form's config, also refused when it would not fit in this device's memory."""
@@ -244,7 +241,7 @@ class Controller:
         try:
             cfg = self._checked_config()
         except (ConfigError, ValueError) as e:
-            st.config_error = in_words(str(e))
+            st.config_error = in_words(e)
             st.readouts = {}
             return
         st.config_error = ""
@@ -815,7 +812,7 @@ class Controller:
         try:
             pool = self._fit_pool()
         except ConfigError as e:
-            out["notes"] = [in_words(str(e))]
+            out["notes"] = [in_words(e)]
             self.state.fit = out
             self._fit_objects = {}
             if not quiet:

@@ -10,22 +10,21 @@ import math
 
 import ipywidgets as ipw
 
+from lab.schema import FORM_SECTIONS
 from widgets import fields
 from widgets.controller import MAX_UPLOAD_BYTES, Controller
 
 STYLE = {"description_width": "110px"}
 WIDE = ipw.Layout(width="340px")
-SECTIONS = (("Model", ("arch", "width", "depth", "heads", "context", "param")),
-            ("Data", ("data", "tokens", "tokens_per_param")),
-            ("Optimizer", ("optimizer", "lr", "schedule", "warmup", "batch")),
-            ("Seeds", ("seed", "seeds")))
+SECTIONS = tuple((title, tuple(f.name for f in fields.FIELDS if f.section == title))   # from lab.schema
+                 for title in FORM_SECTIONS)
 SECTION_HELP = {
     "Model": "Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
              "more compute per token.",
     "Data": "D is how many tokens the model reads. Loss falls as a power law in N and D until one of them runs "
             "out. Tokens per parameter ties D to the model's size (20: compute-optimal).",
     "Optimizer": "How the weights move. If the loss shoots up, lower the learning rate.",
-    "Seeds": "Several seeds show how much of a difference is luck.",
+    "Run": "Several seeds show how much of a difference is luck.",
 }
 SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders, with their step
 NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbers, with their step

@@ -1,8 +1,10 @@
 """The run form's fields as plain data: name, type, default, bounds, label and help a student reads.
 
-One table serves three readers: `controls` builds a widget per field, `controller` turns the
-values into a `RunConfig`, and the share link (`?width=256&depth=4`) is parsed and written with
-the same names, types and bounds. Pure Python; no widgets, no engine calls.
+Built from the one table of run settings, `lab.schema`: every setting with a form section
+becomes a field (its label, its tooltip, its slider range or dropdown). One table serves three
+readers here: `controls` builds a widget per field, `controller` turns the values into a
+`RunConfig`, and the share link (`?width=256&depth=4`) is parsed and written with the same
+names, types and bounds. Pure Python; no widgets, no engine calls.
 """
 
 import math
@@ -10,13 +12,14 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 
-from lab.config import ARCHS, OPTIMIZERS, PARAMETERISATIONS, SCHEDULES
+from lab import schema
 
 DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
             "markov": "synthetic (known entropy)", "file": "my text file"}
 PARAMS = {"standard": "standard", "mup": "μP (maximal update)"}
 LABELS = {"data": DATASETS, "param": PARAMS}     # how a choice field's values read in its dropdown
-BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+OFFERED = {"data": tuple(DATASETS)}              # the app offers these choices only (no Hugging Face)
+BATCHES = schema.BATCHES
 
 
 @dataclass(frozen=True)
@@ -30,46 +33,18 @@ class Field:
     high: float | None = None
     choices: tuple = ()
     log: bool = False          # a log-scale slider
+    section: str = ""          # the form's section (lab.schema.FORM_SECTIONS)
+    path: str | None = None    # the setting's place in a RunConfig (None: not a RunConfig field)
 
 
-FIELDS = (
-    Field("arch", "choice", "gpt", "Architecture", "gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent "
-          "baseline Kaplan et al. (2020) compare against", choices=ARCHS),
-    Field("width", "int", 64, "Width", "Size of each token's vector inside the model (d_model). Parameters grow "
-          "like width²", 8, 2048),
-    Field("depth", "int", 2, "Depth", "Number of Transformer blocks (or LSTM layers) stacked on top of each other",
-          1, 48),
-    Field("heads", "int", 4, "Heads", "Attention heads per block; the width must divide evenly between them", 1, 64),
-    Field("context", "int", 64, "Context", "How many tokens (bytes) the model reads at once to predict the next",
-          8, 1024),
-    Field("param", "choice", "standard", "Parameterisation", "How the weights are initialised and how each layer's "
-          "learning rate scales with width. standard: one learning rate for all (GPT-2). μP (maximal update "
-          "parameterisation, Yang et al. 2022): a learning rate tuned on a small model (width 64) transfers to wider "
-          "ones, so a scaling ladder needs no new tuning per size (Transformer and Adam-type optimizers)",
-          choices=PARAMETERISATIONS),
-    Field("data", "choice", "stdlib", "Dataset", "Python source: the standard library's own code, 11 MB, big enough "
-          "for a scaling ladder without repeating the data. Python docs: the small (0.46 MB) English prose of "
-          "Python's reference, for quick lessons. Synthetic: a random Markov chain whose best possible loss (its "
-          "entropy) is known. My text file: upload one", choices=tuple(DATASETS)),
-    Field("tokens", "int", 200_000, "Data (tokens)", "Training tokens D: how much text the model reads in total "
-          "(bytes; repeats once the dataset is used up). Log scale. Not used when Tokens per parameter is set",
-          1_000, 1_000_000_000, log=True),
-    Field("tokens_per_param", "float", 0.0, "Tokens per parameter", "0: train on the Data (tokens) value. Above 0 the "
-          "data follows the model size: D = this x N (all parameters); 20 is Chinchilla's compute-optimal ratio "
-          "(Hoffmann et al. 2022), so a bigger model then reads more text", 0.0, 10_000.0),
-    Field("optimizer", "choice", "adamw", "Optimizer", "The rule that turns gradients into weight updates; AdamW is "
-          "the usual choice for Transformers", choices=OPTIMIZERS),
-    Field("lr", "float", 3e-3, "Learning rate", "Peak step size. Too small learns slowly; too large diverges "
-          "(the loss blows up). Log scale", 1e-5, 1.0, log=True),
-    Field("schedule", "choice", "cosine", "Schedule", "How the learning rate changes after warmup: constant, cosine "
-          "decay, linear decay, or warmup-stable-decay (wsd)", choices=SCHEDULES),
-    Field("warmup", "float", 0.05, "Warmup", "Fraction of the steps spent raising the learning rate from 0 to its "
-          "peak", 0.0, 0.5),
-    Field("batch", "choice", 32, "Batch size", "Sequences per optimizer step; more is smoother but fewer steps for "
-          "the same data", choices=BATCHES),
-    Field("seed", "int", 0, "Seed", "Random seed for the initial weights and the order of the data", 0, 1_000_000),
-    Field("seeds", "int", 1, "Seeds", "Train this many seeds (seed, seed+1, ...) at once to see the spread", 1, 8),
-)
+def _field(s: schema.Setting) -> Field:
+    choices = OFFERED.get(s.key, s.choices) or s.presets
+    low, high = (None, None) if choices else s.range
+    return Field(s.key, "choice" if choices else s.kind, s.default, s.label, s.tip or s.help, low, high,
+                 choices=tuple(choices), log=s.log, section=s.form, path=s.path if s.config else None)
+
+
+FIELDS = tuple(_field(s) for s in schema.SETTINGS if s.form)
 BY_NAME = {f.name: f for f in FIELDS}
 
 # Quick mode (SCALING_LAB_QUICK=1: tests, classroom demos on slow laptops): tiny defaults.

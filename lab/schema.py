@@ -1,0 +1,262 @@
+"""Every run setting, once: where it lives in a `RunConfig`, its type, bounds, unit, label and help.
+
+One table, three readers:
+
+- `lab.config` validates each field against its entry here (bounds, choices, the words of the
+  message) and the default is the dataclass field's own default;
+- the command line (`lab.cli.add_run_options`) makes a flag per entry for `scaling-lab train` and
+  `scaling-lab sweep` (name, type, default, help; a sweep's list flags such as `--widths`);
+- the app's run form (`widgets.fields`) makes a control per entry marked with a form section
+  (label, tooltip, slider range, choices), and the share link uses the same names.
+
+Errors the engine raises name settings through `Name` and suggest values through `Fix`, so each
+front end spells them its own way: `width must be ...; try --width 64` on the command line,
+`Width must be ...; try Width = 64` in the app, `width=64` in plain `str(error)`.
+
+To add a setting: add the field (with its default) to its dataclass in `lab.config` and an entry
+to `SETTINGS` here; use it in the engine; test it. Pure Python: no JAX, no `lab.config` import at
+load time (`lab.config` imports this module).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+ARCHS = ("gpt", "lstm")
+POSITIONS = ("learned", "rotary")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
+SCHEDULES = ("constant", "cosine", "linear", "wsd")
+SOURCES = ("stdlib", "builtin", "markov", "file", "hf")
+PRECISIONS = ("auto", "fp32", "bf16")
+PARAMETERISATIONS = ("standard", "mup")
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+_FROM_CONFIG = object()   # the default is the dataclass field's default
+FORM_SECTIONS = ("Model", "Data", "Optimizer", "Run")   # the app's run form, in this order
+
+
+@dataclass(frozen=True)
+class Setting:
+    path: str                  # where it lives in a RunConfig: "model.width", "optim.lr", "tokens"
+    kind: str                  # "int", "float", "choice" or "text"
+    label: str                 # the app's label, and how the app names it in messages
+    help: str                  # one line: what it is and its unit (the command line's --help)
+    low: float | None = None   # validity bounds: lab.config refuses a value outside them
+    high: float | None = None
+    open_low: bool = False     # `low` itself is refused (a learning rate must be > 0)
+    choices: tuple = ()
+    unit: str = ""             # "tokens", "sequences", "nats/token", "fraction of steps", ...
+    name: str = ""             # short name: form key, link key, message word (default: the path's last part)
+    word: str = ""             # how messages name it when not `name` ("learning rate")
+    note: str = ""             # said after the bounds in a refusal, e.g. "(a fraction of the run's steps)"
+    fix: object = None         # the value a refusal suggests (default: the default)
+    default_: object = _FROM_CONFIG   # only for settings that are not RunConfig fields
+    config: bool = True        # a RunConfig field (False: how to run it, e.g. the number of seeds)
+    flag: str | None = ""      # command-line flag ("": --name with dashes; None: no flag)
+    metavar: str | None = None
+    sweep: bool = True         # `scaling-lab sweep` takes the flag too
+    sweep_flag: str = ""       # ... or a list of values under this flag instead (--widths)
+    sweep_help: str = ""       # the list flag's help
+    form: str = ""             # the app's form section it appears in ("": not in the form)
+    tip: str = ""              # the app's tooltip (default: help)
+    suggest: tuple | None = None   # the app's slider range (low, high), inside the bounds
+    presets: tuple = ()        # the app offers these values in a dropdown instead of a slider
+    log: bool = False          # a log-scale slider
+
+    @property
+    def key(self) -> str:
+        return self.name or self.path.rpartition(".")[2]
+
+    @property
+    def words(self) -> str:
+        return self.word or self.key
+
+    @property
+    def default(self):
+        if self.default_ is not _FROM_CONFIG:
+            return self.default_
+        from lab import config   # pure Python, loaded by now whenever a default is asked for
+        part, _, field = self.path.rpartition(".")
+        cls = {"": config.RunConfig, "model": config.ModelConfig, "optim": config.OptimConfig,
+               "data": config.DataConfig}[part]
+        return next(f.default for f in dataclasses.fields(cls) if f.name == field)
+
+    @property
+    def fix_value(self):
+        return self.default if self.fix is None else self.fix
+
+    @property
+    def cli_flag(self) -> str | None:
+        if self.flag is None:
+            return None
+        return self.flag or "--" + self.key.replace("_", "-")
+
+    @property
+    def range(self) -> tuple:
+        """The app's slider range: the suggestion, else the validity bounds."""
+        return self.suggest or (self.low, self.high)
+
+
+S = Setting
+SETTINGS = (
+    # --- model
+    S("model.arch", "choice", "Architecture", "gpt: a decoder Transformer; lstm: the Kaplan baseline",
+      choices=ARCHS, word="architecture", form="Model",
+      tip="gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent baseline Kaplan et al. (2020) compare "
+          "against"),
+    S("model.width", "int", "Width", "residual width d_model (LSTM: hidden size)", 1, 16384, unit="features",
+      metavar="W", sweep_flag="--widths",
+      sweep_help="widths; with --tokens-per-param the ladder's 32,48,64,80,96,128", form="Model",
+      tip="Size of each token's vector inside the model (d_model). Parameters grow like width²", suggest=(8, 2048)),
+    S("model.depth", "int", "Depth", "number of blocks / LSTM layers", 1, 256, unit="blocks", metavar="L",
+      sweep_flag="--depths", sweep_help="depths", form="Model",
+      tip="Number of Transformer blocks (or LSTM layers) stacked on top of each other", suggest=(1, 48)),
+    S("model.heads", "int", "Heads", "attention heads; must divide width", 1, 1024, form="Model",
+      tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64)),
+    S("model.context", "int", "Context", "tokens per sequence", 2, 65536, unit="tokens", form="Model",
+      tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024)),
+    S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS),
+    S("model.param", "choice", "Parameterisation",
+      "standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width transfers "
+      "to other widths)", choices=PARAMETERISATIONS, word="parameterisation", form="Model",
+      sweep_help="standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width "
+                 "transfers to other widths; a ladder's default is mup)",
+      tip="How the weights are initialised and how each layer's learning rate scales with width. standard: one "
+          "learning rate for all (GPT-2). μP (maximal update parameterisation, Yang et al. 2022): a learning rate "
+          "tuned on a small model (width 64) transfers to wider ones, so a scaling ladder needs no new tuning per "
+          "size (Transformer and Adam-type optimizers)"),
+    S("model.base_width", "int", "Base width", "with --param mup: the width where μP equals standard", 1, 16384),
+    S("model.vocab", "int", "Vocabulary", "tokens in the vocabulary (bytes: 256)", 2, 1 << 20, flag=None),
+    # --- optimizer
+    S("optim.name", "choice", "Optimizer", "the update rule", choices=OPTIMIZERS, name="optimizer", metavar="NAME",
+      sweep_flag="--optimizers", sweep_help="optimizers", form="Optimizer",
+      tip="The rule that turns gradients into weight updates; AdamW is the usual choice for Transformers"),
+    S("optim.lr", "float", "Learning rate", "peak learning rate", 0.0, 100.0, open_low=True, word="learning rate",
+      metavar="LR", sweep_flag="--lrs", sweep_help="learning rates", form="Optimizer",
+      tip="Peak step size. Too small learns slowly; too large diverges (the loss blows up). Log scale",
+      suggest=(1e-5, 1.0), log=True),
+    S("optim.schedule", "choice", "Schedule", "learning-rate shape after warmup", choices=SCHEDULES, form="Optimizer",
+      tip="How the learning rate changes after warmup: constant, cosine decay, linear decay, or "
+          "warmup-stable-decay (wsd)"),
+    S("optim.warmup", "float", "Warmup", "fraction of steps warming up", 0.0, 0.9, unit="fraction of steps",
+      note="(a fraction of the run's steps)", form="Optimizer",
+      tip="Fraction of the steps spent raising the learning rate from 0 to its peak", suggest=(0.0, 0.5)),
+    S("optim.decay", "float", "Decay", "WSD only: fraction of steps in the final decay", 0.0, 1.0,
+      unit="fraction of steps", note="(a fraction of the run's steps)", flag=None),
+    S("optim.final_lr_frac", "float", "Final learning rate", "cosine/linear/wsd end at lr x this", 0.0, 1.0,
+      flag=None),
+    S("optim.weight_decay", "float", "Weight decay", "weight decay; 0 = off", 0.0, 10.0),
+    S("optim.clip", "float", "Gradient clip", "gradient-norm clip, 0 = off", 0.0),
+    S("optim.b1", "float", "b1", "first-moment decay / momentum", 0.0, 1.0, flag=None),
+    S("optim.b2", "float", "b2", "second-moment decay", 0.0, 1.0, flag=None),
+    S("optim.eps", "float", "eps", "Adam's epsilon", 0.0, 1.0, open_low=True, flag=None),
+    # --- data
+    S("data.source", "choice", "Dataset",
+      "stdlib (Python's standard library source, 11 MB), builtin (Python's docs, 0.46 MB), markov "
+      "(synthetic, known entropy), a text file, or hf:NAME (needs `datasets`)", choices=SOURCES, name="data",
+      word="data source", metavar="SOURCE", form="Data",
+      tip="Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
+          "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
+          "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
+          "file: upload one"),
+    S("data.path", "text", "Text file", "file path (source file) or dataset name (source hf)", flag="--data"),
+    S("data.hf_split", "text", "Split", "the Hugging Face dataset's split", flag=None),
+    S("data.hf_field", "text", "Field", "the Hugging Face dataset's text field", flag=None),
+    S("data.markov_order", "int", "Markov order", "synthetic chain order", 1, 6),
+    S("data.markov_symbols", "int", "Markov symbols", "synthetic alphabet", 2, 256),
+    S("data.markov_zipf", "float", "Markov skew", "synthetic: skew of each next-symbol distribution", 0.0, 10.0,
+      flag=None),
+    S("data.markov_seed", "int", "Markov seed", "synthetic: which random chain", 0, flag=None),
+    S("data.markov_tokens", "int", "Markov tokens", "synthetic: length of the generated text", 10_000, 100_000_000,
+      flag=None),
+    S("data.val_fraction", "float", "Validation fraction", "share of the text held out for validation", 0.0, 0.5,
+      open_low=True, flag=None),
+    # --- the run
+    S("tokens", "int", "Data (tokens)", "training tokens D, e.g. 2e5", 1, 10 ** 15, unit="tokens", metavar="D",
+      sweep_flag="--tokens", sweep_help="training tokens, e.g. 1e5,3e5", form="Data",
+      tip="Training tokens D: how much text the model reads in total (bytes; repeats once the dataset is used "
+          "up). Log scale. Not used when Tokens per parameter is set", suggest=(1_000, 1_000_000_000), log=True),
+    S("seed", "int", "Seed", "random seed", 0, 2 ** 31 - 1, metavar="S", sweep_flag="--seeds",
+      sweep_help="seeds, e.g. 0,1,2", form="Run",
+      tip="Random seed for the initial weights and the order of the data", suggest=(0, 1_000_000)),
+    S("seeds", "int", "Seeds", "train this many seeds (seed, seed+1, ...) at once through vmap", 1, None,
+      default_=1, config=False, sweep=False, form="Run",
+      tip="Train this many seeds (seed, seed+1, ...) at once to see the spread", suggest=(1, 8)),
+    S("tokens_per_param", "float", "Tokens per parameter",
+      "train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens", 0.0, 1e6,
+      unit="tokens per parameter", fix=20, metavar="R", form="Data",
+      tip="0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
+          "parameters); 20 is Chinchilla's compute-optimal ratio (Hoffmann et al. 2022), so a bigger model then "
+          "reads more text", suggest=(0.0, 10_000.0)),
+    S("batch", "int", "Batch size", "sequences per step", 1, 1 << 16, unit="sequences", form="Optimizer",
+      tip="Sequences per optimizer step; more is smoother but fewer steps for the same data", presets=BATCHES),
+    S("evals", "int", "Evaluations", "validation evaluations per run", 1, 10_000),
+    S("eval_tokens", "int", "Evaluation tokens", "held-out tokens per evaluation", 1, 10 ** 9, unit="tokens"),
+    S("precision", "choice", "Precision", "auto: bf16 matmuls on GPU/TPU, fp32 on CPU", choices=PRECISIONS),
+)
+del S
+
+BY_PATH = {s.path: s for s in SETTINGS}
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+def setting(path_or_key: str) -> Setting:
+    return BY_PATH.get(path_or_key) or BY_KEY[path_or_key]
+
+
+# --- words that front ends spell their own way ------------------------------------------------
+
+@dataclass(frozen=True)
+class Name:
+    """A setting named in a message: `width`, or the app's label "Width"."""
+    path: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A value to set, in a message: `width=64`, `--width 64` on the command line, `Width = 64` in the app."""
+    path: str
+    value: object
+
+
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def plain_name(path: str) -> str:
+    s = BY_PATH.get(path)
+    return s.words if s else path
+
+
+def plain_fix(path: str, value) -> str:
+    s = BY_PATH.get(path)
+    return f"{s.key if s else path}={_value(value)}"
+
+
+def cli_fix(path: str, value, *, sweep: bool = False) -> str:
+    """`--width 64` (in a sweep `--widths 64`); a setting without a flag keeps its plain spelling."""
+    s = BY_PATH.get(path)
+    flag = s and ((sweep and s.sweep_flag) or s.cli_flag)
+    return f"{flag} {_value(value)}" if flag else plain_fix(path, value)
+
+
+def app_name(path: str) -> str:
+    s = BY_PATH.get(path)
+    return s.label if s else path
+
+
+def app_fix(path: str, value) -> str:
+    s = BY_PATH.get(path)
+    return f"{s.label} = {_value(value)}" if s else plain_fix(path, value)
+
+
+def spell(parts, name=plain_name, fix=plain_fix) -> str:
+    """A message from its parts: text, `Name`s and `Fix`es, spelled by the given functions."""
+    out = []
+    for p in parts:
+        if isinstance(p, Name):
+            out.append(name(p.path))
+        elif isinstance(p, Fix):
+            out.append(fix(p.path, p.value))
+        else:
+            out.append(str(p))
+    return "".join(out)
