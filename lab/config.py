@@ -179,8 +179,9 @@ class RunConfig:
                               f"{self.model.context} = {per_step} tokens); use ", Fix("tokens", per_step), " or more")
         _check("eval_tokens", self.eval_tokens, low=self.model.context,
                note=f"(at least one context of {self.model.context})")
-        _check("evals", self.evals)
-        _check("precision", self.precision)
+        for f in dataclasses.fields(self):       # the others: bounds and choices from lab.schema alone
+            if f.name not in ("model", "optim", "data", "batch", "seed", "tokens_per_param", "tokens", "eval_tokens"):
+                _check(f.name, getattr(self, f.name))
         if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
             raise ConfigError(f"μP's learning-rate rules here are those for Adam-type optimizers, got {self.optim.name!r}; "
                               f"choose one of {', '.join(MUP_OPTIMIZERS)} or the standard parameterisation")

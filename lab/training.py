@@ -29,6 +29,7 @@ from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, memory_bytes, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
 from lab.models import lr_multipliers, make_model, width_mult
+from lab.schema import Name
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a second, little overhead
@@ -66,7 +67,8 @@ def check_memory(cfg: RunConfig, seeds: int = 1) -> None:
     if need > 0.9 * limit:
         raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of device memory (estimate: weights, optimizer "
                           f"state and activations for {seeds} seed(s)) but {device_name()} has {limit / 2**30:.1f} GiB; "
-                          "lower --batch, --context, --width or --depth, or train fewer seeds at once")
+                          "lower ", Name("batch"), ", ", Name("model.context"), ", ", Name("model.width"), " or ",
+                          Name("model.depth"), ", or train fewer seeds at once")
 
 
 def compute_dtype(cfg: RunConfig):
