@@ -18,7 +18,8 @@ MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  #
 
 # Settings added after runs were first stored. At their default they are left out of the
 # canonical JSON, so that every run stored before them keeps its id.
-LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "tokens_per_param": 0.0}
+LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "tokens_per_param": 0.0, "target_loss": 0.0,
+                "patience": 0}
 
 
 class ConfigError(ValueError):
@@ -163,6 +164,8 @@ class RunConfig:
     eval_tokens: int = 16_384  # held-out tokens per evaluation
     evals: int = 10            # evaluations spread over the run (the last one at the end)
     precision: str = "auto"    # auto: bf16 matmuls on GPU/TPU, fp32 on CPU
+    target_loss: float = 0.0   # stop once an evaluation's validation loss is <= this (nats/token); 0 = off
+    patience: int = 0          # stop once this many evaluations in a row did not beat the best; 0 = off
 
     def __post_init__(self):
         _check("batch", self.batch)

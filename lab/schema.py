@@ -192,6 +192,14 @@ SETTINGS = (
     S("evals", "int", "Evaluations", "validation evaluations per run", 1, 10_000),
     S("eval_tokens", "int", "Evaluation tokens", "held-out tokens per evaluation", 1, 10 ** 9, unit="tokens"),
     S("precision", "choice", "Precision", "auto: bf16 matmuls on GPU/TPU, fp32 on CPU", choices=PRECISIONS),
+    S("target_loss", "float", "Target loss", "stop once the validation loss reaches this (nats/token); 0 = off",
+      0.0, 1000.0, unit="nats/token", form="Run",
+      tip="0: train all the planned tokens. Above 0: stop as soon as an evaluation's validation loss is at or below "
+          "this many nats/token; the run is kept as done, with the step it stopped at", suggest=(0.0, 8.0)),
+    S("patience", "int", "Patience", "stop once the validation loss has not improved for this many evaluations; "
+      "0 = off", 0, 10_000, unit="evaluations", form="Run",
+      tip="0: never stop early. Above 0: stop when this many evaluations in a row have not beaten the best "
+          "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)", suggest=(0, 100)),
 )
 del S
 

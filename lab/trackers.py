@@ -64,6 +64,7 @@ class RunResult:
     entropy_rate: float | None  # the data's true entropy rate when known (synthetic)
     dataset: str
     curve: tuple = ()          # the events as metric dicts
+    stopped: str | None = None  # done before its planned steps: "target" (target_loss) or "patience"; else None
     model: Any = field(default=None, repr=False, compare=False)  # final weights (not serialised)
 
     def to_dict(self, *, curve: bool = False) -> dict:

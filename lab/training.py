@@ -36,6 +36,7 @@ CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a 
 TRACES = collections.Counter()  # how often each compiled function was traced (tests check reuse)
 ASSUMED_FLOPS = {"cpu": 6e10, "gpu": 1e14, "tpu": 1e14}  # effective FLOP/s, only to size chunks
 MAX_CHUNK = 16               # steps per compiled call, at most
+MIN_IMPROVEMENT = 1e-4       # nats/token: a smaller fall of the validation loss does not reset `patience`
 
 
 def explode_threshold(vocab: int) -> float:
@@ -183,6 +184,45 @@ def _eval_after(chunk_index: int, n_chunks: int, evals: int) -> bool:
     return math.floor((chunk_index + 1) * evals / n_chunks) > math.floor(chunk_index * evals / n_chunks)
 
 
+class _Stopper:
+    """`target_loss` and `patience`: which seeds stop after a scheduled evaluation, and why.
+
+    Each seed stops on its own: its weights freeze (it leaves `alive`, so the compiled steps skip
+    it) while the other seeds of the group go on; the loop ends once no seed is left training."""
+
+    def __init__(self, config: RunConfig, n: int):
+        self.target, self.patience = config.target_loss, config.patience
+        self.best = np.full(n, np.inf)
+        self.waited = np.zeros(n, int)
+        self.why: list[str | None] = [None] * n      # "target" or "patience" once stopped
+        self.step: list[int | None] = [None] * n     # the step it stopped at
+        self.eval_loss = np.full(n, np.nan)          # its validation loss then
+
+    @property
+    def stopped(self) -> np.ndarray:
+        return np.array([w is not None for w in self.why])
+
+    def update(self, eval_loss: np.ndarray, alive: np.ndarray, step: int) -> np.ndarray:
+        """After a scheduled evaluation at `step`: the seeds that stop now (a boolean mask)."""
+        now = np.zeros(len(self.why), bool)
+        if not (self.target > 0 or self.patience > 0):
+            return now
+        for i, loss in enumerate(eval_loss):
+            if self.why[i] is not None or not alive[i] or not np.isfinite(loss):
+                continue
+            if loss < self.best[i] - MIN_IMPROVEMENT:
+                self.best[i], self.waited[i] = loss, 0
+            else:
+                self.waited[i] += 1
+            if self.target > 0 and loss <= self.target:
+                self.why[i] = "target"
+            elif self.patience > 0 and self.waited[i] >= self.patience:
+                self.why[i] = "patience"
+            if self.why[i] is not None:
+                self.step[i], self.eval_loss[i], now[i] = step, loss, True
+        return now
+
+
 def train(config: RunConfig, *, trackers: Iterable[Tracker] = (), cancel=None, chunk: int | None = None) -> RunResult:
     """Train one run. See `train_seeds`."""
     return train_seeds(config, [config.seed], trackers=trackers, cancel=cancel, chunk=chunk)[0]
@@ -203,6 +243,10 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     Returns:
         One `RunResult` per seed, in the order of `seeds`. Divergence is a status, not an
         exception: a run whose loss turns non-finite or explodes ends `diverged` with its step.
+        With `config.target_loss` or `config.patience` set, a seed whose scheduled evaluation
+        reaches the target, or that has not improved for `patience` evaluations, stops there on its
+        own (the others go on): it ends `done` with `steps` the step it stopped at and `stopped`
+        saying why ("target" or "patience"; None for a run that trained all its planned steps).
 
     Raises:
         ConfigError: the data cannot hold one context window, the seeds are not distinct, or the
@@ -246,6 +290,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         for t in trackers:
             t.start(cfg, info)
 
+    stopper = _Stopper(config, len(seeds))
     curves: list[list[dict]] = [[] for _ in seeds]
     last_train = np.full(len(seeds), np.nan)
     last_eval = np.full(len(seeds), np.nan)
@@ -272,12 +317,20 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         with np.errstate(all="ignore"):
             chunk_train = np.array([np.nanmean(col) if np.isfinite(col).any() else np.nan for col in losses[:n_done].T])
         last_train = np.where(np.isfinite(chunk_train), chunk_train, last_train)
-        evaluated = _eval_after(c, n_chunks, config.evals) or not alive_np.all()
+        scheduled = _eval_after(c, n_chunks, config.evals)
+        evaluated = scheduled or (~alive_np & ~stopper.stopped).any()     # after a divergence: every chunk
         if evaluated:
             last_eval = np.asarray(_evaluate(params, static, windows, dtype=dtype), dtype=np.float64)
+        if scheduled and stop < steps:           # target_loss / patience: stop the seeds that met them
+            stops_now = stopper.update(last_eval, alive_np, done_steps)
+            if stops_now.any():
+                alive_np = alive_np & ~stops_now
+                alive = jnp.asarray(alive_np)
         lr = float(optim.learning_rate(done_steps - 1, sched))
         elapsed = time.perf_counter() - t_start
         for i, s in enumerate(seeds):
+            if stopper.step[i] is not None and stopper.step[i] < done_steps:
+                continue                         # stopped earlier: its curve ends where it stopped
             ev = Event(run_id=configs[i].run_id, seed=s, step=done_steps, steps=steps, tokens=done_steps * per_step,
                        flops=float(done_steps * per_step * fpt), train_loss=float(chunk_train[i]),
                        eval_loss=float(last_eval[i]) if evaluated else None, lr=lr,
@@ -296,18 +349,20 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     alive_np, dstep_np = np.asarray(alive), np.asarray(dstep)
     results = []
     for i, s in enumerate(seeds):
-        status = "diverged" if not alive_np[i] else status_all
-        tokens = done_steps * per_step
+        stopped, steps_i = stopper.why[i], stopper.step[i] or done_steps
+        status = "done" if stopped else "diverged" if not alive_np[i] else status_all
+        tokens = steps_i * per_step
+        eval_i = float(stopper.eval_loss[i] if stopped else last_eval[i])
         model_i = eqx.combine(jax.tree.map(lambda a: a[i], params), static)
         result = RunResult(
             run_id=configs[i].run_id, config=configs[i], status=status, train_loss=float(last_train[i]),
-            eval_loss=float(last_eval[i]), eval_bpb=bits_per_byte(float(last_eval[i])), tokens=tokens,
-            steps=done_steps, flops=float(tokens * fpt), flops_per_token=fpt, params_total=counts.total,
+            eval_loss=eval_i, eval_bpb=bits_per_byte(eval_i), tokens=tokens,
+            steps=steps_i, flops=float(tokens * fpt), flops_per_token=fpt, params_total=counts.total,
             params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
             epochs=epochs(tokens, dataset), wall_s=wall, first_step_s=first_step_s, tokens_per_s=tokens_per_s,
-            device=device_name(), diverged_step=int(dstep_np[i]) if not alive_np[i] else None,
+            device=device_name(), diverged_step=int(dstep_np[i]) if status == "diverged" else None,
             unigram_loss=dataset.unigram_loss, entropy_rate=dataset.entropy_rate, dataset=dataset.name,
-            curve=tuple(curves[i]), model=model_i)
+            curve=tuple(curves[i]), model=model_i, stopped=stopped)
         results.append(result)
         for t in trackers:
             t.finish(result)
