@@ -138,7 +138,7 @@ def _train(args) -> int:
     results = train_seeds(cfg, seeds, trackers=trackers)
     keys = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss", "eval_loss",
             "eval_bpb", "tokens_per_s", "first_step_s", "wall_s", "device", "epochs", "steps", "diverged_step",
-            "unigram_loss", "entropy_rate", "dataset")
+            "unigram_loss", "entropy_rate", "dataset", "stopped")
     rows = [{k: r.to_dict()[k] for k in keys} for r in results]
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows))
@@ -147,8 +147,13 @@ def _train(args) -> int:
             print(f"run {r['run_id']}: {r['status']}, validation loss {r['eval_loss']:.4f} nats/token "
                   f"({r['eval_bpb']:.3f} bits/byte; unigram baseline {r['unigram_loss']:.3f}), "
                   f"N={r['params_total']:,} (non-embedding {r['params_non_embedding']:,}), D={r['tokens']:,}, "
-                  f"C={r['flops']:.3g} FLOPs, {r['tokens_per_s']:,.0f} tokens/s on {r['device']}")
+                  f"C={r['flops']:.3g} FLOPs, {r['tokens_per_s']:,.0f} tokens/s on {r['device']}"
+                  + (f"; stopped at step {r['steps']:,} ({STOPS[r['stopped']]})" if r["stopped"] else ""))
     return 0 if all(r["status"] != "diverged" for r in rows) else 1
+
+
+STOPS = {"target": "the validation loss reached --target-loss",
+         "patience": "the validation loss stopped improving for --patience evaluations"}
 
 
 class Parser(argparse.ArgumentParser):

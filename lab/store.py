@@ -306,8 +306,8 @@ class RunRecord:
              "params_non_embedding": counts.non_embedding, "flops_per_token": flops_per_token(m),
              "tokens": None, "flops": None, "train_loss": None, "eval_loss": None, "eval_bpb": None,
              "steps": None, "epochs": None, "wall_s": None, "first_step_s": None, "tokens_per_s": None,
-             "device": None, "diverged_step": None, "unigram_loss": None, "entropy_rate": None, "dataset": None,
-             "created": self.created, "started": self.started, "finished": self.finished}
+             "device": None, "diverged_step": None, "stopped": None, "unigram_loss": None, "entropy_rate": None,
+             "dataset": None, "created": self.created, "started": self.started, "finished": self.finished}
         if self.result is not None:
             r = self.result.to_dict()
             d.update({k: r[k] for k in d if k in r and k not in ("run_id", "status")})

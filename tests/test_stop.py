@@ -34,6 +34,7 @@ def test_each_seed_stops_on_its_own_and_old_results_read_back(tmp_path):
     store = RunStore(tmp_path / "store")
     store.commit(results[0], save_weights=False)
     assert store.get(results[0].run_id).stopped == "target"
+    assert store.record(results[0].run_id).to_dict()["stopped"] == "target"
     old = results[0].to_dict()
     del old["stopped"]                               # a result stored before the setting existed
     assert result_from_dict(old, results[0].config).stopped is None
@@ -75,13 +76,13 @@ def test_the_settings_keep_old_run_ids_and_change_new_ones():
     assert RunConfig.from_dict(json.loads(tiny(target_loss=3.0).to_json())).target_loss == 3.0
 
 
-def test_train_flags_stop_early(capsys):
+def test_train_flags_stop_early_and_json_says_why(capsys):
     args = ["train", "--width", "32", "--depth", "1", "--heads", "2", "--context", "32", "--batch", "8", "--data",
             "builtin", "--tokens", str(8 * 32 * 24), "--eval-tokens", "2048", "--evals", "6", "--lr", "1e-2",
             "--target-loss", "100", "--json", "--no-store", "--quiet"]
     assert main(args) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["status"] == "done" and row["steps"] < 24
+    assert row["status"] == "done" and row["stopped"] == "target" and row["steps"] < 24
     assert main(["train", "--no-store", "--patience", "-1"]) == 2
     assert "patience must be between 0 and 10000, got -1; try --patience 0" in capsys.readouterr().err
 

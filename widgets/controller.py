@@ -44,6 +44,8 @@ LAW_BOOTSTRAP = 400             # resamples for a family law's intervals (lab.la
 MAX_EPOCHS = laws.MAX_EPOCHS    # runs that repeat their data more often than this are data-limited: flagged
 QUICK_LADDER_WIDTHS = (8, 12, 16, 20, 24, 32)   # quick mode: a ladder of tiny models, seconds each
 _DONE = object()
+STOP_WORDS = {"target": "the validation loss reached the target loss",
+              "patience": "the validation loss stopped improving"}
 
 
 def fmt_count(n: float) -> str:
@@ -453,7 +455,9 @@ class Controller:
                          f"({r.eval_bpb:.3f} bits/byte) after {r.tokens:,} tokens in "
                          f"{lsweep.format_seconds(r.wall_s)}; a model that ignores context scores "
                          f"{r.unigram_loss:.3f}" + (f", a perfect one {r.entropy_rate:.3f} (the data's entropy)"
-                                                    if r.entropy_rate else ""))
+                                                    if r.entropy_rate else "")
+                         + (f"; stopped early at step {r.steps:,} ({STOP_WORDS.get(r.stopped, r.stopped)})"
+                            if getattr(r, "stopped", None) else ""))
         frac = 1.0 if results and all(r.status == "done" for r in results) else st.progress.get("fraction", 0.0)
         status = ", ".join(sorted({r.status for r in results})) or "ended"
         st.progress = {"fraction": frac, "text": f"{status} · {lsweep.format_seconds(elapsed)}"}
