@@ -87,20 +87,23 @@ def run(args) -> int:
 
 
 def _families(store_mod, path, df, wanted: str | None):
-    """The rows of one family of the store's table, and its key; refuses to pool several."""
+    """The rows of one family of the store's table, and its key; refuses to pool several.
+    Families are those of runs that did not diverge; diverged runs of any family stay in the
+    rows, so that the fit leaves them out and says how many."""
     if "family" not in df.columns or df.empty:
         return df, None
-    keys = list(dict.fromkeys(df["family"].astype(str)))
+    diverged = df["status"].astype(str).eq("diverged") if "status" in df else df["family"].isna()
+    keys = list(dict.fromkeys(df.loc[~diverged, "family"].astype(str)))
     if wanted:
         chosen = [k for k in keys if k.startswith(wanted)]
         if len(chosen) != 1:
             what = "matches no family" if not chosen else f"matches {len(chosen)} families"
             raise _Usage(f"--family {wanted!r} {what}; the store holds: " + _family_list(store_mod, path, df, keys))
-        return df[df["family"] == chosen[0]], chosen[0]
+        return df[(df["family"] == chosen[0]) | diverged], chosen[0]
     if len(keys) > 1:
         raise _Usage(f"the store holds {len(keys)} families of runs and a law is fitted to one at a time (runs differ "
                      "only in size and tokens); choose one with --family KEY: " + _family_list(store_mod, path, df, keys))
-    return df, keys[0]
+    return df, (keys[0] if keys else None)
 
 
 def _family_list(store_mod, path, df, keys) -> str:
