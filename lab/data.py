@@ -27,6 +27,7 @@ import jax.random as jr
 import numpy as np
 
 from lab.config import ConfigError, DataConfig
+from lab.schema import Fix, Name
 
 VOCAB = 256
 MIN_FILE_BYTES = 2_000            # below this no train/validation split is meaningful
@@ -49,7 +50,7 @@ class Dataset:
         for split, arr in (("training", self.train), ("validation", self.val)):
             if len(arr) < context + 1:
                 raise ConfigError(f"the {split} split of {self.name} has {len(arr)} tokens, fewer than one context of "
-                                  f"{context} + 1; use a shorter --context or a larger text")
+                                  f"{context} + 1; use a shorter ", Name("model.context"), " or a larger text")
 
 
 def builtin_text() -> str:
@@ -120,7 +121,7 @@ def stdlib_split(val_fraction: float) -> tuple[np.ndarray, np.ndarray, int]:
     files = stdlib_files()
     if not files:
         raise ConfigError(f"no Python source found under {sysconfig.get_paths()['stdlib']!r}; this Python install "
-                          "has no standard library sources: use --data builtin or a text file")
+                          "has no standard library sources: use ", Fix("data.source", "builtin"), " or a text file")
     parts: dict[bool, list[bytes]] = {False: [], True: []}
     for name, raw in files:
         for i, block in enumerate(blocks(raw)):
@@ -214,9 +215,9 @@ def sample_markov(chain: MarkovChain, length: int, seed: int) -> np.ndarray:
 
 def _read_text_file(path: str) -> str:
     if not os.path.exists(path):
-        raise ConfigError(f"data file {path!r} does not exist; pass an existing UTF-8 text file to --data")
+        raise ConfigError(f"data file {path!r} does not exist; pass an existing UTF-8 text file as the ", Name("data.source"))
     if os.path.isdir(path):
-        raise ConfigError(f"data file {path!r} is a folder; pass a UTF-8 text file to --data")
+        raise ConfigError(f"data file {path!r} is a folder; pass a UTF-8 text file as the ", Name("data.source"))
     size = os.path.getsize(path)
     if size == 0:
         raise ConfigError(f"data file {path!r} is empty; pass a UTF-8 text file of at least {MIN_FILE_BYTES} bytes")
