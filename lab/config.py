@@ -18,7 +18,7 @@ MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  #
 
 # Settings added after runs were first stored. At their default they are left out of the
 # canonical JSON, so that every run stored before them keeps its id.
-LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "tokens_per_param": 0.0, "target_loss": 0.0,
+LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "model.head_dim": 0, "tokens_per_param": 0.0, "target_loss": 0.0,
                 "patience": 0}
 
 
@@ -82,6 +82,7 @@ class ModelConfig:
     param: str = "standard"    # "standard" (GPT-2 init, one learning rate) or "mup" (maximal update
                                # parameterisation, Yang et al. 2022: a learning rate tuned at base_width transfers)
     base_width: int = 64       # μP only: the width at which μP equals the standard parameterisation
+    head_dim: int = 0          # when > 0, heads is derived: width // head_dim (a fixed head size along a ladder)
 
     def __post_init__(self):
         _check("model.arch", self.arch)
@@ -91,6 +92,13 @@ class ModelConfig:
         if self.param == "mup" and self.arch != "gpt":
             raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; "
                               "use the standard parameterisation for the LSTM")
+        _check("model.head_dim", self.head_dim)
+        if self.head_dim > 0 and self.arch == "gpt":
+            if self.width % self.head_dim:
+                raise ConfigError(f"width must be a multiple of the head size, got width={self.width}, head size "
+                                  f"{self.head_dim}; try ", Fix("model.width", max(1, self.width // self.head_dim)
+                                                                * self.head_dim))
+            object.__setattr__(self, "heads", self.width // self.head_dim)
         for name in ("width", "depth", "context", "vocab", "heads"):
             _check(f"model.{name}", getattr(self, name))
         if self.arch == "gpt":

@@ -31,15 +31,20 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _outside(cfg: RunConfig) -> frozenset:
+    # with a head-size rule the number of heads follows the width: it is part of the size
+    return OUTSIDE | {"model.heads"} if cfg.model.head_dim else OUTSIDE
+
+
 def family_fields(cfg: RunConfig) -> dict:
     """The config's fields that define its family, flat ("optim.lr": 0.003, ...)."""
-    return {k: v for k, v in _flat(cfg.to_dict()).items() if k not in OUTSIDE}
+    return {k: v for k, v in _flat(cfg.to_dict()).items() if k not in _outside(cfg)}
 
 
 def family_key(cfg: RunConfig) -> str:
     """A short stable id of the family: a hash of its fields in the run id's canonical JSON (so
     settings added later, at their default, leave existing families' keys unchanged)."""
-    fields = {k: v for k, v in _flat(json.loads(cfg.to_json())).items() if k not in OUTSIDE}
+    fields = {k: v for k, v in _flat(json.loads(cfg.to_json())).items() if k not in _outside(cfg)}
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

@@ -189,7 +189,8 @@ class GPT(eqx.Module):
         mult = width_mult(cfg)
         attn_scale = None
         if cfg.param == "mup":   # 1/head size, equal to 1/sqrt(head size) at the base width
-            attn_scale = math.sqrt(max(cfg.base_width // cfg.heads, 1)) / (cfg.width // cfg.heads)
+            base_head = cfg.head_dim or max(cfg.base_width // cfg.heads, 1)
+            attn_scale = math.sqrt(base_head) / (cfg.width // cfg.heads)
         self.tok_emb = _normal(kt, (cfg.vocab, cfg.width), INIT_STD)
         self.pos_emb = _normal(kp, (cfg.context, cfg.width), INIT_STD) if cfg.positions == "learned" else None
         self.blocks = tuple(Block(cfg.width, cfg.heads, cfg.depth, cfg.positions == "rotary", key=k, mult=mult,

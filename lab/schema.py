@@ -112,6 +112,10 @@ SETTINGS = (
       tip="Number of Transformer blocks (or LSTM layers) stacked on top of each other", suggest=(1, 48)),
     S("model.heads", "int", "Heads", "attention heads; must divide width", 1, 1024, form="Model",
       tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64)),
+    S("model.head_dim", "int", "Head size", "when > 0, heads = width / head size (the head size stays fixed as "
+      "width grows, as a ladder wants); 0: use --heads", 0, 4096, unit="dimensions",
+      tip="0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
+          "heads follows the width, so models of a ladder differ in width only"),
     S("model.context", "int", "Context", "tokens per sequence", 2, 65536, unit="tokens", form="Model",
       tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024)),
     S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS),

@@ -213,3 +213,20 @@ def test_mup_lr_multipliers_touch_hidden_matrices_only():
     assert mult.blocks[0].w_qkv == 0.25 and mult.blocks[1].w_down == 0.25
     assert mult.tok_emb == 1.0 and mult.head == 1.0 and mult.blocks[0].b_qkv == 1.0 and mult.ln_f.scale == 1.0
     assert len(jax.tree.leaves(mult)) == len(jax.tree.leaves(params))
+
+
+def test_head_size_rule_keeps_one_family_along_the_width():
+    base = RunConfig(model=ModelConfig(param="mup", head_dim=16), tokens_per_param=20)
+    wide = base.replace(model__width=128)
+    assert base.model.heads == 4 and wide.model.heads == 8
+    assert family_key(base) == family_key(wide)
+    assert family_key(base) != family_key(base.replace(model__head_dim=8))
+    with pytest.raises(ConfigError, match="multiple of the head size"):
+        ModelConfig(width=40, head_dim=16)
+    # μP's attention scale is 1/head size times sqrt(base head size): with a fixed head size it is
+    # the standard 1/sqrt(head size) at every width
+    import jax.random as jr
+    from lab.models import make_model
+    assert make_model(wide.model, key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(16 ** -0.5)
+    assert make_model(ModelConfig(width=128, param="mup"), key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(
+        math.sqrt(16) / 32)
