@@ -27,7 +27,8 @@ from lab.config import ConfigError
 from lab.family import check_one_family, family_key, family_label
 
 MIN_SIZES = 4              # three parameters (E, A, α) and one degree of freedom to judge them
-MIN_SPAN = 4.0             # fitted sizes should span at least this factor in N
+MIN_SPAN = 3.0             # fitted sizes should span at least this factor in N, and a prediction reach no
+                           # farther beyond the largest fitted size than the fitted sizes span
 MAX_EPOCHS = 4.0           # past 4 epochs repeated data is worth much less (Muennighoff et al. 2023)
 MIN_TOKENS_PER_PARAM = 10  # a fixed-D sweep whose largest model sees fewer is limited by data, not size
 SMALL_END_SHIFT = 0.01     # leaving out the smallest size moves a prediction by more than this: flagged
@@ -211,6 +212,9 @@ def judge(law: FamilyLaw, all_sizes: list[Size], *, bootstrap: int = 200, seed: 
         out.append(f"The fitted sizes span only {span:.1f}x in parameters (N {Ns.min():,.0f} to {Ns.max():,.0f}); "
                    f"a law needs at least {MIN_SPAN:g}x to pin its exponent: add smaller or larger models.")
     target = max([p.N for p in law.held_out] or [2 * Ns.max()])
+    if span >= MIN_SPAN and target / Ns.max() > span:
+        out.append(f"The prediction at N={target:,.0f} reaches {target / Ns.max():.1f}x beyond the largest fitted size, "
+                   f"farther than the fitted sizes span ({span:.1f}x): add sizes between, or larger fitted ones.")
     if len(fitted) > MIN_SIZES:
         try:
             without, _, _ = _predictions(fitted[1:], [], n_boot=2, seed=seed, confidence=law.confidence)

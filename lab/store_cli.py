@@ -119,14 +119,16 @@ def _plan(args):
                               "from its budget")
         if args.depths is not None and (len(args.depths) > 1 or args.aspect is not None):
             raise ConfigError("an IsoFLOP plan takes one depth (--depths L) or a depth rule (--aspect RATIO)")
-    ladder = bool(args.tokens_per_param)     # a ladder's defaults: μP and the rate tuned for it (lab.sweep)
+    ladder = bool(args.tokens_per_param)
     base = run_config(args, width=first(args.widths, m.width), depth=first(args.depths, m.depth),
-                      optimizer=first(args.optimizers, o.name),
-                      lr=first(args.lrs, sweep.LADDER_LR if ladder else o.lr),
-                      param=args.param or (sweep.LADDER_PARAM if ladder else m.param),
+                      optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
                       tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
                       seed=first(args.seeds, d.seed))
-    if ladder:
+    if ladder:   # a ladder's tuned settings (lab.sweep.ladder_base); the options given explicitly win
+        tuned = sweep.ladder_base(base)
+        base = base.replace(model__param=args.param or tuned.model.param,
+                            optim__lr=first(args.lrs, tuned.optim.lr),
+                            eval_tokens=tuned.eval_tokens if args.eval_tokens == d.eval_tokens else base.eval_tokens)
         return sweep.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
                             optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.isoflop is None:

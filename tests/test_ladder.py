@@ -90,7 +90,7 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
     ns = [param_counts(c.model).total for c in plan]
     assert max(ns) / min(ns) >= 8
     text = plan.summary()
-    assert "ladder" in text and "D = 20 x N" in text and "N=470,528" in text
+    assert "ladder" in text and "D = 20 x N" in text and "N=526,048" in text
     assert len(sweep.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
     with pytest.raises(ConfigError, match="tokens per parameter"):
         sweep.ladder(RunConfig(), tokens_per_param=0)
@@ -101,11 +101,11 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
     res = laws.fit_family(ladder_results(), holdout=2, bootstrap=200)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == 4 and len(res.held_out) == 2 and res.interval_from == "seeds"
-    for p in res.held_out:
-        assert p.seeds == 3 and abs(p.rel_error) < 0.01
-        assert p.low < p.predicted < p.high
-    assert res.max_abs_rel_error < 0.01
+    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "seeds"
+    assert res.trusted, res.warnings
+    for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
+        assert p.seeds == 3 and abs(p.rel_error) < 0.02
+        assert p.low < p.predicted < p.high and p.low < p.measured < p.high
     d = res.to_dict()
     assert d["held_out"][0]["N"] == res.held_out[0].N and isinstance(d["warnings"], list)
 
@@ -132,7 +132,8 @@ def test_family_law_says_why_it_cannot_be_trusted():
     assert any("interval" in w for w in noisy.warnings) and noisy.interval_from == "sizes"
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
-    off = [r if r.config.model.width != 32 else result(r.config, r.eval_loss * 1.15) for r in off]
+    smallest = min(sweep.LADDER_WIDTHS)
+    off = [r if r.config.model.width != smallest else result(r.config, r.eval_loss * 1.15) for r in off]
     assert any("smallest model" in w for w in laws.fit_family(off, holdout=1, bootstrap=100).warnings)
 
 
@@ -154,7 +155,7 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
     assert "2 families" in err and "optim.lr" in err and "--family" in err
     assert main(["fit", "--store", str(tmp_path / "s"), "--families", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [f["runs"] for f in listed["families"]] == [12, 1] and "optim.lr" in listed["differ_in"]
+    assert [f["runs"] for f in listed["families"]] == [2 * len(sweep.LADDER_WIDTHS), 1] and "optim.lr" in listed["differ_in"]
     assert main(["fit", "--store", str(tmp_path / "s"), "--families"]) == 0
     assert "2 families of finished runs" in capsys.readouterr().out
     key = family_key(sweep.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
@@ -230,3 +231,23 @@ def test_head_size_rule_keeps_one_family_along_the_width():
     assert make_model(wide.model, key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(16 ** -0.5)
     assert make_model(ModelConfig(width=128, param="mup"), key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(
         math.sqrt(16) / 32)
+
+
+def test_ladder_base_applies_the_tuned_settings_where_they_hold():
+    tuned = sweep.ladder_base(RunConfig())
+    assert tuned.model.param == sweep.LADDER_PARAM and tuned.optim.lr == sweep.LADDER_LR
+    assert tuned.eval_tokens == sweep.LADDER_EVAL_TOKENS
+    lstm = sweep.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
+    assert lstm.model.param == "standard"            # μP is the Transformer's
+    sgd = sweep.ladder_base(RunConfig(optim=OptimConfig(name="sgd")))
+    assert sgd.model.param == "standard"
+
+
+def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
+    from lab.cli import main
+    assert main(["sweep", "--tokens-per-param", "20", "--dry-run", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["width"] for r in runs] == list(sweep.LADDER_WIDTHS) and {r["lr"] for r in runs} == {sweep.LADDER_LR}
+    assert main(["sweep", "--tokens-per-param", "20", "--widths", "32,64", "--lrs", "1e-3", "--dry-run", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["width"] for r in runs] == [32, 64] and {r["lr"] for r in runs} == {1e-3}
