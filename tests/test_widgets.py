@@ -358,6 +358,13 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
         assert words in plan["text"] and words in sw.plan.value
     built = c.build_plan()
     assert all(cfg.tokens_per_param == 20 for cfg in built) and len({family_key(cfg) for cfg in built}) == 1
+    from lab.sweep import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
+    assert {(cfg.model.param, cfg.optim.lr) for cfg in built} == {(LADDER_PARAM, LADDER_LR)} and "μP" in plan["text"]
+    assert sw.ladder_tuned.value and sw.ladder_tuned.tooltip
+    sw.ladder_tuned.value = False                                    # off: the form as it is
+    assert {cfg.model.param for cfg in c.build_plan()} == {"standard"}
+    assert "standard parameterisation" in app.state.sweep_plan["text"]
+    sw.ladder_tuned.value = True
     sw.ladder_seeds.value = 2
     sw.tokens_per_param.value = "10"
     assert app.state.sweep_plan["runs"] == 12 and "D = 10 x N" in app.state.sweep_plan["text"]

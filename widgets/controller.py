@@ -154,7 +154,8 @@ class Controller:
         self.sweep_form = {"mode": "ladder", "widths": "16,32,64", "depths": "1", "tokens": "", "budgets": "3e11,1e12",
                            "sizes": "16,32,64", "ladder_widths": ",".join(map(str, ladder_widths)),
                            "ladder_depths": "1" if fields.quick() else "",
-                           "tokens_per_param": f"{lsweep.CHINCHILLA_TOKENS_PER_PARAM:g}", "ladder_seeds": 1}
+                           "tokens_per_param": f"{lsweep.CHINCHILLA_TOKENS_PER_PARAM:g}", "ladder_seeds": 1,
+                           "ladder_tuned": True}
         self.state.form = fields.defaults()
         self.refresh_runs()
         self._form_changed()
@@ -497,6 +498,8 @@ class Controller:
             n = int(s["ladder_seeds"])
             if n < 1:
                 raise ConfigError(f"seeds per size must be 1 or more, got {n}")
+            if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.sweep.ladder_base)
+                base = lsweep.ladder_base(base)
             return lsweep.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
                                  tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)))
         if s["mode"] == "grid":

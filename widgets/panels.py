@@ -5,6 +5,7 @@ import html
 
 import ipywidgets as ipw
 
+from lab.sweep import LADDER_LR
 from widgets.controller import Controller, epochs_flag, fmt_count
 
 STYLE = {"description_width": "120px"}
@@ -92,6 +93,10 @@ class SweepPanel(ipw.VBox):
         self.ladder_seeds = ipw.BoundedIntText(value=s["ladder_seeds"], min=1, max=8, description="Seeds per size",
                                                style=STYLE, tooltip="seeds trained at every size (from the form's "
                                                "seed); several show the spread and narrow the law's intervals")
+        self.ladder_tuned = ipw.Checkbox(value=s["ladder_tuned"], description="Tuned ladder settings", indent=False,
+                                         tooltip="On: every size uses μP with the learning rate tuned for it "
+                                                 f"({LADDER_LR:g}) and a larger held-out sample, the settings "
+                                                 "measured to predict (README). Off: the form's settings as they are")
         self.widths = ipw.Text(value=s["widths"], description="Widths", style=STYLE, layout=TEXT,
                                tooltip="comma-separated, e.g. 16,32,64")
         self.depths = ipw.Text(value=s["depths"], description="Depths", style=STYLE, layout=TEXT,
@@ -103,7 +108,7 @@ class SweepPanel(ipw.VBox):
         self.sizes = ipw.Text(value=s["sizes"], description="Widths per budget", style=STYLE, layout=TEXT,
                               tooltip="the model widths tried at every budget, e.g. 16,32,64")
         for name in ("mode", "widths", "depths", "tokens", "budgets", "sizes", "ladder_widths", "ladder_depths",
-                     "tokens_per_param", "ladder_seeds"):
+                     "tokens_per_param", "ladder_seeds", "ladder_tuned"):
             getattr(self, name).add_class(f"lab-sweep-{name.replace('_', '-')}")
             getattr(self, name).observe(lambda change, name=name: c.set_sweep(**{name: change.new}), names="value")
         self.mode.observe(lambda _change: self._show(), names="value")
@@ -114,7 +119,8 @@ class SweepPanel(ipw.VBox):
                            "success", "play", "lab-sweep-run")
         self.stop = _button("Stop", "Stop after the current chunk; finished runs are kept", lambda _: c.stop(),
                             "danger", "stop", "lab-sweep-stop")
-        self.ladder_box = ipw.VBox([self.ladder_widths, self.ladder_depths, self.tokens_per_param, self.ladder_seeds])
+        self.ladder_box = ipw.VBox([self.ladder_widths, self.ladder_depths, self.tokens_per_param, self.ladder_seeds,
+                                    self.ladder_tuned])
         self.grid_box = ipw.VBox([self.widths, self.depths, self.tokens])
         self.iso_box = ipw.VBox([self.budgets, self.sizes])
         super().__init__([ipw.HTML("Plan many runs at once. Other settings come from the form on the left."),
