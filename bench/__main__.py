@@ -10,15 +10,13 @@ accelerator check instead (bench/gpu_check.py, `make gpu-check`).
 """
 
 import argparse
-import json
 import platform
 import sys
 import time
-from pathlib import Path
 
+from bench import save_report
 from lab import runtime
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> dict:
@@ -95,10 +93,7 @@ def main(argv=None) -> dict:
             print(f"\napp benchmark unavailable: {e}")
         else:
             report["app"] = bench_app.main([])
-    out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten {out}")
+    print(f"\nwritten {save_report(report, 'bench', args.json)}")
     return report
 
 

@@ -13,15 +13,13 @@ the best rates between the smallest and the largest width: μP promises a ratio 
 """
 
 import argparse
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import save_report
 
 
 def best_lr(lrs: list[float], losses: list[float]) -> float:
@@ -87,10 +85,7 @@ def main(argv=None) -> dict:
         ratio = best[widths[-1]] / best[widths[0]]
         report.setdefault("ratio", {})[param] = ratio
         print(f"| {param} | " + " | ".join(f"{best[w]:.3g}" for w in widths) + f" | {ratio:.2f} |")
-    out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"lr_transfer-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    print(f"wrote {save_report(report, 'lr_transfer', args.json)}")
     return report
 
 
