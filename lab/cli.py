@@ -120,7 +120,7 @@ def _train(args) -> int:
         from lab.data import load_dataset
         from lab.training import check_memory
         check_memory(cfg, args.seeds)
-        load_dataset(cfg.data).check_fits(cfg.model.context, cfg.eval_tokens)
+        load_dataset(cfg.data).check_fits(cfg.model.context)
         counts = param_counts(cfg.model)
         plan = {"run_id": cfg.run_id, "params_total": counts.total, "params_non_embedding": counts.non_embedding,
                 "tokens": cfg.tokens_trained, "steps": cfg.steps, "flops": run_flops(cfg) * args.seeds,

@@ -45,7 +45,7 @@ class Dataset:
     fingerprint: str              # sha256 of all tokens, to tell corpora apart
     description: str
 
-    def check_fits(self, context: int, eval_tokens: int) -> None:
+    def check_fits(self, context: int) -> None:
         """Raise ConfigError unless both splits hold at least one (context + 1) window."""
         for split, arr in (("training", self.train), ("validation", self.val)):
             if len(arr) < context + 1:

@@ -499,9 +499,6 @@ class _AllocationLaw:
     def n_opt(self, C) -> np.ndarray:
         return self.N_coef * _positive("C", C) ** self.a
 
-    def d_opt(self, C) -> np.ndarray:
-        return self.D_coef * _positive("C", C) ** self.b
-
     def equation(self) -> str:
         return f"N_opt = {_fmt(self.N_coef)}·C^{_fmt(self.a)}, D_opt = {_fmt(self.D_coef)}·C^{_fmt(self.b)}"
 
@@ -794,10 +791,6 @@ class HoldoutCheck:
     threshold: float         # held out: runs whose size variable is >= this
     n_train: int
     rows: tuple = ()         # HoldoutRow per held-out point, by increasing size
-
-    @property
-    def mean_abs_rel_error(self) -> float:
-        return float(np.mean([abs(r.rel_error) for r in self.rows]))
 
     @property
     def max_abs_rel_error(self) -> float:

@@ -58,7 +58,6 @@ WEIGHTS_FORMAT = "scaling-lab/weights"
 HEARTBEAT_S = 30.0      # how often a process refreshes the runs it holds
 LEASE_S = 300.0         # silence after which a run held on another host counts as interrupted
 BUSY_TIMEOUT_MS = 60_000  # wait this long for another process's write lock before failing
-STATUSES = ("running", "done", "diverged", "cancelled", "failed", "interrupted")
 FINISHED = ("done", "diverged")   # terminal: not retrained unless forced
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 

@@ -291,8 +291,6 @@ class Estimate:
     runs: int                # runs still to train
     done: int                # runs already finished in the store
     flops: float             # training FLOPs of the runs still to train
-    flops_per_s: float       # effective speed assumed for shapes never trained here
-    compile_s: float         # assumed compile time of each such shape
     source: str              # where the speeds came from
 
 
@@ -341,7 +339,7 @@ def estimate(plan: Plan, store: RunStore | None = None) -> Estimate:
         seconds += c.tokens_trained / tps if tps else run_flops(c) / fps
     seconds += compile_s * len({c.shape_id for c in todo if c.shape_id not in shape_tps})
     return Estimate(seconds=seconds, runs=len(todo), done=len(plan) - len(todo),
-                    flops=float(sum(run_flops(c) for c in todo)), flops_per_s=fps, compile_s=compile_s, source=source)
+                    flops=float(sum(run_flops(c) for c in todo)), source=source)
 
 
 def format_seconds(s: float) -> str:
@@ -696,4 +694,4 @@ def _check_data(plan: Plan) -> None:
         key = (c.data, c.model.context, c.eval_tokens)
         if key not in seen:
             seen.add(key)
-            load_dataset(c.data).check_fits(c.model.context, c.eval_tokens)
+            load_dataset(c.data).check_fits(c.model.context)

@@ -14,7 +14,6 @@ from typing import Any
 
 from lab.config import RunConfig
 
-STATUSES = ("done", "diverged", "cancelled")
 
 
 @dataclass(frozen=True)

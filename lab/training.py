@@ -259,7 +259,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     trackers = list(trackers)
     check_memory(config, len(seeds))
     dataset = load_dataset(config.data)
-    dataset.check_fits(config.model.context, config.eval_tokens)
+    dataset.check_fits(config.model.context)
     m = config.model
     counts = param_counts(m)
     fpt = flops_per_token(m)

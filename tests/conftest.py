@@ -12,7 +12,6 @@ from lab import runtime  # noqa: E402
 
 runtime.setup()
 
-SHARED = _ROOT.parent / "shared"
 
 
 @pytest.fixture(autouse=True)
