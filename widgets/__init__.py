@@ -3,7 +3,7 @@
     from widgets import Lab
     Lab()          # in JupyterLab, or served by Voila: voila notebooks/lab.ipynb
 
-Modules: `state` (the app's state), `controller` (the only caller of `lab`), `fields` (the run
+Modules: `state` (the app's state), `controller` (the app's actions on `lab`), `fields` (the run
 form as data; the share link), `controls` (the form), `plots` (the one FigureWidget),
 `panels` (sweep, scaling, runs, sampling, share, messages), `app` (`Lab`, composing them);
 `lessons` holds small pieces for the lesson notebooks.
