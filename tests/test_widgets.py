@@ -525,3 +525,15 @@ def test_the_form_fields_come_from_the_schema():
             assert (f.low, f.high) == s.range
     assert fields.BY_NAME["width"].high == schema.BY_PATH["model.width"].suggest[1]
     assert set(fields.BY_NAME) == {n for _, names in controls.SECTIONS for n in names}   # every field is shown
+
+
+def test_empty_plots_say_what_will_appear(app):
+    names = {a.name for a in app.plots.fig.layout.annotations}
+    assert {"hint-curves", "hint-scaling"} <= names
+    texts = " ".join(a.text for a in app.plots.fig.layout.annotations if (a.name or "").startswith("hint"))
+    assert "Press Train" in texts and "final loss" in texts
+    assert tuple(app.plots.fig.layout.xaxis.range) == (3, 7)          # 1k to 10M tokens, not 0.1 to 10k
+    run(_click_and_wait(app.form.train, app.controller))
+    names = {a.name for a in app.plots.fig.layout.annotations}
+    assert "hint-curves" not in names and "hint-scaling" not in names
+    assert len([a for a in app.plots.fig.layout.annotations if a.text and "Loss while training" in a.text]) == 1

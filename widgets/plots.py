@@ -222,7 +222,31 @@ class Plots:
             f.update_xaxes(type=kind, title_text=X_AXES[x_axis][1], row=1, col=1)
             f.update_yaxes(type=kind, row=1, col=1)
             f.update_xaxes(title_text=xtitle, row=1, col=2)
+            self._hints(empty_curves=not curves, empty_scaling=not (rows or others), log=kind == "log")
         self._sync()
+
+    def _hints(self, *, empty_curves: bool, empty_scaling: bool, log: bool) -> None:
+        """An empty panel says what will appear in it, over axes of a plausible range (not 0.1 to 10k)."""
+        f = self.fig
+        keep = [a for a in f.layout.annotations if not (a.name or "").startswith("hint")]
+        hint = dict(showarrow=False, font=dict(color="grey", size=13), x=0.5, y=0.5, xanchor="center")
+        if empty_curves:
+            keep.append(dict(hint, name="hint-curves", xref="x domain", yref="y domain",
+                             text="Press Train: the training and validation loss<br>appear here as the model learns"))
+            f.update_xaxes(range=[3, 7] if log else [0, 1e6], autorange=False, row=1, col=1)
+            f.update_yaxes(range=[0, math.log10(6)] if log else [0, 6], autorange=False, row=1, col=1)
+        else:
+            f.update_xaxes(autorange=True, row=1, col=1)
+            f.update_yaxes(autorange=True, row=1, col=1)
+        if empty_scaling:
+            keep.append(dict(hint, name="hint-scaling", xref="x2 domain", yref="y2 domain",
+                             text="Each finished run adds a point here:<br>its final loss against its size.<br>"
+                                  "A sweep (Sweep tab) gives a law to fit"))
+            f.update_xaxes(range=[4, 6], autorange=False, row=1, col=2)
+            f.update_yaxes(range=[0, math.log10(6)], autorange=False, row=1, col=2)
+        else:
+            f.update_xaxes(autorange=True, row=1, col=2)
+        f.layout.annotations = keep
 
     def _sync(self) -> None:
         """Refresh the synced figure state, as plotly does when it displays a figure by itself,
