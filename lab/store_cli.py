@@ -8,7 +8,7 @@ from lab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
 
 STORE_HELP = "run store folder (default: $SCALING_LAB_STORE or ~/.local/share/scaling-lab)"
 TABLE_COLUMNS = ("run_id", "status", "arch", "width", "depth", "optimizer", "lr", "seed", "tokens", "params_total",
-                 "flops", "eval_loss", "attempts")
+                 "flops", "eval_loss", "epochs", "family", "attempts")
 CSV_COLUMNS = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss")
 
 
@@ -96,12 +96,17 @@ def _runs(args) -> int:
 
 def _format_table(df) -> str:
     df = df[list(TABLE_COLUMNS)].copy()
-    fmt = {"lr": "{:g}".format, "flops": "{:.3g}".format, "eval_loss": "{:.4f}".format}
+    from lab.laws import MAX_EPOCHS   # runs that repeat their data past this are data-limited: flagged
+    fmt = {"lr": "{:g}".format, "flops": "{:.3g}".format, "eval_loss": "{:.4f}".format,
+           "epochs": lambda v: f"{v:.2f}" + (" !" if v > MAX_EPOCHS else "")}
     for col, f in fmt.items():
         df[col] = [("-" if v is None or v != v else f(v)) for v in df[col]]
     for col in ("tokens", "params_total"):
         df[col] = ["-" if v is None or v != v else f"{int(v):,}" for v in df[col]]
-    return df.to_string(index=False)
+    text = df.to_string(index=False)
+    if any(str(v).endswith("!") for v in df["epochs"]):
+        text += f"\n! over {MAX_EPOCHS:g} epochs: the run repeated its data that often, so its loss is limited by data"
+    return text
 
 
 # --- sweep -----------------------------------------------------------------------------------
