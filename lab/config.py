@@ -19,7 +19,7 @@ MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  #
 # Settings added after runs were first stored. At their default they are left out of the
 # canonical JSON, so that every run stored before them keeps its id.
 LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "model.head_dim": 0, "tokens_per_param": 0.0, "target_loss": 0.0,
-                "patience": 0}
+                "patience": 0, "attempt": 0}
 
 
 class ConfigError(ValueError):
@@ -174,6 +174,8 @@ class RunConfig:
     precision: str = "auto"    # auto: bf16 matmuls on GPU/TPU, fp32 on CPU
     target_loss: float = 0.0   # stop once an evaluation's validation loss is <= this (nats/token); 0 = off
     patience: int = 0          # stop once this many evaluations in a row did not beat the best; 0 = off
+    attempt: int = 0           # 0: the run; k > 0: its k-th retrain, stored beside it under its own id (the store
+                               # never overwrites a finished run); changes nothing that is trained
 
     def __post_init__(self):
         _check("batch", self.batch)

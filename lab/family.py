@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from lab.config import ConfigError, RunConfig
 
 # Fields that vary inside a family ("part.name" for nested configs).
-OUTSIDE = frozenset({"model.width", "model.depth", "tokens", "seed", "evals", "eval_tokens"})
+OUTSIDE = frozenset({"model.width", "model.depth", "tokens", "seed", "evals", "eval_tokens", "attempt"})
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -204,6 +204,8 @@ SETTINGS = (
       "0 = off", 0, 10_000, unit="evaluations", form="Run",
       tip="0: never stop early. Above 0: stop when this many evaluations in a row have not beaten the best "
           "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)", suggest=(0, 100)),
+    S("attempt", "int", "Attempt", "0: the run; k > 0: its k-th retrain, stored beside the finished run under its "
+      "own id (set by Train again and `scaling-lab train --force`)", 0, 10_000, flag=None, sweep=False),
 )
 del S
 
