@@ -10,7 +10,11 @@ together: a run's record is complete or absent.
 - Claims: before training, a process claims the run in a `BEGIN IMMEDIATE` transaction
   (SQLite's single writer lock): the row is inserted or updated to `running` with the
   process and thread as owner and `attempts + 1`. Two claimants cannot both win one run; the
-  second sees it `running` and waits for it, so nothing is trained twice or lost.
+  second sees it `running` and waits for it (or follows it: the app), so nothing is trained
+  twice or lost.
+- Finished runs are kept: a retrain of a `done` or `diverged` run is a new attempt
+  (`RunConfig.attempt`, its own run id, `claim_attempt`), stored beside it. Only an explicit
+  `force` claim (`scaling-lab sweep --force`) trains a finished run again in place.
 - Interrupted runs: a `running` row whose owner is gone is interrupted and is claimed again
   on resume. The owner is `host|boot id:pid namespace|pid|process start time|thread`. On the
   same host the owner is alive iff that pid exists, is not a zombie, and started at that time
@@ -47,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
+from lab.schema import BY_PATH
 from lab.counting import flops_per_token, param_counts
 from lab.family import family_key
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
@@ -294,7 +299,8 @@ class RunRecord:
         """Flat: status fields, the config's main knobs, and the result's numbers (null until trained)."""
         m, o = self.config.model, self.config.optim
         counts = param_counts(m)
-        d = {"run_id": self.run_id, "status": self.status, "attempts": self.attempts, "error": self.error,
+        d = {"run_id": self.run_id, "status": self.status, "attempts": self.attempts, "attempt": self.config.attempt,
+             "error": self.error,
              "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
              "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
              "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
@@ -490,6 +496,10 @@ class RunStore:
         df = self.table()
         return df[df["status"].isin(FINISHED)].reset_index(drop=True)
 
+    def curve_points(self, run_id: str) -> list[dict]:
+        """The run's curve points so far (dicts of `Event.metrics()`), also while it trains; [] when absent."""
+        return self._curve_rows(self._con(), check_run_id(run_id))
+
     def curve(self, run_id: str) -> "pandas.DataFrame":  # noqa: F821
         """The run's loss curve, one row per chunk of steps (also the partial curve of a running run)."""
         import pandas as pd
@@ -534,26 +544,65 @@ class RunStore:
         failed, cancelled, or finished and `force`), `Claim('finished')` with the stored record
         when it is done or diverged, `Claim('busy')` when another live process trains it.
         """
-        run_id, me, now = config.run_id, owner_id(), time.time()
+        now = time.time()
         with self._tx() as con:
-            row = con.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                con.execute("INSERT INTO runs (run_id, shape_id, config, status, attempts, owner, heartbeat, budget, "
-                            "created, started) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?)",
-                            (run_id, config.shape_id, config.to_json(), me, now, budget, now, now))
-            elif row["status"] == "running" and row["owner"] == me:
-                pass  # already ours (the sweep claimed it before training; the tracker asks again)
-            elif row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"], now):
-                return Claim("busy", self._record(row))
-            elif row["status"] in FINISHED and not force:
-                return Claim("finished", self._record(row))
-            else:
-                con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
-                con.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, owner = ?, heartbeat = ?, "
-                            "started = ?, finished = NULL, error = NULL, result = NULL, weights = 0, "
-                            "budget = coalesce(?, budget) WHERE run_id = ?", (me, now, now, budget, run_id))
+            row = con.execute("SELECT * FROM runs WHERE run_id = ?", (config.run_id,)).fetchone()
+            status = self._claimable(row, force, now)
+            if status != "claimed":
+                return Claim(status, self._record(row))
+            self._take(con, config, row, budget, now)
         self._ensure_heartbeat()
         return Claim("claimed", None)
+
+    @staticmethod
+    def _claimable(row, force: bool, now: float) -> str:
+        """What a claim of this row gets: claimed, finished or busy (see `claim`)."""
+        if row is None or (row["status"] == "running" and row["owner"] == owner_id()):
+            return "claimed"   # absent, or already ours (the sweep claimed it before training; the tracker asks again)
+        if row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"], now):
+            return "busy"
+        if row["status"] in FINISHED and not force:
+            return "finished"
+        return "claimed"
+
+    @staticmethod
+    def _take(con, config: RunConfig, row, budget, now: float) -> None:
+        """Write a claim decided by `_claimable` (inside its transaction)."""
+        run_id, me = config.run_id, owner_id()
+        if row is None:
+            con.execute("INSERT INTO runs (run_id, shape_id, config, status, attempts, owner, heartbeat, budget, "
+                        "created, started) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?)",
+                        (run_id, config.shape_id, config.to_json(), me, now, budget, now, now))
+        elif not (row["status"] == "running" and row["owner"] == me):
+            con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+            con.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, owner = ?, heartbeat = ?, "
+                        "started = ?, finished = NULL, error = NULL, result = NULL, weights = 0, "
+                        "budget = coalesce(?, budget) WHERE run_id = ?", (me, now, now, budget, run_id))
+
+    def claim_attempt(self, configs, *, budget: float | None = None) -> int:
+        """Claim a retrain of `configs` (a run's seeds) beside their stored runs, atomically: the
+        smallest attempt k >= 1 at which no seed's run is finished or held by another live owner;
+        each `config.replace(attempt=k)` is then claimed for this thread. A finished run is never
+        touched; a cancelled, failed or interrupted earlier retrain at k is trained again in place.
+
+        Returns:
+            k: train `config.replace(attempt=k)` (a new run id per seed).
+        """
+        configs = list(configs)
+        now = time.time()
+        with self._tx() as con:
+            for k in range(1, BY_PATH["attempt"].high + 1):
+                tries = [c.replace(attempt=k) for c in configs]
+                rows = [con.execute("SELECT * FROM runs WHERE run_id = ?", (c.run_id,)).fetchone() for c in tries]
+                if all(self._claimable(r, False, now) == "claimed" for r in rows):
+                    for c, r in zip(tries, rows):
+                        self._take(con, c, r, budget, now)
+                    break
+            else:
+                raise StoreError(f"run {configs[0].run_id} has {k} attempts in the store already; delete some with "
+                                 f"`scaling-lab runs --delete`")
+        self._ensure_heartbeat()
+        return k
 
     def log(self, event: Event) -> None:
         """A curve point of a running run this process owns, and a heartbeat."""
@@ -660,10 +709,22 @@ class RunStore:
 
     # --- training through the store -----------------------------------------------------------
 
-    def wait(self, run_id: str, *, cancel=None, poll_s: float = 0.5) -> RunRecord:
-        """Wait while another process trains `run_id`; returns its record once it is no longer running."""
+    def wait(self, run_id: str, *, cancel=None, poll_s: float = 0.5, on_curve=None) -> RunRecord:
+        """Wait while another process trains `run_id`; returns its record once it is no longer
+        running (or at once when `cancel` is set: the record then still says `running`).
+
+        Args:
+            on_curve: called with the run's curve points (`curve_points`) whenever they grew, to
+                follow the other process's run live (the app's second page).
+        """
+        seen = -1
         while True:
             rec = self.record(run_id)
+            if on_curve is not None and rec is not None:
+                points = self.curve_points(run_id)
+                if len(points) != seen:
+                    seen = len(points)
+                    on_curve(points)
             if rec is None or rec.status != "running" or cancel_requested(cancel):
                 return rec
             time.sleep(poll_s)
@@ -704,9 +765,9 @@ class StoreTracker(Tracker):
     """Records runs as they train: `start` claims the row (`running`), `log` adds curve points,
     `finish` commits the complete record and the weights.
 
-    Used directly (`scaling-lab train`) it always trains and overwrites a stored result; the
-    sweep claims first and only trains what it must. If another live process holds the run,
-    this tracker leaves the row to that process and warns.
+    It never overwrites a finished run: callers claim first (`claim`, `claim_attempt`: the app,
+    `scaling-lab train`, the sweep) and train only what they must. Handed a run that is already
+    finished, or that another live process holds, it leaves the row as it is and warns.
     """
 
     def __init__(self, store: RunStore, *, weights: bool = True, budget: float | None = None):
@@ -716,11 +777,15 @@ class StoreTracker(Tracker):
         self._passive: set[str] = set()
 
     def start(self, config, info):
-        claim = self.store.claim(config, force=True, budget=self.budget)
+        claim = self.store.claim(config, budget=self.budget)
         if claim.status == "busy":
             self._passive.add(config.run_id)
             warnings.warn(f"run {config.run_id} is being trained by another process ({claim.record.owner}); "
                           "this run is not recorded", stacklevel=2)
+        elif claim.status == "finished":
+            self._passive.add(config.run_id)
+            warnings.warn(f"run {config.run_id} is already {claim.record.status} in the store, which keeps it; this "
+                          "run is not recorded (claim a new attempt first: RunStore.claim_attempt)", stacklevel=2)
 
     def log(self, event):
         if event.run_id not in self._passive:

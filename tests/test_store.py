@@ -1,5 +1,6 @@
 """The run store: complete-or-absent records, dedupe, force, interrupted runs, weights, deletion, schema."""
 
+import dataclasses
 import math
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ from lab.store import (COLUMNS, LEASE_S, SCHEMA_VERSION, RunStore, StoreError, S
                        owner_alive, owner_id)
 from lab.trackers import EventLog, Tracker
 from lab.training import train
+from lab.training import train_seeds as lab_train_seeds
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
 
@@ -188,14 +190,125 @@ def test_an_exception_in_training_is_recorded_failed_and_retried_later(tmp_path)
     assert store.train(cfg).status == "done" and store.record(cfg.run_id).attempts == 2
 
 
-def test_store_tracker_records_a_plain_train_call(tmp_path):
+def test_store_tracker_records_a_plain_train_call_and_never_overwrites_a_finished_run(tmp_path):
     store = RunStore(tmp_path)
     cfg = TINY.replace(seed=11)
     result = train(cfg, trackers=[StoreTracker(store)])
-    train(cfg, trackers=[StoreTracker(store, weights=False)])   # `scaling-lab train` always trains: attempt 2
-    rec = store.record(cfg.run_id)
-    assert rec.status == "done" and rec.attempts == 2 and not rec.has_weights
+    before = store.record(cfg.run_id, curve=True)
+    with pytest.warns(UserWarning, match="already done in the store"):
+        train(cfg, trackers=[StoreTracker(store, weights=False)])   # handed a finished run: left as it was
+    rec = store.record(cfg.run_id, curve=True)
+    assert rec.status == "done" and rec.attempts == 1 and rec.has_weights and rec.finished == before.finished
     assert rec.result.eval_loss == pytest.approx(result.eval_loss, rel=1e-5)
+    assert same_result(rec.result, before.result)
+
+
+def test_a_finished_run_survives_a_forced_retrain_that_is_cancelled(tmp_path):
+    """Train again (the app) and `scaling-lab train --force`: a new attempt beside the run, never over it."""
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=13)
+    store.train(cfg)
+    before = store.record(cfg.run_id, curve=True)
+    weights = store.weights_path(cfg.run_id).read_bytes()
+    assert store.claim_attempt([cfg]) == 1
+    retry = cfg.replace(attempt=1)
+    assert retry.run_id != cfg.run_id and store.record(retry.run_id).status == "running"
+    (cancelled,) = lab_train_seeds(retry, [retry.seed], trackers=[StoreTracker(store)], cancel=lambda: True)
+    assert cancelled.status == "cancelled" and store.record(retry.run_id).status == "cancelled"
+    after = store.record(cfg.run_id, curve=True)
+    assert dataclasses.replace(after, result=None) == dataclasses.replace(before, result=None)
+    assert same_result(after.result, before.result) and len(after.result.curve) >= 2
+    assert store.weights_path(cfg.run_id).read_bytes() == weights
+    assert store.get(cfg.run_id).curve == before.result.curve
+
+
+def test_attempts_get_their_own_ids_and_stay_in_the_family(tmp_path):
+    from lab.family import family_key
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=14)
+    assert cfg.replace(attempt=0).run_id == cfg.run_id == TINY.replace(seed=14).run_id   # ids stored before stay
+    first = store.train(cfg)
+    k = store.claim_attempt([cfg])
+    again = store.train(cfg.replace(attempt=k))                 # claimed above by this thread: trains it
+    assert k == 1 and again.run_id != first.run_id and again.config.attempt == 1
+    assert store.claim_attempt([cfg]) == 2                      # 0 and 1 are finished: the next is 2
+    store.release([cfg.replace(attempt=2).run_id], status="failed", error="test")
+    assert store.claim_attempt([cfg]) == 2                      # a failed attempt is free to train again
+    assert {r.run_id: r.status for r in store.records()} == {first.run_id: "done", again.run_id: "done",
+                                                             cfg.replace(attempt=2).run_id: "running"}
+    assert family_key(cfg) == family_key(cfg.replace(attempt=2))
+    assert list(store.table().attempt) == [0, 1, 2]
+    store.release([cfg.replace(attempt=2).run_id], status="failed", error="test")
+    store.train(cfg.replace(seed=15, attempt=2))
+    seeds = [cfg.replace(seed=s) for s in (14, 15)]             # several seeds: one attempt free for all of them
+    assert store.claim_attempt(seeds) == 3
+
+
+def test_two_trackers_on_one_config_record_it_once(tmp_path):
+    """Two threads train one config through StoreTracker at once: the first records it, the second
+    is told (busy), its training is not recorded, and the record is complete."""
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=16, tokens=TINY.tokens * 4)
+    gate, results = threading.Event(), {}
+
+    class Hold(Tracker):
+        def log(self, event):
+            gate.wait(timeout=120)
+
+    def first():
+        results["first"] = train(cfg, trackers=[StoreTracker(store), Hold()])
+
+    t = threading.Thread(target=first)
+    t.start()
+    while store.record(cfg.run_id) is None:
+        time.sleep(0.05)
+    claim = store.claim(cfg)
+    assert claim.status == "busy" and claim.record.status == "running"
+    with pytest.warns(UserWarning, match="being trained by another process"):
+        second = train(cfg, trackers=[StoreTracker(store)])
+    gate.set()
+    t.join(timeout=300)
+    rec = store.record(cfg.run_id, curve=True)
+    assert rec.status == "done" and rec.attempts == 1
+    assert same_result(rec.result, results["first"]) and second.status == "done"
+
+
+def test_a_run_another_process_trains_is_followed_until_done(tmp_path):
+    """`wait(on_curve=...)` hands the other process's growing curve over, then its finished record."""
+    store = RunStore(tmp_path)
+    cfg = TINY.replace(seed=17, tokens=TINY.tokens * 8)
+    child = python_process(f"""
+import sys
+from lab.store import RunStore
+from lab.config import RunConfig
+from lab.trackers import Tracker
+cfg = RunConfig.from_dict({cfg.to_dict()!r})
+store = RunStore({str(tmp_path)!r})
+assert store.claim(cfg).status == "claimed"
+print("claimed", flush=True)
+sys.stdin.readline()
+class Slow(Tracker):
+    def log(self, event):
+        import time; time.sleep(0.3)
+store.train(cfg, trackers=[Slow()])
+""")
+    try:
+        assert child.stdout.readline().strip() == "claimed"
+        assert store.claim(cfg).status == "busy"
+        stop, seen = threading.Event(), []
+        stop.set()                                                   # cancelled at once: still running
+        assert store.wait(cfg.run_id, cancel=stop, on_curve=seen.append).status == "running" and seen == [[]]
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        seen.clear()
+        rec = store.wait(cfg.run_id, poll_s=0.05, on_curve=seen.append)
+        assert child.wait(timeout=300) == 0
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    assert rec.status == "done" and rec.attempts == 1
+    assert len(seen) >= 2 and [len(p) for p in seen] == sorted(len(p) for p in seen)   # it grew
+    assert seen[-1] == store.curve_points(cfg.run_id) == list(store.get(cfg.run_id).curve)
 
 
 def test_delete_removes_row_curve_and_weights(tmp_path):
