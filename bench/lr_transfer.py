@@ -34,11 +34,12 @@ def best_lr(lrs: list[float], losses: list[float]) -> float:
 
 
 def sweep(param: str, width: int, lrs: list[float], tokens: int, seeds: list[int], depth: int, base_width: int,
-          data: str) -> list[dict]:
+          data: str, head_dim: int = 0) -> list[dict]:
     from lab import DataConfig, ModelConfig, OptimConfig, RunConfig, train_seeds
     rows = []
     for lr in lrs:
-        cfg = RunConfig(model=ModelConfig(width=width, depth=depth, param=param, base_width=base_width),
+        cfg = RunConfig(model=ModelConfig(width=width, depth=depth, param=param, base_width=base_width,
+                                          head_dim=head_dim),
                         optim=OptimConfig(lr=lr), data=DataConfig(source=data), tokens=tokens, eval_tokens=32768)
         t = time.perf_counter()
         results = train_seeds(cfg, seeds)
@@ -61,6 +62,7 @@ def main(argv=None) -> dict:
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--base-width", type=int, default=32, help="μP's base width (default: the smallest width)")
     p.add_argument("--data", default="stdlib")
+    p.add_argument("--head-dim", type=int, default=0, help="a fixed head size (heads follow the width); 0: 4 heads")
     p.add_argument("--tiny", action="store_true", help="widths 16,64, three rates, 20k tokens: a smoke run")
     p.add_argument("--json", default=None, help="output file (default bench/results/lr_transfer-<time>.json)")
     args = p.parse_args(argv)
@@ -72,10 +74,12 @@ def main(argv=None) -> dict:
     lrs = sorted(float(x) for x in args.lrs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     report = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tokens": int(args.tokens), "seeds": seeds, "lrs": lrs,
+              "head_dim": args.head_dim,
               "depth": args.depth, "base_width": args.base_width, "data": args.data, "rows": [], "best": {}}
     for param in args.params.split(","):
         for w in widths:
-            rows = sweep(param, w, lrs, int(args.tokens), seeds, args.depth, args.base_width, args.data)
+            rows = sweep(param, w, lrs, int(args.tokens), seeds, args.depth, args.base_width, args.data,
+                         args.head_dim)
             report["rows"] += rows
             report["best"].setdefault(param, {})[w] = best_lr(lrs, [r["mean"] for r in rows])
     print(f"\nbest learning rate per width ({int(args.tokens):,} tokens, depth {args.depth}, seeds {seeds}):")
