@@ -149,3 +149,81 @@ def schedule_explorer(steps: int = 200) -> ipw.Widget:
     kind.observe(update, names="value")
     warm.observe(update, names="value")
     return ipw.VBox([ipw.HBox([kind, warm]), fig])
+
+
+# --- seeds, texts and costs (lessons 2-9) ------------------------------------------------------
+
+def results_table(results) -> pd.DataFrame:
+    """RunResults (from `lab.train_seeds` or `store.train`) as a DataFrame, one row a run."""
+    return pd.DataFrame([r.to_dict() for r in results])
+
+
+def mean_spread(runs: pd.DataFrame, by, col: str = "eval_loss") -> pd.DataFrame:
+    """Seeds pooled per group of `by`: mean, spread (standard deviation over seeds), min, max, seeds.
+
+    Two settings differ beyond noise when their means are further apart than a few spreads;
+    with 2-3 seeds the spread is itself rough, so read it as an order of magnitude."""
+    g = runs.groupby(by)[col]
+    out = g.agg(["mean", "std", "min", "max", "count"]).rename(columns={"std": "spread", "count": "seeds"})
+    return out.reset_index()
+
+
+def mean_spread_text(stats: pd.DataFrame, label) -> list[str]:
+    """One line per row of `mean_spread`'s table: 'label: mean ± spread (n seeds)'."""
+    cols = [label] if isinstance(label, str) else list(label)
+    return [f"{' '.join(str(r[c]) for c in cols):>12}: {r['mean']:.4f} ± {0.0 if r['spread'] != r['spread'] else r['spread']:.4f}"
+            f" ({int(r['seeds'])} seeds)" for _, r in stats.iterrows()]
+
+
+def text_file(store, text: str, name: str) -> str:
+    """Write `text` under the run store's folder (texts/NAME.txt) and return its path, for
+    `DataConfig(source="file", path=...)`: a corpus of a chosen size."""
+    from pathlib import Path
+    folder = Path(store.path) / "texts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.txt"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def longest_common_substring(a: str, b: str) -> str:
+    """The longest string found in both `a` and `b` (how much of a sample is copied from a text)."""
+    from difflib import SequenceMatcher
+    m = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return a[m.a:m.a + m.size]
+
+
+def train_val_plot(store, run_ids, *, title: str = "") -> go.Figure:
+    """Training loss (solid) and validation loss (dashed) of stored runs against epochs of their data."""
+    fig = go.Figure()
+    for rid in run_ids:
+        rec = store.record(rid)
+        c = store.curve(rid)
+        per_epoch = rec.result.tokens / rec.result.epochs if rec.result.epochs else 1.0
+        name = f"{rec.result.epochs:.3g} epochs, seed {rec.config.seed}"
+        fig.add_scatter(x=c.tokens_seen / per_epoch, y=c["train/loss"], mode="lines", name=f"train: {name}")
+        if "eval/loss" in c:
+            v = c.dropna(subset=["eval/loss"])
+            fig.add_scatter(x=v.tokens_seen / per_epoch, y=v["eval/loss"], mode="lines+markers",
+                            line=dict(dash="dash"), name=f"validation: {name}")
+    fig.update_layout(title=title, xaxis_title="epochs (passes over the training text)",
+                      yaxis_title="loss (nats/token)", height=420, margin=dict(l=60, r=20, t=50, b=50))
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def energy_table(flops: dict, joules_per_flop: dict, *, kg_co2_per_kwh: float = 0.4) -> pd.DataFrame:
+    """Energy and CO2 of training runs from their FLOPs: one row a run, one column pair a device.
+
+    `joules_per_flop` maps a device to an ASSUMED energy per useful FLOP (the lesson states where
+    its numbers come from); `kg_co2_per_kwh` is an assumed grid intensity."""
+    rows = []
+    for name, c in flops.items():
+        row = {"run": name, "FLOPs": float(c)}
+        for dev, j in joules_per_flop.items():
+            kwh = float(c) * j / 3.6e6
+            row[f"{dev} kWh"] = kwh
+            row[f"{dev} kg CO2"] = kwh * kg_co2_per_kwh
+        rows.append(row)
+    return pd.DataFrame(rows)
