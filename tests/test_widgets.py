@@ -537,3 +537,115 @@ def test_empty_plots_say_what_will_appear(app):
     names = {a.name for a in app.plots.fig.layout.annotations}
     assert "hint-curves" not in names and "hint-scaling" not in names
     assert len([a for a in app.plots.fig.layout.annotations if a.text and "Loss while training" in a.text]) == 1
+
+
+# --- a shared store: thirty pages, one store (issue 13) ---------------------------------------------
+
+LONG = 8 * 32 * 64 * 40        # forty chunks of 64 steps: long enough to press Stop (or follow) in between
+
+
+async def _until(predicate, task=None, what=""):
+    """Wait for the app's state to say something (a live curve, a notice), at most a minute."""
+    for _ in range(1200):
+        if predicate():
+            return
+        assert task is None or not task.done(), f"the job ended before {what}"
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"waited a minute for {what}")
+
+
+def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(app):
+    from widgets import Lab
+    a, b = app, Lab()                                           # two pages, one store
+    for page in (a, b):
+        page.controller.set_values(tokens=LONG)
+    assert b.form.again.layout.display == "none" and not b.state.stored
+    (done,) = run(_click_and_wait(a.form.train, a.controller))   # page A trains it to done
+    store = RunStore(None)
+    before = store.record(done.run_id, curve=True)
+    assert done.status == before.status == "done" and len(before.result.curve) >= 10
+
+    shown = run(_click_and_wait(b.form.train, b.controller))     # page B presses Train on the same config
+    assert shown == [] and not b.state.error and not b.state.job
+    rec = store.record(done.run_id)
+    assert rec.attempts == 1 and rec.finished == before.finished  # nothing trained, nothing rewritten
+    notice = b.state.notice
+    assert f"run {done.run_id[:8]} is already in the store (done, trained today at" in notice
+    assert "shown without training" in notice and f"{done.eval_loss:.4f}" in notice
+    assert "from the store" in b.state.progress["text"] and b.state.progress["fraction"] == 1.0
+    assert b.state.selected == [done.run_id] and b.plots.points("curves") >= 10   # its curve, as if just trained
+    assert done.run_id[:8] in b.runs.table.value
+    assert b.form.again.layout.display == "" and not b.form.again.disabled and b.form.again.tooltip
+    assert b.state.stored.startswith("already in the store (done, trained today")
+    assert "Train again" in b.state.readouts["time"]
+
+    async def again_then_stop():
+        b.form.again.click()                                    # Train again, then Stop
+        task = b.controller.task
+        await _until(lambda: any(v["points"] for v in b.state.live.values()), task, "a curve point")
+        assert "attempt 1" in b.state.notice and b.form.again.disabled
+        b.form.stop.click()
+        return await task
+
+    (retry,) = run(again_then_stop())
+    assert retry.status == "cancelled" and retry.config.attempt == 1 and retry.run_id != done.run_id
+    after = store.record(done.run_id, curve=True)               # page A's run: exactly as it was
+    assert dataclasses.replace(after, result=None) == dataclasses.replace(before, result=None)
+    assert after.result.curve == before.result.curve and after.result.eval_loss == before.result.eval_loss
+    assert store.load_model(done.run_id) is not None
+    assert {r.run_id: r.status for r in store.records()} == {done.run_id: "done", retry.run_id: "cancelled"}
+    labels = {r["run_id"]: r["label"] for r in b.state.runs}
+    assert "attempt 1 · cancelled" in labels[retry.run_id] and "attempt" not in labels[done.run_id]
+    a.controller.refresh_runs()
+    assert {r["run_id"]: r["status"] for r in a.state.runs}[done.run_id] == "done"
+
+
+def test_two_pages_training_one_config_store_it_once_and_the_second_follows(app):
+    from widgets import Lab
+    a, b = app, Lab()
+    for page in (a, b):
+        page.controller.set_values(tokens=LONG)
+    store = RunStore(None)
+
+    async def both():
+        ta = a.controller.start_training()
+        await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
+        tb = b.controller.start_training()                      # page B presses Train meanwhile
+        await _until(lambda: any(v["points"] for v in b.state.live.values()), tb, "page B following A's curve")
+        assert "another page is training run" in b.state.notice and "following it" in b.state.notice
+        (live,) = b.state.live.values()
+        assert "another page is training it" in live["label"]
+        n = len(live["points"])
+        await _until(lambda: len(next(iter(b.state.live.values()))["points"]) > n, tb, "the followed curve to grow")
+        assert b.state.job == "train" and not b.form.stop.disabled
+        return await ta, await tb
+
+    (ra,), rb = run(both())
+    assert ra.status == "done" and rb == [] and not a.state.error and not b.state.error
+    rec = store.record(ra.run_id, curve=True)
+    assert rec.status == "done" and rec.attempts == 1 and [r.run_id for r in store.records()] == [ra.run_id]
+    assert f"another page trained run {ra.run_id[:8]}: done" in b.state.notice and not b.state.live
+    assert b.state.progress["fraction"] == 1.0 and b.plots.points("curves") >= 10
+    assert [r["status"] for r in b.state.runs] == ["done"]
+
+
+def test_stop_on_a_following_page_stops_following_never_the_other_run(app):
+    from widgets import Lab
+    a, b = app, Lab()
+    for page in (a, b):
+        page.controller.set_values(tokens=LONG, seed=5)
+
+    async def go():
+        ta = a.controller.start_training()
+        await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
+        tb = b.controller.start_training()
+        await _until(lambda: b.controller._following, tb, "page B following")
+        b.form.stop.click()                                     # Stop on the follower
+        assert b.state.notice == "stopping following; the other page's run goes on"
+        assert await tb == [] and not ta.done()
+        assert "stopped following" in b.state.notice and "goes on" in b.state.notice and not b.state.live
+        return await ta
+
+    (ra,) = run(go())
+    assert ra.status == "done" and ra.steps == ra.config.steps     # page A's run was never stopped
+    assert RunStore(None).record(ra.run_id).status == "done"

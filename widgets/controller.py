@@ -12,6 +12,13 @@ them and writes the state (widgets are touched only on the loop: a thread that s
 loses updates). The state is flushed at most every UPDATE_S seconds. Stop sets a
 `threading.Event` passed as `cancel=`: the run ends within a chunk and is stored `cancelled`.
 Training never runs inside a click handler, so Stop stays live while a model trains.
+
+A shared store (a classroom: many pages, one store). Train first claims the form's runs in the
+worker thread (`lab.store.RunStore.claim`): a run the store holds finished (done or diverged) is
+shown from the store, not trained again; a run another page or process is training is followed
+(its curve is polled from the store and drawn as it grows; Stop stops following, never that
+run); only the rest is trained. Train again trains a new attempt (`RunConfig.attempt`, its own
+run id) beside the finished run, which stays exactly as it was.
 """
 
 import asyncio
@@ -30,11 +37,13 @@ import numpy as np
 import lab
 from lab import counting, family as lfamily, fit as lawfit, laws, schema, sweep as lsweep
 from lab.config import ConfigError, RunConfig
+from lab.store import when_words
 from lab.trackers import Tracker
 from widgets import fields
 from widgets.state import AppState
 
 UPDATE_S = 0.25                 # live curves and progress: at most 4 updates a second
+FOLLOW_S = 0.5                  # how often a page following another page's run polls the store
 MAX_UPLOAD_BYTES = 20 << 20     # 20 MB of text is plenty for a byte-level model in a classroom
 BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
 FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
@@ -83,7 +92,8 @@ def epochs_flag(epochs) -> str:
 def run_label(row: dict) -> str:
     flag = epochs_flag(row.get("epochs"))
     return (f"{row['arch']} w{row['width']} d{row['depth']} · {fmt_count(row['planned_tokens'])} tok · "
-            f"seed {row['seed']} · {row['status']}" + (f" · {flag}" if flag else ""))
+            f"seed {row['seed']}" + (f" · attempt {row['attempt']}" if row.get("attempt") else "")
+            + f" · {row['status']}" + (f" · {flag}" if flag else ""))
 
 
 def _num(v):
@@ -118,6 +128,10 @@ class _Relay(Tracker):
     def _put(self, *item):
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
+    def say(self, *item):
+        """Anything else the worker tells the loop: ("stored", record), ("follow", config, points), ..."""
+        self._put(*item)
+
     def start(self, config, info):
         self._put("start", config, info)
 
@@ -145,6 +159,7 @@ class Controller:
         self.state = state or AppState()
         self._store = store
         self._cancel = threading.Event()
+        self._following: set = set()                # run ids this page follows (another page trains them)
         self.task: asyncio.Task | None = None
         self._curves: dict[str, list] = {}          # finished runs' curves (they never change)
         self._fit_objects: dict = {}                # the last fits (objects stay here, not in the state)
@@ -246,8 +261,10 @@ class Controller:
         except (ConfigError, ValueError) as e:
             st.config_error = in_words(e)
             st.readouts = {}
+            st.stored = ""
             return
         st.config_error = ""
+        st.stored = self._stored_words(cfg, int(st.form["seeds"]))
         try:
             st.readouts = self._readouts(cfg, int(st.form["seeds"]))
         except Exception as e:  # an estimate must never break the form
@@ -255,6 +272,23 @@ class Controller:
             self.report(e, "estimating the run")
         if self.sweep_form:
             self.set_sweep()
+
+    def _stored_words(self, cfg: RunConfig, seeds: int) -> str:
+        """'' unless the store holds every seed of the form's config finished: then when, in words
+        (Train shows it; Train again is offered)."""
+        store = self._store_or_none()
+        if store is None:
+            return ""
+        from lab.store import FINISHED
+        try:
+            recs = [store.record(cfg.replace(seed=s).run_id) for s in range(cfg.seed, cfg.seed + seeds)]
+        except Exception:                  # a store being rewritten: offer nothing this time
+            return ""
+        if not recs or any(r is None or r.status not in FINISHED for r in recs):
+            return ""
+        last = max(r.finished or 0 for r in recs)
+        status = ", ".join(sorted({r.status for r in recs}))
+        return f"already in the store ({status}, trained {when_words(last)})"
 
     def _readouts(self, cfg: RunConfig, seeds: int) -> dict:
         counts = counting.param_counts(cfg.model)
@@ -271,7 +305,7 @@ class Controller:
                                  "follows the model size (Data (tokens) is not used)" if cfg.tokens_per_param
                                  else f"{ratio:.3g} tokens per parameter (compute-optimal is about 20)"),
             "time": (f"about {lsweep.format_seconds(seconds)} ({est.source})" if est.runs
-                     else "already in the store (Train trains it again)"),
+                     else "already in the store (Train shows it; Train again trains it anew beside it)"),
             "memory": f"about {fmt_bytes(mem)}" + (f" of {fmt_bytes(have)} on this device" if have else ""),
         }
 
@@ -306,8 +340,12 @@ class Controller:
     # --- jobs: training and sweeps --------------------------------------------------------------
 
     @reported
-    def start_training(self, config: RunConfig | None = None) -> asyncio.Task | None:
-        """Train the form's config (all its seeds) in the background; returns the job's task."""
+    def start_training(self, config: RunConfig | None = None, *, again: bool = False) -> asyncio.Task | None:
+        """Train the form's config (all its seeds) in the background; returns the job's task.
+
+        Runs the store holds finished are shown from the store instead (no training); runs another
+        page is training are followed live. `again`: train a new attempt of every seed beside
+        the stored runs (Train again), whatever the store holds."""
         if self.state.job:
             return self.report("a job is running; press Stop or wait for it to finish")
         try:
@@ -316,20 +354,68 @@ class Controller:
             return self.report(e, "cannot train")
         n = int(self.state.form["seeds"]) if config is None else 1
         seeds = list(range(cfg.seed, cfg.seed + n))
-        from lab.store import StoreTracker
         store = self.store
 
         def work(relay, cancel):
-            return lab.train_seeds(cfg, seeds, trackers=[StoreTracker(store), relay], cancel=cancel)
+            return self._train_work(store, cfg, seeds, again, relay, cancel)
 
         return self._launch("train", work, total_tokens=cfg.tokens_trained * n, runs=n)
 
     @reported
+    def train_again(self) -> asyncio.Task | None:
+        """Train the form's config anew, as a new attempt beside its finished runs (never over them)."""
+        return self.start_training(again=True)
+
+    @staticmethod
+    def _train_work(store, cfg: RunConfig, seeds: list, again: bool, relay: "_Relay", cancel) -> list:
+        """The worker thread's part of Train: claim, then show, train and follow (see the module doc).
+        Claims are made here: the thread that trains a run must be the one that holds it."""
+        from lab.store import FINISHED, StoreTracker
+        configs = [cfg.replace(seed=s) for s in seeds]
+        train, follow = [], []
+        if again:
+            k = store.claim_attempt(configs)
+            cfg, configs, train = cfg.replace(attempt=k), [c.replace(attempt=k) for c in configs], list(seeds)
+            relay.say("attempt", k)
+        else:
+            for c in configs:
+                claim = store.claim(c)
+                if claim.status == "claimed":
+                    train.append(c.seed)
+                elif claim.status == "finished":
+                    rec = store.record(c.run_id, curve=True)
+                    if rec is not None:         # (deleted meanwhile: nothing to show)
+                        relay.say("stored", rec, "stored")
+                else:
+                    follow.append(c)
+        results = []
+        if train:
+            held = [c.run_id for c in configs if c.seed in train]
+            try:
+                results = lab.train_seeds(cfg, train, trackers=[StoreTracker(store), relay], cancel=cancel)
+            except BaseException as e:        # never leave a claim behind (the pool thread lives on)
+                store.release(held, status="failed" if isinstance(e, Exception) else "interrupted",
+                              error=f"{type(e).__name__}: {e}")
+                raise
+        for c in follow:
+            relay.say("following", c)
+            rec = store.wait(c.run_id, cancel=cancel, poll_s=FOLLOW_S,
+                             on_curve=lambda points, c=c: relay.say("follow", c, points))
+            full = store.record(c.run_id, curve=True) if rec is not None and rec.status in FINISHED else None
+            if full is not None:
+                relay.say("stored", full, "followed")
+            else:
+                relay.say("unfollowed", c, rec.status if rec is not None else "deleted")
+        return results
+
+    @reported
     def stop(self) -> None:
-        """Ask the job to end after its current chunk of steps (kept and marked cancelled)."""
+        """Ask the job to end after its current chunk of steps (kept and marked cancelled). A page
+        following another page's run stops following; that run goes on."""
         if self.state.job:
             self._cancel.set()
-            self.state.notice = "stopping after the current chunk of steps…"
+            self.state.notice = ("stopping following; the other page's run goes on" if self._following
+                                 else "stopping after the current chunk of steps…")
 
     def page_gone(self) -> None:
         """The page stopped sending its heartbeat (closed or reloaded): end the job, keep its runs."""
@@ -337,9 +423,9 @@ class Controller:
             self._cancel.set()
             self.state.notice = "the page was closed: the job stops after its current chunk of steps"
 
-    async def train(self, config: RunConfig | None = None):
+    async def train(self, config: RunConfig | None = None, *, again: bool = False):
         """Train and wait (for notebooks and tests): `await controller.train()`."""
-        task = self.start_training(config)
+        task = self.start_training(config, again=again)
         return await task if task is not None else None
 
     def _launch(self, kind: str, work, *, total_tokens: int, runs: int) -> asyncio.Task | None:
@@ -349,6 +435,7 @@ class Controller:
             return self.report("training needs a running event loop (a Jupyter or Voila kernel); in a script "
                                "use `asyncio.run(controller.train())`")
         self._cancel = threading.Event()
+        self._following = set()
         self.state.job = kind
         self.state.error = ""
         self.state.progress = {"fraction": 0.0, "text": "starting (compiling a new model shape takes a few seconds)…"}
@@ -360,7 +447,8 @@ class Controller:
         queue: asyncio.Queue = asyncio.Queue()
         relay = _Relay(loop, queue)
         job = {"t0": time.perf_counter(), "tokens": {}, "live": {}, "ended": 0, "runs": runs,
-               "total_tokens": total_tokens, "tps": 0.0, "last": 0.0, "timer": None, "kind": kind, "results": []}
+               "total_tokens": total_tokens, "tps": 0.0, "last": 0.0, "timer": None, "kind": kind, "results": [],
+               "shown": [], "unfollowed": [], "attempt": 0}
         worker = asyncio.ensure_future(asyncio.to_thread(work, relay, self._cancel))
         worker.add_done_callback(lambda _: queue.put_nowait((_DONE,)))
         out = None
@@ -402,6 +490,34 @@ class Controller:
             job["step"] = (ev.step, ev.steps)
         elif kind == "finish":
             job["results"].append(item[1])
+        elif kind == "stored":           # a finished run from the store: shown, not trained
+            job["shown"].append((item[1], item[2]))
+            job["live"].pop(item[1].run_id, None)
+            self._following.discard(item[1].run_id)
+        elif kind == "attempt":
+            job["attempt"] = item[1]
+            self.state.notice = (f"training attempt {item[1]} of this run; the finished run stays in the store "
+                                 "beside it")
+        elif kind == "following":
+            cfg = item[1]
+            self._following.add(cfg.run_id)
+            self.state.notice = (f"another page is training run {cfg.run_id[:8]}; following it (its curve grows "
+                                 "here; Stop stops following, not that run)")
+        elif kind == "follow":
+            cfg, points = item[1], item[2]
+            job["live"][cfg.run_id] = {"label": f"{cfg.model.arch} w{cfg.model.width} d{cfg.model.depth} · "
+                                                f"{fmt_count(cfg.tokens_trained)} tok · seed {cfg.seed} · "
+                                                "another page is training it",
+                                       "params": counting.param_counts(cfg.model).total,
+                                       "points": list(points), "steps": cfg.steps}
+            if points:
+                job["tokens"][cfg.run_id] = points[-1]["tokens_seen"]
+                job["tps"] = points[-1].get("throughput/tokens_per_s") or 0.0
+                job["step"] = (points[-1]["step"], cfg.steps)
+        elif kind == "unfollowed":
+            job["unfollowed"].append((item[1], item[2]))
+            job["live"].pop(item[1].run_id, None)
+            self._following.discard(item[1].run_id)
         elif kind == "run_end":
             job["ended"] = item[2]
             job["runs"] = item[3]
@@ -418,7 +534,8 @@ class Controller:
         job["last"] = time.perf_counter()
         st = self.state
         live = {k: {**v, "points": list(v["points"])} for k, v in job["live"].items()}
-        st.live = {**{k: v for k, v in st.live.items() if k not in live}, **live}
+        gone = {rec.run_id for rec, _ in job["shown"]} | {c.run_id for c, _ in job["unfollowed"]}
+        st.live = {**{k: v for k, v in st.live.items() if k not in live and k not in gone}, **live}
         elapsed = time.perf_counter() - job["t0"]
         if job["kind"] == "sweep":
             runs, ended = max(job["runs"], 1), job["ended"]
@@ -459,15 +576,47 @@ class Controller:
                                                     if r.entropy_rate else "")
                          + (f"; stopped early at step {r.steps:,} ({STOP_WORDS.get(r.stopped, r.stopped)})"
                             if getattr(r, "stopped", None) else ""))
-        frac = 1.0 if results and all(r.status == "done" for r in results) else st.progress.get("fraction", 0.0)
-        status = ", ".join(sorted({r.status for r in results})) or "ended"
+        if results and job["attempt"]:
+            st.notice = f"attempt {job['attempt']}: " + st.notice
+        shown = [rec for rec, _ in job["shown"] if rec is not None and rec.result is not None]
+        words = self._shown_words(job, shown)
+        if words:
+            st.notice = "; ".join(([st.notice] if results else []) + words)
+        ended = list(results) + [rec.result for rec in shown]
+        frac = 1.0 if ended and all(r.status == "done" for r in ended) else st.progress.get("fraction", 0.0)
+        ends = ({r.status for r in results} | {f"{r.status} (from the store)" for r in shown}
+                | ({"stopped following"} if job["unfollowed"] else set()))
+        status = ", ".join(sorted(ends)) or "ended"
         st.progress = {"fraction": frac, "text": f"{status} · {lsweep.format_seconds(elapsed)}"}
+        if shown and not results:       # shown as if just trained: chosen in the table, drawn in the plot
+            self.select([rec.run_id for rec in shown])
         if job["kind"] == "sweep" and out is not None:      # the Scaling tab turns to the family just trained
             keys = {lfamily.family_key(r.config) for r in out.records if r.status == "done"}
             self._update_families(prefer=keys.pop() if len(keys) == 1 else None)
         self._check_prediction()
         self._form_changed()               # time estimates now know this device's speed
         self._auto_fit()
+
+    @staticmethod
+    def _shown_words(job: dict, shown: list) -> list[str]:
+        """The notice for runs shown from the store or followed, and for runs no longer followed."""
+        words = []
+        for rec, how in job["shown"]:
+            if rec is None or rec.result is None:
+                continue
+            r = rec.result
+            loss = (f"validation loss {r.eval_loss:.4f} nats/token ({r.eval_bpb:.3f} bits/byte)"
+                    if math.isfinite(r.eval_loss) else "no validation loss")
+            if how == "followed":
+                words.append(f"another page trained run {rec.run_id[:8]}: {rec.status}, {loss}")
+            else:
+                words.append(f"run {rec.run_id[:8]} is already in the store ({rec.status}, trained "
+                             f"{when_words(rec.finished)}): {loss}; shown without training. Train again trains it anew "
+                             "beside it")
+        for cfg, status in job["unfollowed"]:
+            words.append(f"stopped following run {cfg.run_id[:8]}; the other page's run goes on" if status == "running"
+                         else f"the other page's run {cfg.run_id[:8]} ended {status}; press Train to train it here")
+        return words
 
     # sweeps
 
@@ -766,12 +915,24 @@ class Controller:
         for r in pool:
             if r["status"] != "done" or not (r.get("eval_loss") or 0) > 0:
                 left[r["status"]] = left.get(r["status"], 0) + 1
-        done = [r for r in pool if r["status"] == "done" and (r.get("eval_loss") or 0) > 0]
+        done = self._one_attempt([r for r in pool if r["status"] == "done" and (r.get("eval_loss") or 0) > 0])
         first = (pool or checked or [None])[0]
         return {"rows": done, "left": left, "scope": scope, "family": key,
                 "label": first["family_label"] if first else "",
                 "tokens_per_param": first["config"]["tokens_per_param"] if first else 0.0,
                 "checked": [r for r in checked if r["status"] == "done"]}
+
+    @staticmethod
+    def _one_attempt(rows: list) -> list:
+        """One run per config and seed: a retrain (Train again) measures the same run again, so a
+        fit keeps only its newest finished attempt (two attempts are not two seeds)."""
+        best: dict = {}
+        for r in rows:
+            key = (r["family"], _size(r), r["seed"])
+            if key not in best or (r.get("attempt") or 0) > (best[key].get("attempt") or 0):
+                best[key] = r
+        keep = {id(r) for r in best.values()}
+        return [r for r in rows if id(r) in keep]
 
     def _auto_fit(self) -> None:
         """Fit again after the runs changed, quietly, when there is something to fit (a refusal to

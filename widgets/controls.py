@@ -68,12 +68,18 @@ class ConfigForm(ipw.VBox):
         self.readouts.add_class("lab-readouts")
         self.problem = ipw.HTML()
         self.train = ipw.Button(description="Train", button_style="success", icon="play",
-                                tooltip="Train this model now; the curve appears on the right as it learns")
+                                tooltip="Train this model now; the curve appears on the right as it learns. A run "
+                                        "the store already holds is shown at once, not trained again")
+        self.again = ipw.Button(description="Train again", icon="repeat", layout=ipw.Layout(display="none"),
+                                tooltip="Train this model anew as a new attempt; the finished run in the store is "
+                                        "kept as it is, and the new one is stored beside it")
         self.stop = ipw.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
                                tooltip="Stop after the current chunk of steps; the run is kept, marked cancelled")
         self.train.add_class("lab-train")
+        self.again.add_class("lab-train-again")
         self.stop.add_class("lab-stop")
         self.train.on_click(lambda _: c.start_training())
+        self.again.on_click(lambda _: c.train_again())
         self.stop.on_click(lambda _: c.stop())
         self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
         self.status = ipw.Label("")
@@ -87,12 +93,12 @@ class ConfigForm(ipw.VBox):
                                                f"{html.escape(SECTION_HELP[title])}</span>",
                                                layout=ipw.Layout(width="340px")), *items]))
         # Train, Stop and the progress go above the figure (app.py), where the eyes are while it trains
-        self.actions = ipw.HBox([self.train, self.stop, self.bar, self.status],
+        self.actions = ipw.HBox([self.train, self.again, self.stop, self.bar, self.status],
                                 layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
         super().__init__([*sections, self.problem, self.readouts], layout=ipw.Layout(width="360px"))
         for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
                          ("config_error", self._show_problem), ("job", self._show_job),
-                         ("progress", self._show_progress)):
+                         ("progress", self._show_progress), ("stored", self._show_job)):
             st.observe(lambda change, fn=fn: fn(), names=name)
         for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress):
             fn()
@@ -123,6 +129,8 @@ class ConfigForm(ipw.VBox):
     def _show_job(self):
         st = self.controller.state
         self.train.disabled = bool(st.job) or bool(st.config_error)
+        self.again.disabled = self.train.disabled
+        self.again.layout.display = "" if st.stored and not st.config_error else "none"
         self.stop.disabled = not st.job
 
     def _show_progress(self):

@@ -15,6 +15,7 @@ class AppState(tr.HasTraits):
     config_error = tr.Unicode("")  # why the form's config cannot run, in words; "" when it can
     readouts = tr.Dict()           # parameters, FLOPs, tokens per parameter, time and memory estimates (text)
     share = tr.Unicode("")         # "?width=...&depth=..." for the current form
+    stored = tr.Unicode("")        # the form's run is finished in the store: when, in words ("" if not); Train again
 
     # runs: the store's rows (dicts, newest first) and the ones in flight
     runs = tr.List()
