@@ -129,13 +129,21 @@ def _train(args) -> int:
                                                            for k, v in plan.items()))
         return 0
     trackers = [] if args.quiet else [ProgressBar()]
-    store = None
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
+    stored, held = {}, []
     if args.store is not None or not args.no_store:
         from lab.store import RunStore, StoreTracker
         store = RunStore(args.store)
+        cfg, seeds, stored, held = _claim(store, cfg, seeds, force=args.force)
         trackers.append(StoreTracker(store))
-    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
-    results = train_seeds(cfg, seeds, trackers=trackers)
+    try:
+        trained = train_seeds(cfg, seeds, trackers=trackers) if seeds else []
+    except BaseException as e:          # the claims end with the training: failed, or interrupted (Ctrl-C)
+        if held:
+            store.release(held, status="failed" if isinstance(e, Exception) else "interrupted",
+                          error=f"{type(e).__name__}: {e}")
+        raise
+    results = sorted([*trained, *stored.values()], key=lambda r: r.config.seed)
     keys = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss", "eval_loss",
             "eval_bpb", "tokens_per_s", "first_step_s", "wall_s", "device", "epochs", "steps", "diverged_step",
             "unigram_loss", "entropy_rate", "dataset", "stopped")
@@ -150,6 +158,38 @@ def _train(args) -> int:
                   f"C={r['flops']:.3g} FLOPs, {r['tokens_per_s']:,.0f} tokens/s on {r['device']}"
                   + (f"; stopped at step {r['steps']:,} ({STOPS[r['stopped']]})" if r["stopped"] else ""))
     return 0 if all(r["status"] != "diverged" for r in rows) else 1
+
+
+def _claim(store, cfg: RunConfig, seeds: list, *, force: bool):
+    """What `train` trains with a store: (config, seeds to train, {seed: stored result}, run ids
+    claimed). A run the store holds finished is printed from it, not trained (said on stderr);
+    `force` trains a new attempt beside it instead (never over it); a run another process is
+    training is refused (StoreError: one line, exit status 2)."""
+    from lab.store import StoreError, when_words
+    configs = [cfg.replace(seed=s) for s in seeds]
+    if force:
+        k = store.claim_attempt(configs)
+        cfg = cfg.replace(attempt=k)
+        print(f"training attempt {k} of run {configs[0].run_id} (run {cfg.run_id}); the store keeps the runs it "
+              "holds beside it", file=sys.stderr)
+        return cfg, seeds, {}, [c.replace(attempt=k).run_id for c in configs]
+    claims = [(c, store.claim(c)) for c in configs]
+    held = [c.run_id for c, claim in claims if claim.status == "claimed"]
+    busy = [(c, claim) for c, claim in claims if claim.status == "busy"]
+    if busy:
+        store.release(held, status="interrupted", error="not trained: another process was training a seed of it")
+        c, claim = busy[0]
+        raise StoreError(f"run {c.run_id} is being trained by another process ({claim.record.owner}) right now; "
+                         f"wait for it to finish and run this again to print its result (see `scaling-lab runs "
+                         f"--store {store.path}`)")
+    stored = {}
+    for c, claim in claims:
+        if claim.status == "finished":
+            rec = claim.record
+            stored[c.seed] = store.get(c.run_id)
+            print(f"run {c.run_id} is already in the store ({rec.status}, trained {when_words(rec.finished)}): "
+                  "printed from the store without training; --force trains a new attempt beside it", file=sys.stderr)
+    return cfg, [c.seed for c, claim in claims if claim.status == "claimed"], stored, held
 
 
 STOPS = {"target": "the validation loss reached --target-loss",
@@ -204,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, metavar="PATH", help="run store folder (default: $SCALING_LAB_STORE "
                    "or ~/.local/share/scaling-lab)")
     p.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
+    p.add_argument("--force", action="store_true",
+                   help="with a store: train even a run the store holds finished, as a new attempt stored beside it "
+                        "under its own run id (the finished run is kept). Without --force such a run is printed "
+                        "from the store without training; a run another process is training is refused")
     p.set_defaults(func=_train)
     p = sub.add_parser("app", help="serve the interactive lab with Voila", description="Serve the app in a browser.")
     p.add_argument("--port", type=integer, default=8866, help="port (default %(default)s)")

@@ -86,3 +86,59 @@ def test_the_readme_example_learns_well_below_the_unigram_baseline():
     assert row["status"] == "done"
     assert row["eval_loss"] < row["unigram_loss"] - 0.5
     assert row["wall_s"] < 120
+
+
+TINY_TRAIN = ["train", "--width", "16", "--depth", "1", "--heads", "2", "--context", "16", "--batch", "8",
+              "--tokens", "2e3", "--evals", "2", "--json", "--quiet"]
+
+
+def test_train_with_a_store_prints_a_finished_run_and_force_trains_a_new_attempt_beside_it(capsys, tmp_path):
+    from lab.store import RunStore
+    assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    store = RunStore(tmp_path)
+    before = store.record(first["run_id"], curve=True)
+    assert before.status == "done" and before.attempts == 1
+
+    assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 0          # again: printed from the store
+    out = capsys.readouterr()
+    assert json.loads(out.out) == first
+    assert f"run {first['run_id']} is already in the store (done, trained today at" in out.err
+    assert "without training; --force trains a new attempt beside it" in out.err
+    assert store.record(first["run_id"]).attempts == 1
+
+    assert main([*TINY_TRAIN, "--store", str(tmp_path), "--force"]) == 0   # a new attempt, never over it
+    out = capsys.readouterr()
+    retry = json.loads(out.out)
+    assert retry["run_id"] != first["run_id"] and "training attempt 1 of run" in out.err
+    after = store.record(first["run_id"], curve=True)
+    assert after.finished == before.finished and after.result.curve == before.result.curve
+    assert {r.run_id: (r.status, r.config.attempt) for r in store.records()} == {
+        first["run_id"]: ("done", 0), retry["run_id"]: ("done", 1)}
+
+
+def test_train_refuses_a_run_another_process_is_training(capsys, tmp_path):
+    import threading
+    from lab.cli import build_parser, run_config
+    from lab.store import RunStore
+    cfg = run_config(build_parser().parse_args(TINY_TRAIN))
+    store = RunStore(tmp_path)
+    claimed, release = threading.Event(), threading.Event()
+
+    def other():                                   # another owner (a thread is one) holds the run
+        assert store.claim(cfg).status == "claimed"
+        claimed.set()
+        release.wait(timeout=120)
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        claimed.wait(timeout=60)
+        assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 2
+    finally:
+        release.set()
+        t.join()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: run {cfg.run_id} is being trained by another process") and "\n" not in err
+    assert "wait for it to finish" in err
+    assert [r.run_id for r in store.records()] == [cfg.run_id]
