@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, TINY, _free_port, _open, _train_and_watch, _wait, stop_process_group
+from test_browser import (ARGS, CHROMIUM, CURVE_POINTS, TINY, _free_port, _open, _train_and_watch, _wait,
+                          stop_process_group)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,3 +194,59 @@ def test_a_class_of_eight_trains_at_once_on_one_server(start_app):
     assert RunStore(store_dir).integrity() == "ok"
     print(f"load: {sessions} sessions, {len(table)} runs done, 0 failures; all pages ready after {loaded:.0f} s, "
           f"all runs done after {time.monotonic() - t0:.0f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+def test_two_pages_on_one_server_never_lose_each_others_runs(app):
+    """Issue 13, in two browsers: B's Train shows A's finished run, B's Train again then Stop leaves it
+    done; B's Train on a run A is training follows it, and B's Stop stops following, never A's run."""
+    from playwright.sync_api import sync_playwright
+
+    from lab.store import RunStore
+    url, store_dir = app
+    short = url + f"/?{TINY.replace('width=32', 'width=16')}&tokens=64k"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            a, b = (browser.new_context().new_page() for _ in range(2))
+            for page in (a, b):
+                page.set_viewport_size({"width": 1400, "height": 1100})
+                _open(page, short)
+            _train_and_watch(a)                                      # page A: one finished run
+            store = RunStore(store_dir)
+            (done,) = store.records()
+            assert done.status == "done"
+            b.click("button.lab-train")                              # page B, same config: shown, not trained
+            b.wait_for_selector(".lab-notice:has-text('is already in the store')", timeout=60_000)
+            b.wait_for_selector("button.lab-train-again", state="visible", timeout=30_000)
+            assert "from the store" in b.inner_text(".lab-status")
+            assert [(r.run_id, r.attempts, r.finished) for r in store.records()] == [(done.run_id, 1, done.finished)]
+            b.click("button.lab-train-again")                        # Train again, then Stop
+            _wait(lambda: len(store.records()) == 2, 120, "the new attempt to start", b)
+            b.click("button.lab-stop")
+            _wait(lambda: {r.status for r in store.records()} == {"done", "cancelled"}, 120, "the retry to stop", b)
+            after = store.record(done.run_id, curve=True)
+            assert after.status == "done" and after.finished == done.finished and len(after.result.curve) >= 2
+
+            long = url + f"/?{TINY}&tokens=50M&seed=3"                # A trains a long run; B asks for it too
+            for page in (a, b):
+                _open(page, long)
+            a.click("button.lab-train")
+            _wait(lambda: any(r.status == "running" for r in store.records()), 120, "A's long run to start", a)
+            b.click("button.lab-train")
+            b.wait_for_selector(".lab-notice:has-text('another page is training run')", timeout=60_000)
+            curve = lambda: b.evaluate(CURVE_POINTS)[0]               # noqa: E731
+            n = curve()
+            _wait(lambda: curve() > n, 120, "B's plot to show A's curve growing", b)
+            b.click("button.lab-stop")                               # B stops following ...
+            b.wait_for_selector(".lab-notice:has-text('stopped following')", timeout=60_000)
+            time.sleep(2)
+            running = [r for r in store.records() if r.config.seed == 3]
+            assert [r.status for r in running] == ["running"] and running[0].attempts == 1   # ... A's run goes on
+            a.click("button.lab-stop")
+            _wait(lambda: store.record(running[0].run_id).status == "cancelled", 120, "A's run to stop", a)
+        finally:
+            browser.close()
+    assert RunStore(store_dir).integrity() == "ok"
