@@ -131,12 +131,23 @@ class FamilyLaw:
                 "warnings": list(self.warnings), "trusted": self.trusted}
 
 
-def sizes(results: Sequence) -> list[Size]:
-    """The runs (RunResult) grouped by model size, smallest first; diverged or unfinished runs left out."""
-    by: dict[tuple, list] = {}
+def newest_attempts(results: Sequence) -> list:
+    """One result per run (config and seed): of several attempts at it ("Train again"), the newest
+    finished one, so that a retrain is not counted as another seed."""
+    best: dict[str, object] = {}
     for r in results:
-        if r.status != "done" or not math.isfinite(r.eval_loss):
-            continue
+        key = r.config.replace(attempt=0).run_id
+        if key not in best or r.config.attempt > best[key].config.attempt:
+            best[key] = r
+    return list(best.values())
+
+
+def sizes(results: Sequence) -> list[Size]:
+    """The runs (RunResult) grouped by model size, smallest first; diverged or unfinished runs left
+    out, and of several attempts at one run only the newest."""
+    by: dict[tuple, list] = {}
+    finished = [r for r in results if r.status == "done" and math.isfinite(r.eval_loss)]
+    for r in newest_attempts(finished):
         by.setdefault((r.params_total, r.config.model.width, r.config.model.depth), []).append(r)
     out = []
     for (n, w, d), rs in sorted(by.items()):

@@ -251,3 +251,11 @@ def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
     assert main(["sweep", "--tokens-per-param", "20", "--widths", "32,64", "--lrs", "1e-3", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [r["width"] for r in runs] == [32, 64] and {r["lr"] for r in runs} == {1e-3}
+
+
+def test_a_retrain_is_not_counted_as_another_seed():
+    runs = ladder_results(seeds=(0,))
+    again = [result(r.config.replace(attempt=1), r.eval_loss * 1.001) for r in runs[:2]]
+    law = laws.fit_family(runs + again, holdout=2, bootstrap=50)
+    assert all(len(z.losses) == 1 for z in law.fitted)
+    assert law.fitted[0].losses == (again[0].eval_loss,)          # the newest attempt counts
