@@ -231,9 +231,9 @@ def judge(law: FamilyLaw, all_sizes: list[Size], *, bootstrap: int = 200, seed: 
             without, _, _ = _predictions(fitted[1:], [], n_boot=2, seed=seed, confidence=law.confidence)
             shift = (float(without.predict(target)) - float(law.fit.predict(target))) / float(law.fit.predict(target))
             if abs(shift) > SMALL_END_SHIFT:
-                out.append(f"The smallest model sits off the law: fitted without it, the prediction at "
-                           f"N={target:,.0f} moves by {shift:+.1%}. Its loss is not yet on the power law; leave it "
-                           "out or add larger sizes.")
+                out.append(f"Fitted without the smallest size, the prediction at N={target:,.0f} moves by "
+                           f"{shift:+.1%}: the smallest model is not yet on the power law, or the law rests on too "
+                           "few sizes to pin its three parameters; add sizes or seeds (or leave the smallest out).")
         except ValueError:
             pass
     min_loss = min(z.mean for z in fitted)

@@ -134,7 +134,7 @@ def test_family_law_says_why_it_cannot_be_trusted():
     off = ladder_results(seeds=(0, 1))
     smallest = min(sweep.LADDER_WIDTHS)
     off = [r if r.config.model.width != smallest else result(r.config, r.eval_loss * 1.15) for r in off]
-    assert any("smallest model" in w for w in laws.fit_family(off, holdout=1, bootstrap=100).warnings)
+    assert any("without the smallest size" in w for w in laws.fit_family(off, holdout=1, bootstrap=100).warnings)
 
 
 def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
