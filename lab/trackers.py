@@ -43,7 +43,7 @@ class RunResult:
     run_id: str
     config: RunConfig
     status: str                # done, diverged or cancelled
-    train_loss: float          # nats/token, last chunk's mean
+    train_loss: float          # nats/token, mean over the last 32 steps (lab.training.TRAIN_LOSS_STEPS)
     eval_loss: float           # nats/token on validation, at the end (diverged: the last finite weights)
     eval_bpb: float            # bits per byte (byte tokens: nats / ln 2)
     tokens: int                # training tokens seen (D)

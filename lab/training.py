@@ -36,6 +36,7 @@ CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a 
 TRACES = collections.Counter()  # how often each compiled function was traced (tests check reuse)
 ASSUMED_FLOPS = {"cpu": 6e10, "gpu": 1e14, "tpu": 1e14}  # effective FLOP/s, only to size chunks
 MAX_CHUNK = 16               # steps per compiled call, at most
+TRAIN_LOSS_STEPS = 32        # a run's train_loss: the mean over its last this many steps (a chunk can be 1 step)
 MIN_IMPROVEMENT = 1e-4       # nats/token: a smaller fall of the validation loss does not reset `patience`
 
 
@@ -293,6 +294,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     stopper = _Stopper(config, len(seeds))
     curves: list[list[dict]] = [[] for _ in seeds]
     last_train = np.full(len(seeds), np.nan)
+    recent = np.zeros((0, len(seeds)), np.float32)     # the last TRAIN_LOSS_STEPS steps' losses
     last_eval = np.full(len(seeds), np.nan)
     first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, 0
     status_all = "done"
@@ -316,7 +318,10 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         alive_np = np.asarray(alive)
         with np.errstate(all="ignore"):
             chunk_train = np.array([np.nanmean(col) if np.isfinite(col).any() else np.nan for col in losses[:n_done].T])
-        last_train = np.where(np.isfinite(chunk_train), chunk_train, last_train)
+        recent = np.concatenate([recent, losses[:n_done]])[-TRAIN_LOSS_STEPS:]
+        with np.errstate(all="ignore"):
+            tail = np.array([np.nanmean(col) if np.isfinite(col).any() else np.nan for col in recent.T])
+        last_train = np.where(np.isfinite(tail), tail, last_train)
         scheduled = _eval_after(c, n_chunks, config.evals)
         evaluated = scheduled or (~alive_np & ~stopper.stopped).any()     # after a divergence: every chunk
         if evaluated:
