@@ -3,8 +3,11 @@
     from widgets import Lab
     Lab()          # in JupyterLab, or served by Voila: voila notebooks/lab.ipynb
 
-Modules: `state` (the app's state), `controller` (the app's actions on `lab`), `fields` (the run
-form as data; the share link), `controls` (the form), `plots` (the one FigureWidget),
+Modules: `state` (the app's state), `controller` (the app's actions on `lab`: form, training,
+sweeps, runs, sampling), `jobs` (the background job: worker thread, relay, live state, following
+another page's run), `scaling` (families, fits, budget, predictions), `text` (counts, runs and
+errors in words), `fields` (the run form as data; the share link), `controls` (the form),
+`plots` (the one FigureWidget),
 `panels` (sweep, scaling, runs, sampling, share, messages), `app` (`Lab`, composing them);
 `lessons` holds small pieces for the lesson notebooks.
 `Lab` is imported lazily so that `import widgets` stays cheap.

@@ -6,7 +6,8 @@ import html
 import ipywidgets as ipw
 
 from lab.sweep import LADDER_LR
-from widgets.controller import Controller, epochs_flag, fmt_count
+from widgets.controller import Controller
+from widgets.text import epochs_flag, fmt_count
 
 STYLE = {"description_width": "120px"}
 TEXT = ipw.Layout(width="420px")

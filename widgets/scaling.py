@@ -1,0 +1,473 @@
+"""The app's scaling actions: families, fitting laws, the budget calculator and predictions.
+
+A law is fitted to one family at a time (lab.family): runs that differ only in size, tokens and
+seed. The families are listed from the finished runs; the Scaling tab fits the chosen one: a
+ladder's L(N) with its largest sizes held out (lab.laws.fit_family), else a power law in N, D or
+C with a bootstrap band and the Chinchilla law L(N, D). A prediction extrapolates the law to a
+model not trained yet; training it checks the law.
+
+`ScalingActions` is a mixin of `widgets.controller.Controller`: it uses the controller's `state`,
+`report`, `_records` and `_fit_objects`, and `start_training` to train a prediction.
+"""
+
+import asyncio
+import math
+
+import numpy as np
+
+from lab import counting, family as lfamily, fit as lawfit, laws
+from lab.config import ConfigError, RunConfig
+from widgets import fields
+from widgets.text import fmt_count, in_words, reported
+
+BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
+FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
+VARIABLES = {"N": ("params_total", "parameters N"), "D": ("tokens", "training tokens D"),
+             "C": ("flops", "training compute C (FLOPs)")}
+LAW_BOOTSTRAP = 400             # resamples for a family law's intervals (lab.laws.fit_family)
+
+
+def _num(v):
+    """A float for the state: None where the engine says nan (not measured, one seed)."""
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _size(row: dict) -> tuple:
+    """A run's size within its family: width, depth and planned tokens (the seed aside)."""
+    return (row["width"], row["depth"], row["planned_tokens"])
+
+
+class ScalingActions:
+    """The Scaling tab's actions. Public: set_family, set_holdout, set_variable, fit, budget,
+    predict, train_prediction."""
+
+    def _family_keys(self) -> list[str]:
+        return [f["key"] for f in self.state.families]
+
+    def _selected_family(self) -> str:
+        """The family of the selected runs when they are all of one, else ''."""
+        sel = set(self.state.selected)
+        keys = {r["family"] for r in self.state.runs if r["run_id"] in sel}
+        return keys.pop() if len(keys) == 1 else ""
+
+    def _update_families(self, prefer: str | None = None) -> None:
+        """List the finished runs' families (most sizes first) and keep one chosen: `prefer` (the
+        family a sweep just trained), else the current one, else the selected runs', else the one
+        with most sizes."""
+        groups: dict[str, dict] = {}
+        for r in self.state.runs:
+            if r["status"] != "done" or not (r.get("eval_loss") or 0) > 0:
+                continue
+            g = groups.setdefault(r["family"], {"key": r["family"], "label": r["family_label"], "sizes": set(),
+                                                "runs": 0, "tokens_per_param": r["config"]["tokens_per_param"]})
+            g["sizes"].add((r["width"], r["depth"]))
+            g["runs"] += 1
+        fams = sorted(({**g, "sizes": len(g["sizes"])} for g in groups.values()),
+                      key=lambda g: (-g["sizes"], -g["runs"]))
+        self.state.families = fams
+        keys = [f["key"] for f in fams]
+        chosen = next((k for k in (prefer, self.state.family, self._selected_family()) if k and k in keys),
+                      keys[0] if keys else "")
+        self._choose_family(chosen)
+
+    def _default_holdout(self) -> int:
+        """2 when the family has 6 sizes or more (fit 4, check 2), else 0. The size an extrapolation
+        checks does not count: it stays out of the fit."""
+        st = self.state
+        pred = st.prediction
+        skip = tuple(pred["size"]) if pred and pred.get("family") == st.family and pred.get("size") else None
+        sizes = {(r["width"], r["depth"]) for r in st.runs if r["family"] == st.family and r["status"] == "done"
+                 and (r.get("eval_loss") or 0) > 0 and _size(r) != skip}
+        return 2 if len(sizes) >= 6 else 0
+
+    def _choose_family(self, key: str) -> bool:
+        """Make `key` the chosen family; another family clears the fit and its prediction. Returns
+        whether the family changed."""
+        st = self.state
+        changed = key != st.family
+        if changed:
+            st.family = key
+            self._holdout_chosen = False
+            self._fit_objects = {}
+            st.fit = {"variable": st.fit.get("variable", "N"), "notes": []}
+            if st.prediction and st.prediction.get("family") != key:
+                st.prediction = {}
+        if not self._holdout_chosen:
+            st.holdout = self._default_holdout()
+        return changed
+
+    @reported
+    def set_family(self, key: str) -> None:
+        """Fit this family (a key from `state.families`); its law is fitted at once when it can be."""
+        if key not in self._family_keys():
+            raise ValueError(f"no family {key!r} among the finished runs; choose one from the Family list")
+        if self._choose_family(key):
+            self._auto_fit()
+
+    @reported
+    def set_holdout(self, k: int) -> None:
+        """How many of the family's largest sizes the law leaves out and predicts (a ladder's law in N)."""
+        if isinstance(k, bool) or int(k) != k or k < 0:
+            raise ValueError(f"hold out a whole number of sizes, 0 or more, not {k!r}")
+        self._holdout_chosen = True
+        self.state.holdout = int(k)
+        fam = next((f for f in self.state.families if f["key"] == self.state.family), None)
+        if fam and fam["tokens_per_param"] > 0 and self.state.fit.get("variable", "N") == "N":
+            self.fit()
+
+    def _config(self, row: dict) -> RunConfig:
+        rec = self._records.get(row["run_id"])
+        return rec.config if rec is not None else RunConfig.from_dict(row["config"])
+
+    def _fit_pool(self) -> dict:
+        """The runs a fit may use: the selected runs when 3 or more are (they must be of one family),
+        else the chosen family's. The model an extrapolation checks is left out: a law is never
+        judged on a run it was fitted to.
+
+        Raises:
+            ConfigError: the selected runs are of several families (naming the fields that differ).
+        """
+        rows = self.state.runs
+        sel = set(self.state.selected)
+        chosen = [r for r in rows if r["run_id"] in sel]
+        if len(chosen) >= 3:
+            try:
+                lfamily.check_one_family([self._config(r) for r in chosen])
+            except ConfigError as e:
+                raise ConfigError(f"{e}, in the Family list or by selecting runs of one family only") from None
+            pool, scope, key = chosen, "the selected runs", chosen[0]["family"]
+        else:
+            key = self.state.family
+            pool, scope = [r for r in rows if key and r["family"] == key], "the family"
+        checked = []
+        pred = self.state.prediction
+        if pred and pred.get("family") == key and pred.get("size"):
+            checked = [r for r in pool if _size(r) == tuple(pred["size"])]
+            pool = [r for r in pool if _size(r) != tuple(pred["size"])]
+        left: dict = {}
+        for r in pool:
+            if r["status"] != "done" or not (r.get("eval_loss") or 0) > 0:
+                left[r["status"]] = left.get(r["status"], 0) + 1
+        done = self._one_attempt([r for r in pool if r["status"] == "done" and (r.get("eval_loss") or 0) > 0])
+        first = (pool or checked or [None])[0]
+        return {"rows": done, "left": left, "scope": scope, "family": key,
+                "label": first["family_label"] if first else "",
+                "tokens_per_param": first["config"]["tokens_per_param"] if first else 0.0,
+                "checked": [r for r in checked if r["status"] == "done"]}
+
+    @staticmethod
+    def _one_attempt(rows: list) -> list:
+        """One run per config and seed: a retrain (Train again) measures the same run again, so a
+        fit keeps only its newest finished attempt (two attempts are not two seeds)."""
+        best: dict = {}
+        for r in rows:
+            key = (r["family"], _size(r), r["seed"])
+            if key not in best or (r.get("attempt") or 0) > (best[key].get("attempt") or 0):
+                best[key] = r
+        keep = {id(r) for r in best.values()}
+        return [r for r in rows if id(r) in keep]
+
+    def _auto_fit(self) -> None:
+        """Fit again after the runs changed, quietly, when there is something to fit (a refusal to
+        pool families still shows in the fit's notes)."""
+        try:
+            if len(self._fit_pool()["rows"]) < 3:
+                return
+        except ConfigError:
+            pass
+        self.fit(quiet=True)
+
+    @reported
+    def set_variable(self, variable: str) -> None:
+        """Plot and fit final loss against N, D or C."""
+        if variable not in VARIABLES:
+            raise ValueError(f"plot loss against N, D or C, not {variable!r}")
+        self.state.fit = {"variable": variable, "notes": []}
+        self._fit_objects = {}
+        self._auto_fit()
+
+    def _scope_notes(self, pool: dict, n_runs: int) -> list[str]:
+        notes = [f"fitted on {n_runs} finished run(s) of {pool['scope']}" + (f": {pool['label']}" if pool["label"]
+                                                                               else "")]
+        if pool["left"]:
+            notes.append("left out: " + ", ".join(f"{n} {s}" for s, n in sorted(pool["left"].items())))
+        if pool["checked"]:
+            r = pool["checked"][0]
+            notes.append(f"left out of the fit: {len(pool['checked'])} run(s) of the model it predicted (width "
+                         f"{r['width']}, depth {r['depth']}); they check this law")
+        return notes
+
+    @reported
+    def fit(self, variable: str | None = None, *, quiet: bool = False) -> dict | None:
+        """Fit the chosen family's law. Against N with a ladder (tokens per parameter > 0): the
+        family's L(N) = E + A·N^-α with its largest sizes held out and predicted, and the reasons to
+        doubt it (lab.laws.fit_family). Otherwise L(x) = E + A·x^-α to the final validation losses
+        (x = N, D or C) with a bootstrap band, and the Chinchilla law L(N, D) with its
+        compute-optimal frontier when the runs vary both N and D. Diverged and cancelled runs are
+        left out and counted; runs of several families are refused."""
+        variable = variable or self.state.fit.get("variable", "N")
+        if variable not in VARIABLES:
+            raise ValueError(f"plot loss against N, D or C, not {variable!r}")
+        out = {"variable": variable, "equation": "", "curve": None, "band": None, "frontier": None, "chinchilla": "",
+               "notes": [], "law": "", "family": self.state.family, "held_out": [], "warnings": [], "sizes": []}
+        try:
+            pool = self._fit_pool()
+        except ConfigError as e:
+            out["notes"] = [in_words(e)]
+            self.state.fit = out
+            self._fit_objects = {}
+            if not quiet:
+                self.report(e, "fit")
+            return None
+        out["family"] = pool["family"]
+        if variable == "N" and pool["tokens_per_param"] > 0 and pool["rows"]:
+            return self._fit_family_law(pool, out, quiet)
+        rows = pool["rows"]
+        col, name = VARIABLES[variable]
+        x = np.array([float(r[col]) for r in rows])
+        y = np.array([float(r["eval_loss"]) for r in rows])
+        notes = out["notes"] = self._scope_notes(pool, len(rows))
+        try:
+            if len(np.unique(x)) < 3:
+                raise ValueError(f"a power law in {variable} needs finished runs at 3 or more distinct values of "
+                                 f"{name}; have {len(np.unique(x))}. Train more sizes or run a sweep")
+            irreducible = len(np.unique(x)) >= FIT_MIN_E
+            law = lawfit.fit_power_law(x, y, irreducible=irreducible, variable=variable)
+        except ValueError as e:
+            self.state.fit = out
+            self._fit_objects = {}
+            if not quiet:
+                self.report(e, "fit")
+            return None
+        grid = self._grid(x, variable)
+        out["equation"] = law.equation()
+        out["law"] = "power"
+        out["curve"] = {"x": grid.tolist(), "y": law.predict(grid).tolist()}
+        if not irreducible:
+            notes.append(f"without the irreducible loss E (that needs {FIT_MIN_E} distinct values of {variable})")
+        if not law.converged:
+            notes.append(f"the fit did not fully converge: {law.message}")
+        self._fit_objects = {"law": law, "variable": variable, **self._template(pool)}
+        try:
+            boot = lawfit.bootstrap(x, None, y, law="kaplan-n", n=BOOTSTRAP_N, irreducible=irreducible, recheck=1)
+            s = boot.samples
+            curves = (s["E"][:, None] if irreducible else 0.0) + s["A"][:, None] * grid[None, :] ** -s["alpha"][:, None]
+            lo, hi = np.percentile(curves, [2.5, 97.5], axis=0)
+            out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+            self._fit_objects["band"] = (grid, lo, hi)
+            a = boot.intervals["alpha"]
+            notes.append(f"α = {a.estimate:.3g} (95% interval {a.low:.3g} to {a.high:.3g}, {boot.n_converged} "
+                         f"bootstrap refits)")
+        except Exception as e:  # a band is a bonus; the fit stands without it
+            notes.append(f"no interval band ({e})")
+        if pool["tokens_per_param"] > 0:
+            notes.append(f"no Chinchilla L(N, D): this family ties D to N (D = {pool['tokens_per_param']:g} x N), so "
+                         "the two cannot be told apart; an IsoFLOP sweep varies them apart")
+        else:
+            self._fit_chinchilla(rows, out, notes)
+        self.state.fit = out
+        if not quiet:
+            self.state.notice = f"fitted {out['equation']}"
+        return out
+
+    def _grid(self, x, variable: str) -> np.ndarray:
+        """Where to draw a law: from below the smallest point to 10x the largest (and the prediction)."""
+        grid = np.geomspace(float(np.min(x)) / 1.5, float(np.max(x)) * 10, 60)
+        pred = self.state.prediction
+        if pred and pred.get("variable") == variable and pred.get("x"):
+            grid = np.geomspace(min(grid[0], pred["x"] / 1.5), max(grid[-1], pred["x"] * 1.5), 60)
+        return grid
+
+    def _template(self, pool: dict) -> dict:
+        """What an extrapolation needs to build a member of the fitted family: its largest run's
+        config and the family's tokens when all its runs share one number."""
+        rows = pool["rows"] or pool["checked"]
+        if not rows:
+            return {}
+        big = max(rows, key=lambda r: (r["params_total"], -r["seed"]))
+        tokens = {r["planned_tokens"] for r in rows}
+        return {"family": pool["family"], "template": self._config(big),
+                "tokens": tokens.pop() if len(tokens) == 1 else None}
+
+    def _fit_family_law(self, pool: dict, out: dict, quiet: bool) -> dict | None:
+        """A ladder family's L(N) (lab.laws.fit_family): fitted on the smaller sizes, checked on the
+        `state.holdout` largest, with the reasons to doubt it in words."""
+        rows = pool["rows"]
+        results = [self._records[r["run_id"]].result for r in rows
+                   if r["run_id"] in self._records and self._records[r["run_id"]].result is not None]
+        notes = out["notes"] = self._scope_notes(pool, len(results))
+        k = int(self.state.holdout)
+        try:
+            law = laws.fit_family(results, holdout=k, bootstrap=LAW_BOOTSTRAP)
+        except (ConfigError, ValueError) as e:
+            self.state.fit = out
+            self._fit_objects = {}
+            if not quiet:
+                self.report(e, "fit")
+            return None
+        Ns = [z.N for z in law.fitted] + [p.N for p in law.held_out]
+        grid = self._grid(Ns, "N")
+        out.update(equation=law.equation(), law="family", label=law.label, holdout=k, trusted=law.trusted,
+                   warnings=list(law.warnings), confidence=law.confidence,
+                   curve={"x": grid.tolist(), "y": law.fit.predict(grid).tolist()},
+                   held_out=[{key: (_num(v) if isinstance(v, float) else v) for key, v in p.to_dict().items()}
+                             for p in law.held_out],
+                   sizes=[{"width": z.width, "depth": z.depth, "N": z.N, "D": z.D, "mean": z.mean, "sd": _num(z.sd),
+                           "seeds": len(z.losses), "role": "fitted"} for z in law.fitted]
+                   + [{"width": p.width, "depth": p.depth, "N": p.N, "D": p.D, "mean": _num(p.measured),
+                       "sd": _num(p.sd), "seeds": p.seeds, "role": "held out"} for p in law.held_out])
+        s = law.samples
+        if len(s.get("A", ())):
+            curves = s["E"][:, None] + s["A"][:, None] * grid[None, :] ** -s["alpha"][:, None]
+            q = 100 * np.array([(1 - law.confidence) / 2, (1 + law.confidence) / 2])
+            lo, hi = np.percentile(curves, q, axis=0)
+            out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+        notes[0] = (f"fitted on {sum(len(z.losses) for z in law.fitted)} run(s) at the {len(law.fitted)} smallest "
+                    f"size(s) of {pool['scope']}: {law.label}")
+        if law.held_out:
+            notes.insert(1, f"the {len(law.held_out)} largest size(s) held out and predicted (table below); the "
+                            f"largest error {law.max_abs_rel_error:.1%}")
+        a = law.intervals["alpha"]
+        notes.append(f"α = {a.estimate:.3g} ({law.confidence:.0%} interval {a.low:.3g} to {a.high:.3g}, from "
+                     f"resampling {law.interval_from})")
+        notes.append(f"no Chinchilla L(N, D): this family ties D to N (D = {law.tokens_per_param:g} x N), so the two "
+                     "cannot be told apart; an IsoFLOP sweep varies them apart")
+        self._fit_objects = {"law": law.fit, "family_law": law, "variable": "N", **self._template(pool)}
+        self.state.fit = out
+        if not quiet:
+            self.state.notice = f"fitted {out['equation']}" + (
+                f"; the held-out sizes were predicted within {law.max_abs_rel_error:.1%}" if law.held_out else "")
+        return out
+
+    def _fit_chinchilla(self, rows: list, out: dict, notes: list) -> None:
+        N = np.array([float(r["params_total"]) for r in rows])
+        D = np.array([float(r["tokens"]) for r in rows])
+        y = np.array([float(r["eval_loss"]) for r in rows])
+        pairs = len({(n, d) for n, d in zip(N, D)})
+        if pairs < 6 or len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
+            notes.append(f"Chinchilla L(N, D) needs 6 runs with distinct (N, D) varying both (have {pairs}); "
+                         "an IsoFLOP sweep gives them")
+            return
+        try:
+            ch = lawfit.fit_chinchilla(N, D, y)
+            C = np.geomspace(float((N * D).min() * 6), float((N * D).max() * 6 * 100), 40)
+            alloc = lawfit.compute_optimal(ch, C)
+        except (ValueError, TypeError) as e:
+            notes.append(f"no Chinchilla fit: {e}")
+            return
+        self._fit_objects["chinchilla"] = ch
+        out["chinchilla"] = ch.equation()
+        L = ch.predict(alloc.N_opt, alloc.D_opt)
+        x = {"N": alloc.N_opt, "D": alloc.D_opt, "C": C}[out["variable"]]
+        out["frontier"] = {"x": np.asarray(x).tolist(), "y": np.asarray(L).tolist()}
+        notes.append(f"compute-optimal (dashed, with C ≈ 6ND): N ∝ C^{ch.a:.2f}, D ∝ C^{ch.b:.2f}")
+
+    @reported
+    def budget(self, flops: float) -> None:
+        """The budget calculator: with C FLOPs, train N parameters on D tokens, predicted loss L."""
+        try:
+            C = fields.number(flops) if isinstance(flops, str) else float(flops)
+            if not (math.isfinite(C) and C > 0):
+                raise ValueError(f"a compute budget must be a positive number of FLOPs, got {flops!r}")
+            ch = self._fit_objects.get("chinchilla")
+            law = self._fit_objects.get("law")
+            if ch is not None:
+                a = lawfit.compute_optimal(ch, C)
+                N, D = float(a.N_opt), float(a.D_opt)
+                L = float(ch.predict(N, D))
+                text = (f"With C = {C:.3g} FLOPs train N ≈ {fmt_count(N)} parameters on D ≈ {fmt_count(D)} tokens "
+                        f"({D / N:.3g} tokens per parameter, C ≈ 6ND): predicted loss L ≈ {L:.3f} nats/token.")
+            elif law is not None and self._fit_objects.get("variable") == "C":
+                text = (f"With C = {C:.3g} FLOPs the power law predicts L ≈ {float(law.predict(C)):.3f} nats/token. "
+                        "How to split C into N and D needs a Chinchilla fit (6 runs varying N and D).")
+            else:
+                raise ValueError("the budget calculator needs a fit: a Chinchilla fit (run an IsoFLOP sweep) or a "
+                                 "power law in C (Scaling: x = C, then Fit)")
+        except ValueError as e:
+            self.state.budget_text = ""
+            return self.report(e, "budget")
+        self.state.budget_text = text
+
+    @reported
+    def predict(self, width: int, depth: int) -> dict | None:
+        """Extrapolate: the loss the current fit predicts for a model not trained yet, built as a
+        member of the fitted family (its runs' config with this width and depth; tokens follow the
+        family's tokens per parameter, else the form's Data (tokens)). `train_prediction` then
+        trains it to check; the check's runs stay out of the law they check."""
+        law = self._fit_objects.get("law")
+        if law is None or "template" not in self._fit_objects:
+            return self.report("fit a law first (Scaling: Fit), then predict a bigger model")
+        variable, family = self._fit_objects["variable"], self._fit_objects["family"]
+        try:
+            from lab.training import check_memory
+            cfg = self._fit_objects["template"].replace(model__width=int(width), model__depth=int(depth))
+            if not cfg.tokens_per_param:
+                tokens = self._fit_objects["tokens"] if variable != "D" else None
+                cfg = cfg.replace(tokens=int(tokens or round(self.state.form["tokens"])))
+            check_memory(cfg, 1)
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "predict")
+        size = (cfg.model.width, cfg.model.depth, cfg.tokens_trained)
+        pred = {"run_id": cfg.run_id, "config": cfg.to_dict(), "family": family, "size": list(size),
+                "variable": "", "actual": None}
+        if any(r["family"] == family and _size(r) == size and r["status"] == "done" for r in self.state.runs):
+            self.state.prediction = pred             # this size was trained: fit again without it, then predict
+            self.fit(variable, quiet=True)
+            law = self._fit_objects.get("law")
+            if law is None:
+                self.state.prediction = {}
+                return self.report("predict: without the runs of this size the family has too few sizes left to fit; "
+                                   "predict a model not trained yet")
+        counts = counting.param_counts(cfg.model)
+        x = float({"N": counts.total, "D": cfg.tokens_trained, "C": counting.run_flops(cfg)}[variable])
+        data = (f"D = {cfg.tokens_per_param:g} x N = {fmt_count(cfg.tokens_trained)} tokens" if cfg.tokens_per_param
+                else f"D = {fmt_count(cfg.tokens_trained)} tokens")
+        text = (f"predicted loss for width {width}, depth {depth} (N = {fmt_count(counts.total)} parameters, {data}"
+                + (f", C = {x:.3g} FLOPs" if variable == "C" else "") + ")")
+        family_law = self._fit_objects.get("family_law")
+        low = high = None
+        if family_law is not None:
+            p = family_law.predict(counts.total)
+            loss, low, high = p.predicted, _num(p.low), _num(p.high)
+            text += f": {loss:.3f} nats/token"
+            if low is not None:
+                text += f" ({family_law.confidence:.0%} interval {low:.3f} to {high:.3f})"
+            if family_law.warnings:
+                text += f"; mind the {len(family_law.warnings)} reason(s) to doubt the law, above"
+        else:
+            loss = float(law.predict(x))
+            text += f": {loss:.3f} nats/token"
+            band = self._fit_objects.get("band")
+            if band is not None and band[0][0] <= x <= band[0][-1]:
+                low, high = float(np.interp(x, band[0], band[1])), float(np.interp(x, band[0], band[2]))
+                text += f" (95% band {low:.3f} to {high:.3f})"
+        self.state.prediction = {**pred, "x": x, "loss": float(loss), "low": low, "high": high, "variable": variable,
+                                 "base": text, "text": text, "rel_error": None}
+        self._check_prediction()
+        return self.state.prediction
+
+    @reported
+    def train_prediction(self) -> asyncio.Task | None:
+        pred = self.state.prediction
+        if not pred or pred.get("loss") is None:
+            return self.report("make a prediction first (width and depth, then Predict)")
+        return self.start_training(RunConfig.from_dict(pred["config"]))
+
+    def _check_prediction(self) -> None:
+        """Once the predicted model is trained: measured against predicted (the prediction was made
+        before it trained, by a law fitted without it)."""
+        pred = self.state.prediction
+        if not pred or pred.get("loss") is None:
+            return
+        row = next((r for r in self.state.runs if r["run_id"] == pred["run_id"] and r["status"] == "done"), None)
+        if row is None or not row.get("eval_loss"):
+            return
+        actual = float(row["eval_loss"])
+        err = (pred["loss"] - actual) / actual
+        inside = ""
+        if pred.get("low") is not None and pred.get("high") is not None:
+            inside = (" (inside its interval)" if pred["low"] <= actual <= pred["high"]
+                      else " (outside its interval)")
+        self.state.prediction = {**pred, "actual": actual, "rel_error": err,
+                                 "text": pred.get("base", pred["text"]) + f" — measured {actual:.3f}: the prediction "
+                                 f"was off by {err:+.1%}{inside}"}
