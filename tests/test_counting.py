@@ -1,5 +1,6 @@
 import equinox as eqx
 import jax
+import jax.extend
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -32,12 +33,54 @@ def test_counts_match_the_real_model(cfg):
     assert counts.non_embedding == total - emb
 
 
-def test_kaplan_approximation_and_flops():
+def test_kaplan_approximation():
     cfg = ModelConfig(width=512, depth=8, heads=8, context=256)
     n = param_counts(cfg).non_embedding
     assert abs(n / (12 * 8 * 512 ** 2) - 1) < 0.01          # N ~ 12 L d^2 (Kaplan et al. 2020)
-    f = flops_per_token(cfg)
-    assert f == 6 * (n + 512 * 256) + 12 * 8 * 256 * 512
+
+
+def _matmul_flops(jaxpr) -> tuple[float, float]:
+    """(FLOPs of products with a weight, FLOPs of the other products) of a traced program: 2 x
+    output size x contracted size for every dot_general, sub-programs included. A product
+    with a weight has a 2-D operand (the flattened activations times a weight matrix); the
+    attention products are batched over (batch, heads)."""
+    weights = other = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            flops = 2 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs[d] for d in lhs_contract])
+            if all(len(v.aval.shape) == 2 for v in eqn.invars):
+                weights += flops
+            else:
+                other += flops
+    for sub in jax.extend.core.subjaxprs(jaxpr):
+        w, o = _matmul_flops(getattr(sub, "jaxpr", sub))
+        weights, other = weights + w, other + o
+    return weights, other
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(width=64, depth=2, heads=4, context=64),
+                                 ModelConfig(width=96, depth=3, heads=4, context=128, positions="rotary")])
+def test_flops_per_token_counts_the_models_own_products(cfg):
+    """Forward FLOPs read from the model's traced matrix products: the weight products are
+    exactly 2·N_matmul per token, the attention products 4·L·T·d per token times the fraction
+    of the causal blocks actually computed; flops_per_token is 3x the forward (backward = 2x)."""
+    from lab.models import query_block
+    model = make_model(cfg, key=jr.PRNGKey(0))
+    batch, T = 2, cfg.context
+    jaxpr = jax.make_jaxpr(model)(jnp.zeros((batch, T), jnp.int32)).jaxpr
+    weights, attention = _matmul_flops(jaxpr)
+    tokens = batch * T
+    n_matmul = param_counts(cfg).non_embedding + cfg.width * cfg.vocab
+    matmul_params = 12 * cfg.depth * cfg.width ** 2 + cfg.width * cfg.vocab     # the weights, not biases or norms
+    assert weights / tokens == 2 * matmul_params
+    c = query_block(T)
+    computed = sum(c * min(start + c, T) for start in range(0, T, c)) / T ** 2   # blocks of queries x keys up to them
+    assert attention / tokens == pytest.approx(4 * cfg.depth * T * cfg.width * computed)
+    # the convention: 6 N_matmul + 12 L T d for forward and backward, i.e. 3x the full forward
+    assert flops_per_token(cfg) == 3 * (2 * n_matmul + 4 * cfg.depth * T * cfg.width)
+    assert abs(2 * n_matmul / (weights / tokens) - 1) < 0.02   # biases and norms: under 2 % of the products
 
 
 def test_forward_shapes():
