@@ -203,21 +203,60 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
+def notebooks_folder():
+    """The folder of the app and lesson notebooks: `notebooks/` in a checkout, else the copy
+    installed with the package (`lab._notebooks`, see pyproject.toml)."""
+    from pathlib import Path
+    checkout = Path(__file__).resolve().parents[1] / "notebooks"
+    if (checkout / "lab.ipynb").is_file():
+        return checkout
+    import importlib.util
+    try:   # a folder without __init__.py: a namespace package, found by its search locations
+        spec = importlib.util.find_spec("lab._notebooks")
+    except ModuleNotFoundError:
+        spec = None
+    places = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    installed = next((p for p in places if (p / "lab.ipynb").is_file()), None)
+    if installed is None:
+        raise ConfigError(f"the app notebook is missing: neither {checkout} nor an installed lab._notebooks holds "
+                          "lab.ipynb; reinstall scaling-lab (pip install scaling-lab) or run from a checkout")
+    return installed
+
+
+def _lessons(args) -> int:
+    """Copy the lesson notebooks into a folder of the user's, to open in JupyterLab."""
+    import shutil
+    from pathlib import Path
+    src = notebooks_folder()
+    dest = Path(args.folder)
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest} is a file; give a folder to copy the lessons into")
+    dest.mkdir(parents=True, exist_ok=True)
+    lessons = sorted(src.glob("lesson*.ipynb"))
+    clash = [p.name for p in lessons if (dest / p.name).exists()]
+    if clash and not args.force:
+        raise ConfigError(f"{dest} already holds {', '.join(clash)}; they would be overwritten: choose another folder "
+                          "or pass --force")
+    for p in lessons:
+        shutil.copyfile(p, dest / p.name)
+    print(f"copied {len(lessons)} lessons to {dest}; open them with: jupyter lab {dest}", file=sys.stderr)
+    return 0
+
+
 def _app(args) -> int:
     """Serve the app (notebooks/lab.ipynb) with Voila; the kernel builds the widgets."""
     import os
     import subprocess
     from pathlib import Path
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "lab.ipynb"
-    if not notebook.exists():
-        raise ConfigError(f"the app notebook {notebook} is missing; run from a checkout of scaling-lab")
+    notebook = notebooks_folder() / "lab.ipynb"
     from lab import runtime
     env = runtime.fast_allocator_env()     # every kernel trains under jemalloc (see lab.runtime)
     if args.store:
         env["SCALING_LAB_STORE"] = str(Path(args.store).resolve())
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # many kernels share one GPU
-    # From the repository root, so that voila.json applies; one preheated kernel makes the
-    # page ready within seconds (the kernel's imports are already done when a user arrives).
+    # From the folder above the notebooks (in a checkout: the repository root, so that voila.json
+    # applies; its settings are also given below); one preheated kernel makes the page ready
+    # within seconds (the kernel's imports are already done when a user arrives).
     root = notebook.parents[1]
     cmd = [sys.executable, "-m", "voila", str(notebook.relative_to(root)), f"--port={args.port}",
            f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
@@ -256,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cull-idle", type=integer, default=300, metavar="SECONDS",
                    help="shut down kernels idle this long whose page is gone (default %(default)s)")
     p.set_defaults(func=_app)
+    p = sub.add_parser("lessons", help="copy the lesson notebooks into a folder",
+                       description="Copy the lesson notebooks (shipped with the package) into FOLDER.")
+    p.add_argument("folder", metavar="FOLDER", help="where to copy them (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite lessons already in FOLDER")
+    p.set_defaults(func=_lessons)
     for module in ("lab.store_cli", "lab.fit_cli"):
         try:
             mod = __import__(module, fromlist=["register"])
