@@ -695,7 +695,7 @@ def _natural_table(obj: _Objective, theta: np.ndarray, law: str) -> dict[str, np
 
 def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int = 0, confidence: float = 0.95,
               budgets=None, irreducible: bool = True, delta: float = DELTA, recheck: int = 3,
-              strata=None) -> BootstrapResult:
+              strata=None, resample_strata: bool = False) -> BootstrapResult:
     """Percentile bootstrap intervals for every parameter and derived quantity.
 
     Each resample is a multinomial re-weighting of the points (the same as resampling with
@@ -713,6 +713,10 @@ def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int =
         strata: optional label per point (e.g. the model size); points are then resampled within
             their stratum only, so every stratum keeps its count: with several seeds per size,
             the intervals show what seed-to-seed noise does to the fit.
+        resample_strata: with strata, also resample the strata themselves (a two-level bootstrap:
+            sizes with replacement, then seeds within each size drawn; a draw with fewer than 4
+            distinct sizes, which cannot pin a three-parameter law, is drawn again), so the
+            intervals carry both the noise of the seeds and how much the law leans on each size.
 
     Raises:
         ValueError: bad inputs, n < 2, confidence outside (0, 1), budgets with a power law.
@@ -738,9 +742,19 @@ def bootstrap(N, D, loss, *, law: str = "chinchilla", n: int = 1000, seed: int =
         if strata.shape != (obj.n,):
             raise ValueError(f"strata needs one label per point ({obj.n}), got {strata.shape}")
         W = np.zeros((n, obj.n))
-        for label in np.unique(strata):
+        labels = np.unique(strata)
+        drawn = np.ones((n, labels.size))
+        if resample_strata:   # sizes with replacement, redrawn until a resample keeps 4 distinct ones (or all)
+            need = min(labels.size, 4)
+            drawn = rng.multinomial(labels.size, np.full(labels.size, 1 / labels.size), size=n).astype(float)
+            for _ in range(1000):
+                bad = np.flatnonzero((drawn > 0).sum(1) < need)
+                if not bad.size:
+                    break
+                drawn[bad] = rng.multinomial(labels.size, np.full(labels.size, 1 / labels.size), size=bad.size)
+        for j, label in enumerate(labels):
             idx = np.flatnonzero(strata == label)
-            W[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1 / idx.size), size=n)
+            W[:, idx] = drawn[:, j:j + 1] * rng.multinomial(idx.size, np.full(idx.size, 1 / idx.size), size=n)
     theta, f, ok, _ = _newton(obj, np.tile(theta_hat, (n, 1)), W, curvature="exact", max_iter=100)
     if not ok.all():   # slow cases: positive-definite majorised steps, then exact Newton again
         bad = np.flatnonzero(~ok)

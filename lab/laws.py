@@ -3,9 +3,10 @@
 `fit_family(results, holdout=2)` takes the finished runs of one family (`lab.family`),
 fits L(N) = E + A·N^-α to all but its `holdout` largest sizes (all seeds of a size as
 points), predicts the held-out sizes with a bootstrap interval, and compares each with its
-measurement. With several seeds at every fitted size the bootstrap resamples seeds within
-each size, so the interval is what seed-to-seed noise does to the prediction; with one seed
-a size it resamples the sizes themselves.
+measurement. The bootstrap resamples the sizes and, within each size drawn, its seeds: the
+interval carries both seed-to-seed noise and how much the law leans on each size (resampling
+seeds alone, two seeds a size gave an interval that missed the measured loss of the largest
+size; see the README).
 
 It also says, in words, when the law should not be trusted (`FamilyLaw.warnings`): sizes
 that span too little, a smallest model that sits off the law, an irreducible loss pinned at
@@ -90,7 +91,7 @@ class FamilyLaw:
     intervals: dict                # E, A, alpha -> lab.fit.Interval
     samples: dict                  # bootstrap samples of E, A, alpha (converged resamples)
     confidence: float
-    interval_from: str             # "seeds" or "sizes": what the bootstrap resampled
+    interval_from: str             # "sizes and seeds" or "sizes" (one seed a size): what the bootstrap resampled
     fitted: tuple                  # Size, smallest first
     held_out: tuple                # Prediction per held-out size, smallest first
     warnings: tuple                # sentences; empty when nothing speaks against the law
@@ -165,9 +166,10 @@ def _predictions(fit_points: list[Size], targets: list[Size], *, n_boot: int, se
     loss = np.array([l for z in fit_points for l in z.losses], float)
     law = F.fit_power_law(N, loss, variable="N")
     seeded = all(len(z.losses) > 1 for z in fit_points)
-    strata = np.repeat(np.arange(len(fit_points)), [len(z.losses) for z in fit_points]) if seeded else None
-    boot = F.bootstrap(N, None, loss, law="kaplan-n", n=n_boot, seed=seed, confidence=confidence, strata=strata)
-    return law, boot, "seeds" if seeded else "sizes"
+    strata = np.repeat(np.arange(len(fit_points)), [len(z.losses) for z in fit_points])
+    boot = F.bootstrap(N, None, loss, law="kaplan-n", n=n_boot, seed=seed, confidence=confidence, strata=strata,
+                       resample_strata=True)
+    return law, boot, "sizes and seeds" if seeded else "sizes"
 
 
 def fit_family(results: Sequence, *, holdout: int = 0, bootstrap: int = 400, seed: int = 0,

@@ -101,7 +101,7 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
     res = laws.fit_family(ladder_results(), holdout=2, bootstrap=200)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "seeds"
+    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "sizes and seeds"
     assert res.trusted, res.warnings
     for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
         assert p.seeds == 3 and abs(p.rel_error) < 0.02
