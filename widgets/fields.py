@@ -4,7 +4,9 @@ Built from the one table of run settings, `lab.schema`: every setting with a for
 becomes a field (its label, its tooltip, its slider range or dropdown). One table serves three
 readers here: `controls` builds a widget per field, `controller` turns the values into a
 `RunConfig`, and the share link (`?width=256&depth=4`) is parsed and written with the same
-names, types and bounds. Pure Python; no widgets, no engine calls.
+names, types and bounds. A link can also hide or lock controls, open a tab and start from a
+named preset (`?preset=ladder&hide=optimizer,lr&lock=width&tab=scaling`); the presets are
+plain data here (`PRESETS`). Pure Python; no widgets, no engine calls.
 """
 
 import math
@@ -13,6 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from lab import schema
+from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 
 DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
             "markov": "synthetic (known entropy)", "file": "my text file"}
@@ -101,26 +104,157 @@ def parse_value(field: Field, text: str):
     return value
 
 
-def parse_query(query: str) -> tuple[dict, list[str]]:
-    """`?width=256&depth=4` -> ({"width": 256, "depth": 4}, errors in words). Unknown keys and bad
-    values are reported, never raised, so a broken link still opens the app."""
-    values, errors = {}, []
+# --- the app's tabs and presets, also named in links -------------------------------------------
+
+TABS = {"sweep": "Sweep", "scaling": "Scaling", "runs": "Runs", "sample": "Sample text", "share": "Share"}
+
+# Named starting points: plain data, applied over the defaults (`preset_values`). "values" are
+# form settings; "tab" opens a tab; "sweep" sets the Sweep tab's inputs (Controller.set_sweep).
+PRESETS = {
+    "first-run": {
+        "label": "first run",
+        "help": "A small model on the small built-in corpus that trains in seconds: press Train and watch the "
+                "loss fall",
+        "values": {"arch": "gpt", "width": 32, "depth": 2, "heads": 4, "context": 64, "param": "standard",
+                   "optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "data": "builtin", "tokens": 100_000,
+                   "tokens_per_param": 0.0, "batch": 16, "seeds": 1},
+    },
+    "ladder": {
+        "label": "ladder",
+        "help": f"A scaling ladder: μP at the ladder's tuned learning rate ({LADDER_LR:g}), every size trained on "
+                f"{CHINCHILLA_TOKENS_PER_PARAM} tokens per parameter; the Sweep tab plans the sizes",
+        "values": {"arch": "gpt", "param": "mup", "optimizer": "adamw", "lr": LADDER_LR, "schedule": "cosine",
+                   "tokens_per_param": float(CHINCHILLA_TOKENS_PER_PARAM), "seeds": 1},
+        "tab": "sweep",
+        "sweep": {"mode": "ladder", "ladder_tuned": True, "tokens_per_param": f"{CHINCHILLA_TOKENS_PER_PARAM:g}"},
+    },
+    "optimizers": {
+        "label": "optimizers",
+        "help": "One model and one data size to compare optimizers: train it, change Optimizer (and its learning "
+                "rate), train again, and compare the curves",
+        "values": {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
+                   "lr": 3e-3, "schedule": "cosine", "tokens": 200_000, "tokens_per_param": 0.0, "seeds": 1},
+        "tab": "runs",
+    },
+    "data-limited": {
+        "label": "data-limited",
+        "help": "A fixed small budget of 50k tokens: the Sweep tab trains ever bigger models on it, and the loss "
+                "stops falling with size once the data, not the model, is the limit",
+        "values": {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
+                   "lr": 3e-3, "schedule": "cosine", "tokens": 50_000, "tokens_per_param": 0.0, "seeds": 1},
+        "tab": "sweep",
+        "sweep": {"mode": "grid", "widths": "16,32,64,128", "depths": "", "tokens": ""},
+    },
+}
+PRESET_HELP = ("Set the whole form in one click to a named starting point (" +
+               "; ".join(f"{p['label']}: {p['help']}" for p in PRESETS.values()) +
+               "). Change anything afterwards; a link can name one too: ?preset=ladder")
+LINK_KEYS = ("preset", "hide", "lock", "tab")     # a link's keys besides the form's settings
+
+
+def preset_key(name: str) -> str:
+    """A preset's key from a link or a label: `first run`, `First_Run` and `first-run` are one preset.
+    ValueError (in words) for an unknown one."""
+    key = "-".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return key
+
+
+def preset_values(name: str) -> dict:
+    """The form a preset sets: the defaults with the preset's values over them."""
+    return defaults() | PRESETS[preset_key(name)]["values"]
+
+
+def tab_key(name: str) -> str:
+    """A tab's key (`scaling`) from a link, by key or title; ValueError (in words) for an unknown one."""
+    text = str(name).strip().lower()
+    for key, title in TABS.items():
+        if text in (key, title.lower()):
+            return key
+    raise ValueError(f"tab={name!r} is not one of: {', '.join(TABS)}")
+
+
+@dataclass
+class Link:
+    """What a link asks for: form values (a preset's, with the link's own over them), hidden and
+    locked controls (field names), a tab, the preset's key, and what could not be used, in words."""
+    values: dict
+    hide: tuple = ()
+    lock: tuple = ()
+    tab: str = ""
+    preset: str = ""
+    errors: tuple = ()
+
+
+def _names(text: str, key: str, errors: list) -> list:
+    out = []
+    for name in (t.strip().lower() for t in text.split(",")):
+        if not name:
+            continue
+        if name not in BY_NAME:
+            errors.append(f"{key}= names an unknown control {name!r}; known: {', '.join(BY_NAME)}")
+        elif name not in out:
+            out.append(name)
+    return out
+
+
+def parse_link(query: str) -> Link:
+    """`?preset=ladder&width=96&hide=optimizer,lr&lock=width&tab=scaling` -> a `Link`. Unknown
+    keys, names and bad values are reported in `errors`, never raised, so a broken link still
+    opens the app."""
+    values, errors, hide, lock, tab, preset = {}, [], [], [], "", ""
     for key, text in urllib.parse.parse_qsl((query or "").lstrip("?"), keep_blank_values=True):
-        field = BY_NAME.get(key.strip().lower())
+        key = key.strip().lower()
+        if key in ("hide", "lock"):
+            names = _names(text, key, errors)
+            target = hide if key == "hide" else lock
+            target += [n for n in names if n not in target]
+            continue
+        if key in ("tab", "preset"):
+            try:
+                if key == "tab":
+                    tab = tab_key(text)
+                else:
+                    preset = preset_key(text)
+            except ValueError as e:
+                errors.append(str(e))
+            continue
+        field = BY_NAME.get(key)
         if field is None:
-            errors.append(f"unknown setting {key!r} in the link; known: {', '.join(BY_NAME)}")
+            errors.append(f"unknown setting {key!r} in the link; known: {', '.join([*BY_NAME, *LINK_KEYS])}")
             continue
         try:
             values[field.name] = parse_value(field, text)
         except ValueError as e:
             errors.append(str(e))
-    return values, errors
+    if preset:
+        values = PRESETS[preset]["values"] | values      # the link's own settings override the preset's
+        tab = tab or PRESETS[preset].get("tab", "")
+    return Link(values, tuple(hide), tuple(lock), tab, preset, tuple(errors))
 
 
-def format_query(values: dict) -> str:
+def parse_query(query: str) -> tuple[dict, list[str]]:
+    """`?width=256&depth=4` -> ({"width": 256, "depth": 4}, errors in words). Unknown keys and bad
+    values are reported, never raised, so a broken link still opens the app (`parse_link` also
+    reads hide, lock, tab and preset)."""
+    link = parse_link(query)
+    return link.values, list(link.errors)
+
+
+def format_query(values: dict, hide=(), lock=(), tab: str = "") -> str:
     """The share link's query string: every field, so that a link means the same setup whatever
-    the defaults of the app that opens it (an uploaded file cannot travel in a link)."""
+    the defaults of the app that opens it (an uploaded file cannot travel in a link); then the
+    controls it hides and locks and the tab it opens, if any."""
     keep = {f.name: values[f.name] for f in FIELDS if f.name in values}
     if keep.get("data") == "file":
         del keep["data"]
-    return "?" + urllib.parse.urlencode({k: f"{v:g}" if isinstance(v, float) else v for k, v in keep.items()})
+    items = {k: f"{v:g}" if isinstance(v, float) else v for k, v in keep.items()}
+    order = list(BY_NAME)
+    for key, names in (("hide", hide), ("lock", lock)):
+        names = sorted(dict.fromkeys(n for n in names if n in BY_NAME), key=order.index)
+        if names:
+            items[key] = ",".join(names)
+    if tab:
+        items["tab"] = tab_key(tab)
+    return "?" + urllib.parse.urlencode(items, safe=",")
