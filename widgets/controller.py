@@ -97,15 +97,90 @@ class Controller(Jobs, ScalingActions):
 
     @reported
     def apply_query(self, query: str | None = None) -> None:
-        """Set the controls from a page's query string (`?width=256&depth=4`); Voila hands it to
-        the kernel as $QUERY_STRING. Bad values are reported in the error area, never raised."""
+        """Set the page from its query string (`?width=256&depth=4`; Voila hands it to the kernel as
+        $QUERY_STRING): a preset (`preset=ladder`, the link's own settings over it), the form's
+        values, hidden and locked controls (`hide=optimizer,lr&lock=width`) and a tab (`tab=scaling`).
+        Bad values and unknown names are reported in the error area, never raised."""
         query = os.environ.get("QUERY_STRING", "") if query is None else query
-        values, errors = fields.parse_query(query)
+        link = fields.parse_link(query)
+        values = fields.defaults() | link.values if link.preset else link.values
+        said = []
+        if link.preset:
+            self.state.preset = link.preset
+            self.set_sweep(**fields.PRESETS[link.preset].get("sweep", {}))
+            said.append(f"preset {fields.PRESETS[link.preset]['label']}")
         if values:
             self.set_values(**values)
-            self.state.notice = "settings from the link: " + ", ".join(f"{k}={v}" for k, v in values.items())
-        if errors:
-            self.report("the link's settings were not all used: " + "; ".join(errors))
+            explicit = {k: v for k, v in link.values.items()
+                        if not link.preset or fields.PRESETS[link.preset]["values"].get(k, object()) != v}
+            if explicit:
+                said.append(", ".join(f"{k}={v}" for k, v in explicit.items()))
+        self.state.hidden, self.state.locked = list(link.hide), list(link.lock)
+        self.state.share_options = {"hide": list(link.hide), "lock": list(link.lock), "tab": link.tab}
+        self._form_changed()
+        if link.hide:
+            said.append("hidden: " + ", ".join(link.hide))
+        if link.lock:
+            said.append("locked: " + ", ".join(link.lock))
+        if link.tab:
+            self.open_tab(link.tab)
+            said.append(f"opens the {fields.TABS[link.tab]} tab")
+        if said:
+            self.state.notice = "settings from the link: " + "; ".join(said)
+        if link.errors:
+            self.report("the link's settings were not all used: " + "; ".join(link.errors))
+
+    @reported
+    def apply_preset(self, name: str) -> None:
+        """Set the form to a named preset (`widgets.fields.PRESETS`) over the defaults, its sweep
+        inputs, and open its tab. Locked controls keep their values (the link fixed them)."""
+        if not name:
+            return
+        try:
+            key = fields.preset_key(name)
+        except ValueError as e:
+            return self.report(e)
+        preset = fields.PRESETS[key]
+        values = {k: v for k, v in fields.preset_values(key).items() if k not in self.state.locked}
+        self.state.preset = key
+        self.set_sweep(**preset.get("sweep", {}))
+        self.set_values(**values)
+        if preset.get("tab"):
+            self.open_tab(preset["tab"])
+        kept = [k for k in self.state.locked if k in preset["values"]]
+        self.state.notice = (f"preset {preset['label']}: {preset['help']}"
+                             + (f" (locked, kept as they were: {', '.join(kept)})" if kept else ""))
+
+    @reported
+    def open_tab(self, name: str) -> None:
+        """Open one of the app's tabs (`widgets.fields.TABS`: sweep, scaling, runs, sample, share)."""
+        try:
+            self.state.tab = fields.tab_key(name)
+        except ValueError as e:
+            self.report(e)
+
+    @reported
+    def set_share(self, *, hide=None, lock=None, tab: str | None = None) -> None:
+        """The Share tab's choices: the controls its link hides and locks, and the tab it opens."""
+        opts = dict(self.state.share_options)
+        try:
+            for key, names in (("hide", hide), ("lock", lock)):
+                if names is not None:
+                    unknown = [n for n in names if n not in fields.BY_NAME]
+                    if unknown:
+                        raise ValueError(f"cannot {key} {', '.join(map(repr, unknown))}: not a control of the form; "
+                                         f"known: {', '.join(fields.BY_NAME)}")
+                    opts[key] = list(names)
+            if tab is not None:
+                opts["tab"] = fields.tab_key(tab) if tab else ""
+        except ValueError as e:
+            return self.report(e)
+        self.state.share_options = opts
+        self.state.share = self._share_link()
+
+    def _share_link(self) -> str:
+        o = self.state.share_options
+        return fields.format_query(self.state.form, o.get("hide", ()), o.get("lock", ()), o.get("tab", ""))
 
     @reported
     def page_opened(self, query: str) -> None:
@@ -139,7 +214,9 @@ class Controller(Jobs, ScalingActions):
 
     def _form_changed(self) -> None:
         st = self.state
-        st.share = fields.format_query(st.form)
+        st.share = self._share_link()
+        if st.preset and any(st.form.get(k) != v for k, v in fields.PRESETS[st.preset]["values"].items()):
+            st.preset = ""                 # changed since: the Preset dropdown can set it again
         try:
             cfg = self._checked_config()
         except (ConfigError, ValueError) as e:

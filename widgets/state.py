@@ -16,6 +16,13 @@ class AppState(tr.HasTraits):
     readouts = tr.Dict()           # parameters, FLOPs, tokens per parameter, time and memory estimates (text)
     share = tr.Unicode("")         # "?width=...&depth=..." for the current form
     stored = tr.Unicode("")        # the form's run is finished in the store: when, in words ("" if not); Train again
+    preset = tr.Unicode("")        # the preset the form was set from (widgets.fields.PRESETS key); "" once changed
+
+    # what a link asks of the page (widgets.fields.parse_link), and what the Share tab's link will ask
+    hidden = tr.List()             # form field names whose controls are not shown
+    locked = tr.List()             # form field names whose controls are shown but disabled
+    tab = tr.Unicode("")           # the open tab (a widgets.fields.TABS key); "" before any is asked for
+    share_options = tr.Dict({"hide": [], "lock": [], "tab": ""})   # the Share tab's choices for its link
 
     # runs: the store's rows (dicts, newest first) and the ones in flight
     runs = tr.List()
