@@ -11,6 +11,7 @@ import threading
 
 import ipywidgets as ipw
 
+from widgets import fields
 from widgets.controller import Controller
 from widgets.controls import ConfigForm
 from widgets.panels import Messages, PlotToolbar, RunsPanel, SamplePanel, ScalingPanel, SharePanel, SweepPanel
@@ -18,7 +19,7 @@ from widgets.plots import Plots
 from widgets.presence import Presence
 from widgets.state import AppState
 
-TABS = ("Sweep", "Scaling", "Runs", "Sample text", "Share")
+TABS = tuple(fields.TABS.values())      # their keys (fields.TABS) name them in links: ?tab=scaling
 
 
 class Lab(ipw.VBox):
@@ -46,6 +47,10 @@ class Lab(ipw.VBox):
         self.sample = SamplePanel(c)
         self.share = SharePanel(c)
         self.tabs = ipw.Tab(children=[self.sweep, self.scaling, self.runs, self.sample, self.share], titles=TABS)
+        keys = list(fields.TABS)
+        self.tabs.observe(lambda change: c.open_tab(keys[change.new]) if change.new is not None else None,
+                          names="selected_index")
+        self.state.observe(lambda change: self._show_tab(), names="tab")
         self.toolbar = PlotToolbar(c)
         right = ipw.VBox([self.form.actions, self.toolbar, self.plots.fig, self.tabs],
                          layout=ipw.Layout(flex="1 1 auto", min_width="600px"))
@@ -55,6 +60,12 @@ class Lab(ipw.VBox):
         super().__init__([title, self.messages, ipw.HBox([self.form, right]), self.presence.widget],
                          layout=ipw.Layout(width="100%"))
         follow_link(c, query)
+
+    def _show_tab(self):
+        """The tab the state asks for (a link's `tab=`, a preset's tab)."""
+        keys = list(fields.TABS)
+        if self.state.tab in keys and self.tabs.selected_index != keys.index(self.state.tab):
+            self.tabs.selected_index = keys.index(self.state.tab)
 
 
 def follow_link(controller: Controller, query: str | None = None) -> None:

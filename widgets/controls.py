@@ -2,7 +2,8 @@
 
 Widgets write through the controller (`set_values`) and show the state (`form`, `readouts`,
 `config_error`, `job`, `progress`); a link's settings therefore reach the widgets the same way
-a student's clicks reach the controller.
+a student's clicks reach the controller. The Preset dropdown on top sets the whole form
+(`apply_preset`); a link's `hidden` and `locked` controls are hidden or disabled here.
 """
 
 import html
@@ -15,7 +16,7 @@ from widgets import fields
 from widgets.controller import MAX_UPLOAD_BYTES, Controller
 
 STYLE = {"description_width": "110px"}
-WIDE = ipw.Layout(width="340px")
+WIDTH = "340px"
 SECTIONS = tuple((title, tuple(f.name for f in fields.FIELDS if f.section == title))   # from lab.schema
                  for title in FORM_SECTIONS)
 SECTION_HELP = {
@@ -32,7 +33,8 @@ NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbe
 
 def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
     """The widget for one field: labelled, with its help as a tooltip."""
-    kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=WIDE)
+    kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=ipw.Layout(width=WIDTH))   # its own
+    # layout: a link hides one control by its layout's display
     if f.kind == "choice":
         labels = fields.LABELS.get(f.name, {})
         return ipw.Dropdown(options=[(str(labels.get(c, c)), c) for c in f.choices], value=value, **kw)
@@ -55,6 +57,12 @@ class ConfigForm(ipw.VBox):
     def __init__(self, controller: Controller):
         self.controller = c = controller
         st = c.state
+        presets = [("(choose one)", ""), *((p["label"], k) for k, p in fields.PRESETS.items())]
+        self.preset = ipw.Dropdown(options=presets,
+                                   value=st.preset, description="Preset", tooltip=fields.PRESET_HELP, style=STYLE,
+                                   layout=ipw.Layout(width=WIDTH))
+        self.preset.add_class("lab-preset")
+        self.preset.observe(lambda change: c.apply_preset(change.new) if change.new else None, names="value")
         self.inputs = {f.name: field_widget(f, st.form[f.name]) for f in fields.FIELDS}
         for name, w in self.inputs.items():
             w.add_class(f"lab-{name}")          # stable hooks for the browser test and for CSS
@@ -84,7 +92,7 @@ class ConfigForm(ipw.VBox):
         self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
         self.status = ipw.Label("")
         self.status.add_class("lab-status")
-        sections = []
+        sections, self.sections = [], {}
         for title, names in SECTIONS:
             items = [self.inputs[n] for n in names]
             if title == "Data":
@@ -92,16 +100,34 @@ class ConfigForm(ipw.VBox):
             sections.append(ipw.VBox([ipw.HTML(f"<b>{title}</b> <span style='color:#666;font-size:90%'>"
                                                f"{html.escape(SECTION_HELP[title])}</span>",
                                                layout=ipw.Layout(width="340px")), *items]))
+            self.sections[title] = sections[-1]
         # Train, Stop and the progress go above the figure (app.py), where the eyes are while it trains
         self.actions = ipw.HBox([self.train, self.again, self.stop, self.bar, self.status],
                                 layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([*sections, self.problem, self.readouts], layout=ipw.Layout(width="360px"))
+        super().__init__([self.preset, *sections, self.problem, self.readouts], layout=ipw.Layout(width="360px"))
         for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
                          ("config_error", self._show_problem), ("job", self._show_job),
-                         ("progress", self._show_progress), ("stored", self._show_job)):
+                         ("progress", self._show_progress), ("stored", self._show_job),
+                         ("preset", self._show_preset), ("hidden", self._show_access), ("locked", self._show_access)):
             st.observe(lambda change, fn=fn: fn(), names=name)
-        for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress):
+        for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress,
+                   self._show_preset, self._show_access):
             fn()
+
+    def _show_preset(self):
+        want = self.controller.state.preset
+        if self.preset.value != want:
+            self.preset.value = want
+
+    def _show_access(self):
+        """A link's hidden controls are not shown (nor a section whose controls all are); its
+        locked ones are shown, disabled."""
+        st = self.controller.state
+        for name, w in self.inputs.items():
+            w.layout.display = "none" if name in st.hidden else ""
+            w.disabled = name in st.locked
+        for title, names in SECTIONS:
+            self.sections[title].layout.display = "none" if names and set(names) <= set(st.hidden) else ""
 
     def _show_form(self):
         form = self.controller.state.form

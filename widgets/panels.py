@@ -6,6 +6,7 @@ import html
 import ipywidgets as ipw
 
 from lab.sweep import LADDER_LR
+from widgets import fields
 from widgets.controller import Controller
 from widgets.text import epochs_flag, fmt_count
 
@@ -113,6 +114,8 @@ class SweepPanel(ipw.VBox):
             getattr(self, name).add_class(f"lab-sweep-{name.replace('_', '-')}")
             getattr(self, name).observe(lambda change, name=name: c.set_sweep(**{name: change.new}), names="value")
         self.mode.observe(lambda _change: self._show(), names="value")
+        self._names = ("mode", "widths", "depths", "tokens", "budgets", "sizes", "ladder_widths", "ladder_depths",
+                       "tokens_per_param", "ladder_seeds", "ladder_tuned")
         self.plan = ipw.HTML()
         self.plan.add_class("lab-sweep-plan")
         self.run = _button("Run sweep", "Train every planned run the store does not hold yet",
@@ -132,6 +135,10 @@ class SweepPanel(ipw.VBox):
     def _show(self):
         st = self.c.state
         p = st.sweep_plan
+        for name in self._names:           # a preset may have set the inputs (Controller.set_sweep)
+            w, want = getattr(self, name), self.c.sweep_form.get(name)
+            if want is not None and w.value != want:
+                w.value = want
         for mode, box in (("ladder", self.ladder_box), ("grid", self.grid_box), ("isoflop", self.iso_box)):
             box.layout.display = "" if self.mode.value == mode else "none"
         if p.get("error"):
@@ -373,20 +380,55 @@ class SamplePanel(ipw.VBox):
 
 
 class SharePanel(ipw.VBox):
-    """The link for the current setup: a teacher hands it out as a starting point."""
+    """The link for the current setup: a teacher hands it out as a starting point, choosing the
+    controls it hides and locks and the tab it opens."""
 
     def __init__(self, c: Controller):
         self.c = c
+        self._syncing = False
+        controls = [(f"{f.label} ({f.name})", f.name) for f in fields.FIELDS]
+        narrow = {"description_width": "50px"}
+        self.hide = ipw.SelectMultiple(options=controls, rows=6, description="Hide", style=narrow,
+                                       layout=ipw.Layout(width="300px"),
+                                       tooltip="Controls the link does not show (their values still come from the "
+                                               "link); Ctrl/Shift-click to choose several")
+        self.lock = ipw.SelectMultiple(options=controls, rows=6, description="Lock", style=narrow,
+                                       layout=ipw.Layout(width="300px"),
+                                       tooltip="Controls the link shows but does not let students change (their "
+                                               "value is fixed by the link); Ctrl/Shift-click to choose several")
+        self.tab = ipw.Dropdown(options=[("(the first)", ""), *((title, key) for key, title in fields.TABS.items())],
+                                value="", description="Open tab", style={"description_width": "70px"},
+                                tooltip="The tab the link opens")
+        for name in ("hide", "lock", "tab"):
+            w = getattr(self, name)
+            w.add_class(f"lab-share-{name}")
+            w.observe(lambda change, name=name: self._chosen(name, change.new), names="value")
         self.text = ipw.Text(description="Link", style={"description_width": "50px"}, layout=ipw.Layout(width="720px"),
                              tooltip="add this to the app's address; it sets the controls")
         self.text.add_class("lab-share-text")
         self.link = ipw.HTML()
-        super().__init__([ipw.HTML("Add this to the app's address to open it with the same settings:"), self.text,
-                          self.link])
-        _observe(c.state, ("share",), self._show)
+        super().__init__([ipw.HTML("Add this to the app's address to open it with the same settings. For a class, "
+                                   "choose controls to hide or lock and a tab to open:"),
+                          ipw.HBox([self.hide, self.lock, self.tab]), self.text, self.link])
+        _observe(c.state, ("share", "share_options"), self._show)
+
+    def _chosen(self, name, value) -> None:
+        if not self._syncing:
+            self.c.set_share(**{name: list(value) if name != "tab" else value})
 
     def _show(self):
         q = self.c.state.share
+        o = self.c.state.share_options
+        self._syncing = True
+        try:
+            for name in ("hide", "lock"):
+                want = tuple(o.get(name, ()))
+                if tuple(getattr(self, name).value) != want:
+                    getattr(self, name).value = want
+            if self.tab.value != o.get("tab", ""):
+                self.tab.value = o.get("tab", "")
+        finally:
+            self._syncing = False
         self.text.value = q
         self.link.value = (f"<a class='lab-share' href='{html.escape(q)}' target='_blank'>open this setup in a new "
                            "tab</a>")
