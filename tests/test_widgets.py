@@ -649,3 +649,121 @@ def test_stop_on_a_following_page_stops_following_never_the_other_run(app):
     (ra,) = run(go())
     assert ra.status == "done" and ra.steps == ra.config.steps     # page A's run was never stopped
     assert RunStore(None).record(ra.run_id).status == "done"
+
+
+# --- teacher links and presets (issue 13) ------------------------------------------------------------
+
+def test_a_link_hides_locks_and_opens_a_tab():
+    from widgets import Lab
+    app = Lab(query="?width=64&depth=2&hide=optimizer,lr,schedule&lock=width&tab=scaling")
+    st, f = app.state, app.form.inputs
+    assert not st.error and (st.form["width"], st.form["depth"]) == (64, 2)
+    for name in ("optimizer", "lr", "schedule"):
+        assert f[name].layout.display == "none"                     # hidden, its value still the link's
+    assert f["width"].disabled and f["width"].layout.display == ""  # shown, fixed by the link
+    assert not f["depth"].disabled and f["depth"].layout.display == "" and f["warmup"].layout.display == ""
+    assert f["optimizer"].layout is not f["depth"].layout           # hiding one control hides only it
+    assert app.tabs.selected_index == list(app.tabs.titles).index("Scaling") and st.tab == "scaling"
+    assert "hidden: optimizer, lr, schedule" in st.notice and "locked: width" in st.notice
+    assert not app.form.train.disabled
+    # the share link carries them on, and the Share tab shows them as chosen
+    assert "hide=optimizer,lr,schedule" in st.share and "lock=width" in st.share and "tab=scaling" in st.share
+    assert app.share.hide.value == ("optimizer", "lr", "schedule") and app.share.tab.value == "scaling"
+    app.controller.apply_preset("optimizers")                       # a preset keeps what the link locked
+    assert st.form["width"] == 64 and "locked" in st.notice and st.tab == "runs"
+    app.tabs.selected_index = list(app.tabs.titles).index("Sample text")   # a click on a tab
+    assert st.tab == "sample"
+
+
+def test_a_whole_hidden_section_is_hidden_with_its_title():
+    from widgets import Lab
+    app = Lab(query="?hide=optimizer,lr,schedule,warmup,batch")
+    assert app.form.sections["Optimizer"].layout.display == "none" and app.form.sections["Model"].layout.display == ""
+
+
+def test_unknown_names_in_a_link_are_reported_not_raised():
+    from widgets import Lab
+    app = Lab(query="?width=32&hide=optimizer,colour&lock=size&tab=graphs&preset=huge")
+    err = app.state.error
+    assert "colour" in err and "size" in err and "graphs" in err and "huge" in err
+    assert "Problem" in app.messages.error.value
+    assert app.state.form["width"] == 32 and app.form.inputs["optimizer"].layout.display == "none"   # the rest applies
+    assert app.state.hidden == ["optimizer"] and app.state.locked == [] and app.state.tab == ""
+    app.controller.open_tab("nowhere")
+    assert "nowhere" in app.state.error
+    app.controller.set_share(hide=["width", "colour"])
+    assert "colour" in app.state.error and "colour" not in app.state.share
+    assert app.state.share_options["hide"] == ["optimizer"]                     # the refused choice changed nothing
+
+
+def test_format_query_round_trips_hide_lock_and_tab():
+    from widgets import fields
+    values = fields.defaults() | {"width": 96, "lr": 1e-3}
+    q = fields.format_query(values, hide=["lr", "optimizer"], lock=["width"], tab="Scaling")
+    assert "hide=optimizer,lr" in q and "lock=width" in q and "tab=scaling" in q
+    link = fields.parse_link(q)
+    assert link.values == values and not link.errors
+    assert set(link.hide) == {"lr", "optimizer"} and link.lock == ("width",) and link.tab == "scaling"
+    assert fields.parse_link(fields.format_query(values)).hide == ()             # none asked, none written
+    assert not set(fields.LINK_KEYS) & set(fields.BY_NAME)                      # a link's keys never clash
+
+
+def test_the_share_tab_builds_a_teacher_link(app):
+    share = app.share
+    for w in (share.hide, share.lock, share.tab):
+        assert w.description and w.tooltip
+    share.hide.value = ("optimizer", "lr")
+    share.lock.value = ("width",)
+    share.tab.value = "scaling"
+    q = app.state.share
+    assert "hide=optimizer,lr" in q and "lock=width" in q and "tab=scaling" in q and share.text.value == q
+    assert app.state.hidden == [] and not app.form.inputs["optimizer"].layout.display   # the teacher still sees all
+    from widgets import Lab
+    student = Lab(query=q)
+    assert student.form.inputs["lr"].layout.display == "none" and student.form.inputs["width"].disabled
+    assert student.state.tab == "scaling" and not student.state.error
+
+
+def test_every_preset_applies_cleanly_and_opens_its_tab(app, monkeypatch):
+    from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
+    from widgets import fields
+    c, st = app.controller, app.state
+    assert {"first-run", "ladder", "optimizers", "data-limited"} <= set(fields.PRESETS)
+    assert app.form.preset.description == "Preset" and app.form.preset.tooltip
+    assert app.form.children[0] is app.form.preset                    # at the top of the form
+    for key, preset in fields.PRESETS.items():
+        for name, value in preset["values"].items():                   # plain data inside the fields' bounds
+            assert fields.parse_value(fields.BY_NAME[name], f"{value:g}" if isinstance(value, float) else str(value)) \
+                == value, (key, name)
+        app.form.preset.value = key                                    # the dropdown's one choice
+        assert not st.error and not st.config_error and not app.form.train.disabled, (key, st.error, st.config_error)
+        assert st.preset == key and all(st.form[k] == v for k, v in preset["values"].items())
+        assert not st.sweep_plan.get("error"), (key, st.sweep_plan)
+        if preset.get("tab"):
+            assert st.tab == preset["tab"] and app.tabs.selected_index == list(fields.TABS).index(preset["tab"])
+        for name, value in preset.get("sweep", {}).items():
+            assert c.sweep_form[name] == value and getattr(app.sweep, name).value == value
+    ladder = fields.PRESETS["ladder"]["values"]
+    assert ladder["param"] == "mup" and ladder["lr"] == LADDER_LR
+    assert ladder["tokens_per_param"] == CHINCHILLA_TOKENS_PER_PARAM
+    assert fields.PRESETS["ladder"]["tab"] == "sweep" and fields.PRESETS["ladder"]["sweep"]["mode"] == "ladder"
+    assert fields.PRESETS["data-limited"]["values"]["tokens_per_param"] == 0          # a fixed number of tokens
+    app.form.inputs["width"].value = 48
+    assert st.preset == "" and app.form.preset.value == ""              # changed: the dropdown can set it again
+    monkeypatch.delenv("SCALING_LAB_QUICK")                             # also valid over the full-size defaults
+    for key in fields.PRESETS:
+        c.build_config(fields.preset_values(key))
+
+
+def test_a_preset_link_with_explicit_settings_over_it():
+    from widgets import Lab, fields
+    app = Lab(query="?preset=ladder&width=96")
+    st = app.state
+    assert st.form["width"] == 96 and st.form["param"] == "mup" and st.form["tokens_per_param"] == 20
+    assert not st.error and not st.config_error and not app.form.train.disabled and st.tab == "sweep"
+    assert st.preset == "ladder" and "preset ladder" in st.notice and "width=96" in st.notice
+    for key in fields.PRESETS:
+        other = Lab(query=f"?preset={key}&width=96")
+        assert other.state.form["width"] == 96 and not other.state.error and not other.state.config_error, key
+        assert all(other.state.form[k] == v for k, v in fields.PRESETS[key]["values"].items() if k != "width")
+    assert Lab(query="?preset=first run").state.preset == "first-run"   # the label works too
