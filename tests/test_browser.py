@@ -38,6 +38,15 @@ TRACE_POINTS = """(name) => { const el = document.querySelector('.js-plotly-plot
     const t = el.data.find(t => t.name === name); return t && t.x ? t.x.length : 0 }"""
 
 
+# Controls of the form (and their readouts) whose box intersects the panel on the right.
+NO_OVERLAP = """() => { const right = document.querySelector('.lab-right').getBoundingClientRect();
+    return [...document.querySelectorAll('.lab-form .widget-inline-hbox, .lab-form .widget-readout')]
+      .map(el => [el, el.getBoundingClientRect()])
+      .filter(([el, b]) => b.width > 0 && b.right > right.left + 1 && b.left < right.right
+                           && b.bottom > right.top + 1 && b.top < right.bottom)
+      .map(([el, b]) => el.className + ' ' + (el.innerText || '').slice(0, 30)) }"""
+
+
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 15) -> None:
     """End a server started with start_new_session=True, and everything it started."""
     os.killpg(proc.pid, signal.SIGTERM)
@@ -148,6 +157,11 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
             # load 1: a link sets a tiny model; the width is then changed on the page
             ready = _open(page, url + f"?{TINY}&tokens=2M")
             assert page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length") == 1
+            for width in (1000, 1400):                       # no control hidden under the plots or tabs
+                page.set_viewport_size({"width": width, "height": 1100})
+                time.sleep(1)
+                page.screenshot(path=str(ARTIFACTS / f"voila-layout-{width}px.png"), full_page=True)
+                assert page.evaluate(NO_OVERLAP) == [], width
             size = page.inner_text(".lab-readouts")
             readout = page.locator(".lab-width .widget-readout")
             readout.click()

@@ -53,11 +53,14 @@ class Lab(ipw.VBox):
         self.state.observe(lambda change: self._show_tab(), names="tab")
         self.toolbar = PlotToolbar(c)
         right = ipw.VBox([self.form.actions, self.toolbar, self.plots.fig, self.tabs],
-                         layout=ipw.Layout(flex="1 1 auto", min_width="600px"))
+                         layout=ipw.Layout(flex="1 1 600px", min_width="600px"))
         title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>Train small language "
                          "models, watch the loss fall, and fit the power laws that predict bigger ones.</div>")
         self.presence = Presence(c.page_gone)     # stops the job when the page is closed or reloaded
-        super().__init__([title, self.messages, ipw.HBox([self.form, right]), self.presence.widget],
+        self.form.add_class("lab-form")
+        right.add_class("lab-right")
+        self.body = ipw.HBox([self.form, right], layout=ipw.Layout(flex_flow="row wrap", width="100%"))
+        super().__init__([title, self.messages, self.body, self.presence.widget],
                          layout=ipw.Layout(width="100%"))
         follow_link(c, query)
 

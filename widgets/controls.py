@@ -104,7 +104,10 @@ class ConfigForm(ipw.VBox):
         # Train, Stop and the progress go above the figure (app.py), where the eyes are while it trains
         self.actions = ipw.HBox([self.train, self.again, self.stop, self.bar, self.status],
                                 layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([self.preset, *sections, self.problem, self.readouts], layout=ipw.Layout(width="360px"))
+        # never narrower than its controls: when the page is narrow the app wraps the plots below
+        # the form instead of squeezing the form under them (JupyterLab with its side panel open)
+        super().__init__([self.preset, *sections, self.problem, self.readouts],
+                         layout=ipw.Layout(width="360px", min_width="360px", flex="0 0 360px"))
         for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
                          ("config_error", self._show_problem), ("job", self._show_job),
                          ("progress", self._show_progress), ("stored", self._show_job),
