@@ -149,7 +149,7 @@ def _train(args) -> int:
             "unigram_loss", "entropy_rate", "dataset", "stopped")
     rows = [{k: r.to_dict()[k] for k in keys} for r in results]
     if args.json:
-        print(json.dumps(rows[0] if len(rows) == 1 else rows))
+        print(json.dumps(rows))                 # always a list: one run object per seed
     else:
         for r in rows:
             print(f"run {r['run_id']}: {r['status']}, validation loss {r['eval_loss']:.4f} nats/token "
@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model (or several seeds of it)",
                        description="Train a language model and report its losses, size and compute.")
     add_run_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object (a list for several seeds) on stdout")
+    p.add_argument("--json", action="store_true", help="print a JSON list of run objects, one per seed, on stdout "
+                   "(with --dry-run: one plan object for all the seeds)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="check the config and print its size and cost; train nothing")
     p.add_argument("--store", default=None, metavar="PATH", help="run store folder (default: $SCALING_LAB_STORE "

@@ -69,7 +69,7 @@ def test_train_json_tiny_run_subprocess():
     out = run_cli("train", "--width", "16", "--depth", "1", "--heads", "2", "--context", "16", "--batch", "4",
                   "--tokens", "2e3", "--json", "--no-store")
     assert out.returncode == 0, out.stderr
-    row = json.loads(out.stdout)
+    [row] = json.loads(out.stdout)                           # a list, one run per seed
     for key in ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss",
                 "eval_loss", "tokens_per_s", "first_step_s", "wall_s", "device"):
         assert key in row
@@ -82,7 +82,7 @@ def test_the_readme_example_learns_well_below_the_unigram_baseline():
     out = run_cli("train", "--width", "64", "--depth", "2", "--tokens", "2e5", "--optimizer", "adamw", "--lr", "3e-3",
                   "--json", "--no-store")
     assert out.returncode == 0, out.stderr
-    row = json.loads(out.stdout)
+    [row] = json.loads(out.stdout)
     assert row["status"] == "done"
     assert row["eval_loss"] < row["unigram_loss"] - 0.5
     assert row["wall_s"] < 120
@@ -95,21 +95,21 @@ TINY_TRAIN = ["train", "--width", "16", "--depth", "1", "--heads", "2", "--conte
 def test_train_with_a_store_prints_a_finished_run_and_force_trains_a_new_attempt_beside_it(capsys, tmp_path):
     from lab.store import RunStore
     assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 0
-    first = json.loads(capsys.readouterr().out)
+    [first] = json.loads(capsys.readouterr().out)
     store = RunStore(tmp_path)
     before = store.record(first["run_id"], curve=True)
     assert before.status == "done" and before.attempts == 1
 
     assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 0          # again: printed from the store
     out = capsys.readouterr()
-    assert json.loads(out.out) == first
+    assert json.loads(out.out) == [first]
     assert f"run {first['run_id']} is already in the store (done, trained today at" in out.err
     assert "without training; --force trains a new attempt beside it" in out.err
     assert store.record(first["run_id"]).attempts == 1
 
     assert main([*TINY_TRAIN, "--store", str(tmp_path), "--force"]) == 0   # a new attempt, never over it
     out = capsys.readouterr()
-    retry = json.loads(out.out)
+    [retry] = json.loads(out.out)
     assert retry["run_id"] != first["run_id"] and "training attempt 1 of run" in out.err
     after = store.record(first["run_id"], curve=True)
     assert after.finished == before.finished and after.result.curve == before.result.curve

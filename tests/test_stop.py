@@ -81,7 +81,7 @@ def test_train_flags_stop_early_and_json_says_why(capsys):
             "builtin", "--tokens", str(8 * 32 * 24), "--eval-tokens", "2048", "--evals", "6", "--lr", "1e-2",
             "--target-loss", "100", "--json", "--no-store", "--quiet"]
     assert main(args) == 0
-    row = json.loads(capsys.readouterr().out)
+    [row] = json.loads(capsys.readouterr().out)
     assert row["status"] == "done" and row["stopped"] == "target" and row["steps"] < 24
     assert main(["train", "--no-store", "--patience", "-1"]) == 2
     assert "patience must be between 0 and 10000, got -1; try --patience 0" in capsys.readouterr().err

@@ -120,7 +120,7 @@ def test_the_real_entry_point_records_runs_that_runs_lists(tmp_path):
                         "--evals", "2", "--tokens", "4096", "--store", tmp_path, "--json", "--quiet")
     out, err = train.communicate(timeout=600)
     assert train.returncode == 0, err[-3000:]
-    assert json.loads(out)["run_id"] == TINY.run_id
+    assert [r["run_id"] for r in json.loads(out)] == [TINY.run_id]
     runs = lab_process("runs", "--store", tmp_path, "--csv")
     out, err = runs.communicate(timeout=120)
     rows = list(csv.DictReader(io.StringIO(out)))
