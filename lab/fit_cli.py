@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from lab.jsonsafe import json_safe
+
 LAWS = ("chinchilla", "kaplan-n", "kaplan-d", "kaplan-c", "isoflop")
 
 
@@ -78,7 +80,7 @@ def run(args) -> int:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(_clean(out)))
+        print(json.dumps(json_safe(out)))
     else:
         print(_summary(out))
         if out.get("left_out"):
@@ -313,21 +315,6 @@ def _budgets(text, C) -> np.ndarray:
         raise _Usage(f"the data's compute ({float(np.max(C)):.3g} FLOPs) leaves no larger finite budget for the "
                      "allocation table; give --budgets explicitly")
     return budgets
-
-
-def _clean(v):
-    """JSON-safe: numpy scalars to Python, NaN/inf to null."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 def _g(v) -> str:

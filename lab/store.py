@@ -55,6 +55,7 @@ from lab.schema import BY_PATH
 from lab.counting import flops_per_token, param_counts
 from lab.family import family_key
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
+from lab.jsonsafe import json_safe
 
 SCHEMA_VERSION = 1
 DB_NAME = "runs.sqlite"
@@ -241,19 +242,8 @@ def _connect(db_path: Path, *, create: bool = True) -> sqlite3.Connection:
     return con
 
 
-def _clean(value):
-    """JSON-safe: non-finite floats become null (NaN is not JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _dumps(value) -> str:
-    return json.dumps(_clean(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _float(value) -> float:
@@ -334,7 +324,7 @@ class RunRecord:
         if self.result is not None:
             r = self.result.to_dict()
             d.update({k: r[k] for k in d if k in r and k not in ("run_id", "status")})
-        return _clean(d)
+        return json_safe(d)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ command line's progress bar are all trackers.
 """
 
 import dataclasses
-import math
 import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from lab.config import RunConfig
+from lab.jsonsafe import json_safe
 
 
 
@@ -71,7 +71,7 @@ class RunResult:
         d["config"] = self.config.to_dict()
         if curve:
             d["curve"] = list(self.curve)
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        return json_safe(d)
 
 
 def cancel_requested(cancel) -> bool:
