@@ -506,9 +506,12 @@ class Controller(Jobs, ScalingActions):
         return str(path)
 
     @reported
-    def sample(self, run_id: str, prompt: str = "", length: int = 200, temperature: float = 0.8):
-        """Text from a stored run's weights (the model continues `prompt`). Inside a kernel the
-        model runs in a worker thread and this returns the task; without an event loop, the text."""
+    def sample(self, run_id: str, prompt: str = "", length: int = 200,
+               temperature: float = 0.8) -> asyncio.Task | None:
+        """Text from a stored run's weights (the model continues `prompt`) into `state.sample_text`;
+        an error goes to the error area. Inside a kernel (a running event loop) the model runs in a
+        worker thread and this returns that task; without an event loop it samples at once and
+        returns None. Either way the text is read from `state.sample_text`, never from the return."""
         def work():
             if not run_id:
                 raise ValueError("choose a run to sample from (runs that finished have weights)")
@@ -528,5 +531,5 @@ class Controller(Jobs, ScalingActions):
         try:
             self.state.sample_text = work()
         except Exception as e:
-            return self.report(e, "sampling")
-        return self.state.sample_text
+            self.report(e, "sampling")
+        return None
