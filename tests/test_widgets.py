@@ -76,7 +76,7 @@ def test_an_impossible_config_disables_train_and_says_why(app):
 
 
 def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
-    app.controller.set_values(tokens=8 * 32 * 64 * 3)          # three chunks of 64 steps
+    app.controller.set_values(tokens=8 * 32 * 64 * 3)          # 192 steps: chunks of 16 (MAX_CHUNK)
     out = run(_click_and_wait(app.form.train, app.controller))  # the Train button's one click
     assert [r.status for r in out] == ["done"] and not app.state.error and not app.state.job
     assert app.plots.points("curves") >= 4 and app.plots.points("runs") == 1
@@ -88,7 +88,8 @@ def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
     from widgets import Lab                                     # a new kernel: the runs come back from the store
     again = Lab()
     assert [r["run_id"] for r in again.state.runs] == [row["run_id"]] and again.plots.points("curves") >= 4
-    text = again.controller.sample(row["run_id"], "The ", 16, 0.0)
+    assert again.controller.sample(row["run_id"], "The ", 16, 0.0) is None    # no event loop: sampled at once
+    text = again.state.sample_text
     assert isinstance(text, str) and len(text) >= 1 and not again.state.error
     assert again.sample.run.value == row["run_id"]             # the newest run is chosen
     again.sample.go.click()
@@ -541,7 +542,7 @@ def test_empty_plots_say_what_will_appear(app):
 
 # --- a shared store: thirty pages, one store (issue 13) ---------------------------------------------
 
-LONG = 8 * 32 * 64 * 40        # forty chunks of 64 steps: long enough to press Stop (or follow) in between
+LONG = 8 * 32 * 64 * 40        # 2,560 steps in chunks of 16: long enough to press Stop (or follow) in between
 
 
 async def _until(predicate, task=None, what=""):
