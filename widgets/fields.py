@@ -56,6 +56,8 @@ QUICK = {"width": 16, "depth": 1, "heads": 2, "context": 32, "tokens": 4096, "ba
 
 
 def quick() -> bool:
+    """Quick mode: SCALING_LAB_QUICK set to anything but "", "0", "false" or "False" (read each call).
+    The only reader of the variable: the app and the lessons (`widgets.lessons.quick`) both ask here."""
     return os.environ.get("SCALING_LAB_QUICK", "0") not in ("", "0", "false", "False")
 
 

@@ -5,19 +5,19 @@ trains (the notebooks call `lab.run_sweep` in plain cells so that they run headl
 """
 
 import math
-import os
 
 import ipywidgets as ipw
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-QUICK = os.environ.get("SCALING_LAB_QUICK") == "1"
+from widgets import fields
 
 
 def quick() -> bool:
-    """Quick mode (SCALING_LAB_QUICK=1): every lesson runs in a few minutes on a 2-core laptop."""
-    return QUICK
+    """Quick mode (SCALING_LAB_QUICK=1): every lesson runs in a few minutes on a 2-core laptop.
+    The app's own switch (`widgets.fields.quick`), so that the lessons and the app always agree."""
+    return fields.quick()
 
 
 def table(report) -> pd.DataFrame:
