@@ -18,12 +18,11 @@ import numpy as np
 from lab import counting, family as lfamily, fit as lawfit, laws
 from lab.config import ConfigError, RunConfig
 from widgets import fields
+from widgets.plots import SCALING          # the scaling variables: N, D, C -> (column, axis title)
 from widgets.text import fmt_count, in_words, reported
 
 BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
 FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
-VARIABLES = {"N": ("params_total", "parameters N"), "D": ("tokens", "training tokens D"),
-             "C": ("flops", "training compute C (FLOPs)")}
 LAW_BOOTSTRAP = 400             # resamples for a family law's intervals (lab.laws.fit_family)
 
 
@@ -180,7 +179,7 @@ class ScalingActions:
     @reported
     def set_variable(self, variable: str) -> None:
         """Plot and fit final loss against N, D or C."""
-        if variable not in VARIABLES:
+        if variable not in SCALING:
             raise ValueError(f"plot loss against N, D or C, not {variable!r}")
         self.state.fit = {"variable": variable, "notes": []}
         self._fit_objects = {}
@@ -206,7 +205,7 @@ class ScalingActions:
         compute-optimal frontier when the runs vary both N and D. Diverged and cancelled runs are
         left out and counted; runs of several families are refused."""
         variable = variable or self.state.fit.get("variable", "N")
-        if variable not in VARIABLES:
+        if variable not in SCALING:
             raise ValueError(f"plot loss against N, D or C, not {variable!r}")
         out = {"variable": variable, "equation": "", "curve": None, "band": None, "frontier": None, "chinchilla": "",
                "notes": [], "law": "", "family": self.state.family, "held_out": [], "warnings": [], "sizes": []}
@@ -223,7 +222,7 @@ class ScalingActions:
         if variable == "N" and pool["tokens_per_param"] > 0 and pool["rows"]:
             return self._fit_family_law(pool, out, quiet)
         rows = pool["rows"]
-        col, name = VARIABLES[variable]
+        col, name = SCALING[variable]
         x = np.array([float(r[col]) for r in rows])
         y = np.array([float(r["eval_loss"]) for r in rows])
         notes = out["notes"] = self._scope_notes(pool, len(rows))
