@@ -277,7 +277,10 @@ class RunConfig:
 
     @property
     def shape_id(self) -> str:
-        """Runs with the same shape id share one compiled program (seed, lr, tokens are data)."""
+        """Runs with the same shape id share one compiled program: the model, batch, optimizer and
+        whether it clips (lab.optim builds one optimizer per (name, clip on/off)), the data and the
+        precision. The seed, learning rate, schedule (kind included), weight decay, clip value and
+        tokens are data fed to that program, so they are left out. Not part of `run_id`."""
         shape = {"model": dataclasses.asdict(self.model), "batch": self.batch, "optim": self.optim.name,
-                 "schedule": self.optim.schedule, "data": dataclasses.asdict(self.data), "precision": self.precision}
+                 "clip_on": self.optim.clip > 0, "data": dataclasses.asdict(self.data), "precision": self.precision}
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
