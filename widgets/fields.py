@@ -110,6 +110,10 @@ def parse_value(field: Field, text: str):
 
 TABS = {"sweep": "Sweep", "scaling": "Scaling", "runs": "Runs", "sample": "Sample text", "share": "Share"}
 
+# A standard Transformer at the form's default size, on a fixed number of tokens (two presets' base).
+_ONE_MODEL = {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
+              "lr": 3e-3, "schedule": "cosine", "tokens_per_param": 0.0, "seeds": 1}
+
 # Named starting points: plain data, applied over the defaults (`preset_values`). "values" are
 # form settings; "tab" opens a tab; "sweep" sets the Sweep tab's inputs (Controller.set_sweep).
 PRESETS = {
@@ -134,16 +138,14 @@ PRESETS = {
         "label": "optimizers",
         "help": "One model and one data size to compare optimizers: train it, change Optimizer (and its learning "
                 "rate), train again, and compare the curves",
-        "values": {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
-                   "lr": 3e-3, "schedule": "cosine", "tokens": 200_000, "tokens_per_param": 0.0, "seeds": 1},
+        "values": _ONE_MODEL | {"tokens": 200_000},
         "tab": "runs",
     },
     "data-limited": {
         "label": "data-limited",
         "help": "A fixed small budget of 50k tokens: the Sweep tab trains ever bigger models on it, and the loss "
                 "stops falling with size once the data, not the model, is the limit",
-        "values": {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
-                   "lr": 3e-3, "schedule": "cosine", "tokens": 50_000, "tokens_per_param": 0.0, "seeds": 1},
+        "values": _ONE_MODEL | {"tokens": 50_000},
         "tab": "sweep",
         "sweep": {"mode": "grid", "widths": "16,32,64,128", "depths": "", "tokens": ""},
     },
