@@ -17,10 +17,13 @@ def test_profile_step_attributes_the_step_to_named_products():
     out = subprocess.run([sys.executable, "-m", "bench.profile_step", "--shape", "64,1,64,8", "--steps", "2",
                           "--top", "40"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
-    head = re.search(r"shape 64x1, ctx 64, batch 8: ([\d.]+) ms per step \(2 profiled\).*add up to ([\d.]+) ms",
+    # the profiler tells the training calls from the others by their length, so on a busy machine
+    # it may count one more or fewer than the 2 (+1 warm-up) it trained: the count is not the point
+    head = re.search(r"shape 64x1, ctx 64, batch 8: ([\d.]+) ms per step \((\d+) profiled\).*add up to ([\d.]+) ms",
                      out.stdout)
     assert head, out.stdout[:2000]
-    step_ms, ops_ms = float(head.group(1)), float(head.group(2))
+    assert 1 <= int(head.group(2)) <= 3, head.group(0)
+    step_ms, ops_ms = float(head.group(1)), float(head.group(3))
     assert step_ms > 0 and 0.3 * step_ms < ops_ms < 3 * step_ms    # the operations account for the step
     kinds = dict((k.strip(), float(ms)) for ms, k in re.findall(r"^\s*([\d.]+)\s+(?:[\d.]+)?\s+(matmul \(weights\)"
                                                                  r"|elementwise, copies, transposes)$", out.stdout, re.M))
