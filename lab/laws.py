@@ -161,9 +161,14 @@ def sizes(results: Sequence) -> list[Size]:
     return out
 
 
-def _predictions(fit_points: list[Size], targets: list[Size], *, n_boot: int, seed: int, confidence: float):
-    N = np.array([z.N for z in fit_points for _ in z.losses], float)
-    loss = np.array([l for z in fit_points for l in z.losses], float)
+def _points(fit_points: list[Size]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, loss) with every seed of every size a point."""
+    return (np.array([z.N for z in fit_points for _ in z.losses], float),
+            np.array([l for z in fit_points for l in z.losses], float))
+
+
+def _predictions(fit_points: list[Size], *, n_boot: int, seed: int, confidence: float):
+    N, loss = _points(fit_points)
     law = F.fit_power_law(N, loss, variable="N")
     seeded = all(len(z.losses) > 1 for z in fit_points)
     strata = np.repeat(np.arange(len(fit_points)), [len(z.losses) for z in fit_points])
@@ -198,7 +203,7 @@ def fit_family(results: Sequence, *, holdout: int = 0, bootstrap: int = 400, see
                           f"{len(all_sizes)} finished size(s) and {holdout} are held out. Train more sizes"
                           + (" or hold out fewer" if holdout else ""))
     fit_points, held = all_sizes[:len(all_sizes) - holdout], all_sizes[len(all_sizes) - holdout:]
-    law, boot, source = _predictions(fit_points, held, n_boot=bootstrap, seed=seed, confidence=confidence)
+    law, boot, source = _predictions(fit_points, n_boot=bootstrap, seed=seed, confidence=confidence)
     samples = {k: boot.samples[k] for k in ("E", "A", "alpha")}
     cfg = results[0].config
     partial = FamilyLaw(family=family_key(cfg), label=family_label(cfg), fit=law,
@@ -211,11 +216,11 @@ def fit_family(results: Sequence, *, holdout: int = 0, bootstrap: int = 400, see
         preds.append(Prediction(N=z.N, predicted=p.predicted, low=p.low, high=p.high, width=z.width, depth=z.depth,
                                 D=z.D, measured=z.mean, sd=z.sd, seeds=len(z.losses)))
     law_out = FamilyLaw(**{**vars(partial), "held_out": tuple(preds)})
-    warnings = judge(law_out, all_sizes, bootstrap=bootstrap, seed=seed)
+    warnings = judge(law_out, all_sizes)
     return FamilyLaw(**{**vars(law_out), "warnings": tuple(warnings)})
 
 
-def judge(law: FamilyLaw, all_sizes: list[Size], *, bootstrap: int = 200, seed: int = 0) -> list[str]:
+def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
     """The reasons to doubt `law`, in words (see the module doc)."""
     out = []
     fitted = list(law.fitted)
@@ -230,7 +235,7 @@ def judge(law: FamilyLaw, all_sizes: list[Size], *, bootstrap: int = 200, seed: 
                    f"farther than the fitted sizes span ({span:.1f}x): add sizes between, or larger fitted ones.")
     if len(fitted) > MIN_SIZES:
         try:
-            without, _, _ = _predictions(fitted[1:], [], n_boot=2, seed=seed, confidence=law.confidence)
+            without = F.fit_power_law(*_points(fitted[1:]), variable="N")
             shift = (float(without.predict(target)) - float(law.fit.predict(target))) / float(law.fit.predict(target))
             if abs(shift) > SMALL_END_SHIFT:
                 out.append(f"Fitted without the smallest size, the prediction at N={target:,.0f} moves by "
