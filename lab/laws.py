@@ -205,9 +205,16 @@ def fit_family(results: Sequence, *, holdout: int = 0, bootstrap: int = 400, see
     fit_points, held = all_sizes[:len(all_sizes) - holdout], all_sizes[len(all_sizes) - holdout:]
     law, boot, source = _predictions(fit_points, n_boot=bootstrap, seed=seed, confidence=confidence)
     samples = {k: boot.samples[k] for k in ("E", "A", "alpha")}
+    intervals = {k: boot.intervals[k] for k in ("E", "A", "alpha")}
+    if len(samples["alpha"]) and np.ptp(samples["alpha"]) == 0:
+        # one seed at each of MIN_SIZES sizes: every resample holds all the sizes and the same points,
+        # so resampling cannot vary the fit and the interval is unknown, not zero
+        samples = {k: np.array([]) for k in samples}
+        intervals = {k: F.Interval(v.estimate, math.nan, math.nan) for k, v in intervals.items()}
+        source = "nothing (one seed at each of the fewest sizes a law needs)"
     cfg = results[0].config
     partial = FamilyLaw(family=family_key(cfg), label=family_label(cfg), fit=law,
-                        intervals={k: boot.intervals[k] for k in ("E", "A", "alpha")}, samples=samples,
+                        intervals=intervals, samples=samples,
                         confidence=confidence, interval_from=source, fitted=tuple(fit_points), held_out=(),
                         warnings=(), tokens_per_param=cfg.tokens_per_param)
     preds = []
@@ -252,7 +259,11 @@ def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
         out.append(f"The irreducible loss E = {E:.3f} sits just under the smallest measured loss ({min_loss:.3f}): "
                    "the law claims the largest fitted model is almost at the floor; more sizes are needed.")
     for p in law.held_out or [law.predict(target)]:
-        half = (p.high - p.low) / 2 / p.predicted if math.isfinite(p.high) else math.inf
+        if not math.isfinite(p.high):
+            out.append(f"The prediction at N={p.N:,.0f} has no interval: with one seed at each of {len(fitted)} "
+                       "sizes, resampling cannot vary the fit; train more seeds per size or more sizes.")
+            break
+        half = (p.high - p.low) / 2 / p.predicted
         if half > TARGET_ERROR:
             out.append(f"The {law.confidence:.0%} interval of the prediction at N={p.N:,.0f} is ±{half:.1%} "
                        f"(from resampling {law.interval_from}): wider than the ±{TARGET_ERROR:.0%} a useful "

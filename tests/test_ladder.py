@@ -130,6 +130,11 @@ def test_family_law_says_why_it_cannot_be_trusted():
     # one noisy seed per size: a wide interval is named
     noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2, bootstrap=200)
     assert any("interval" in w for w in noisy.warnings) and noisy.interval_from == "sizes"
+    # one seed at each of the fewest sizes a law needs: resampling cannot vary the fit, so the
+    # interval is unknown, not zero
+    few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1, bootstrap=100)
+    assert len(few.fitted) == laws.MIN_SIZES and math.isnan(few.held_out[0].low)
+    assert any("no interval" in w for w in few.warnings)
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
     smallest = min(sweep.LADDER_WIDTHS)
