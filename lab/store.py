@@ -13,8 +13,9 @@ together: a run's record is complete or absent.
   second sees it `running` and waits for it (or follows it: the app), so nothing is trained
   twice or lost.
 - Finished runs are kept: a retrain of a `done` or `diverged` run is a new attempt
-  (`RunConfig.attempt`, its own run id, `claim_attempt`), stored beside it. Only an explicit
-  `force` claim (`scaling-lab sweep --force`) trains a finished run again in place.
+  (`RunConfig.attempt`, its own run id, `claim_attempt`), stored beside it; so is a forced
+  train or sweep (`scaling-lab train --force`, `scaling-lab sweep --force`). Nothing trains
+  over a finished run.
 - Interrupted runs: a `running` row whose owner is gone is interrupted and is claimed again
   on resume. The owner is `host|boot id:pid namespace|pid|process start time|thread`. On the
   same host the owner is alive iff that pid exists, is not a zombie, and started at that time
@@ -535,7 +536,7 @@ class RunStore:
         path = self.weights_path(run_id)
         if rec.status not in ("done", "diverged", "cancelled") or not rec.has_weights or not path.exists():
             raise StoreError(f"run {run_id} has no stored weights (status {rec.status}); train it again with "
-                             "`scaling-lab sweep --force` or `scaling-lab train`")
+                             "`scaling-lab train` (`--force` for a new attempt beside a finished run)")
         with open(path, "rb") as f:
             config, model = read_weights(f)
         if config.run_id != run_id:
@@ -545,17 +546,17 @@ class RunStore:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def claim(self, config: RunConfig, *, force: bool = False, budget: float | None = None) -> Claim:
+    def claim(self, config: RunConfig, *, budget: float | None = None) -> Claim:
         """Take the run for this process, atomically.
 
         Returns `Claim('claimed')` when the caller must train it now (absent, interrupted,
-        failed, cancelled, or finished and `force`), `Claim('finished')` with the stored record
+        failed or cancelled), `Claim('finished')` with the stored record
         when it is done or diverged, `Claim('busy')` when another live process trains it.
         """
         now = time.time()
         with self._tx() as con:
             row = con.execute("SELECT * FROM runs WHERE run_id = ?", (config.run_id,)).fetchone()
-            status = self._claimable(row, force, now)
+            status = self._claimable(row, now)
             if status != "claimed":
                 return Claim(status, self._record(row))
             self._take(con, config, row, budget, now)
@@ -563,13 +564,13 @@ class RunStore:
         return Claim("claimed", None)
 
     @staticmethod
-    def _claimable(row, force: bool, now: float) -> str:
+    def _claimable(row, now: float) -> str:
         """What a claim of this row gets: claimed, finished or busy (see `claim`)."""
         if row is None or (row["status"] == "running" and row["owner"] == owner_id()):
             return "claimed"   # absent, or already ours (the sweep claimed it before training; the tracker asks again)
         if row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"], now):
             return "busy"
-        if row["status"] in FINISHED and not force:
+        if row["status"] in FINISHED:
             return "finished"
         return "claimed"
 
@@ -602,7 +603,7 @@ class RunStore:
             for k in range(1, BY_PATH["attempt"].high + 1):
                 tries = [c.replace(attempt=k) for c in configs]
                 rows = [con.execute("SELECT * FROM runs WHERE run_id = ?", (c.run_id,)).fetchone() for c in tries]
-                if all(self._claimable(r, False, now) == "claimed" for r in rows):
+                if all(self._claimable(r, now) == "claimed" for r in rows):
                     for c, r in zip(tries, rows):
                         self._take(con, c, r, budget, now)
                     break
@@ -740,8 +741,9 @@ class RunStore:
     def train(self, config: RunConfig, *, force: bool = False, trackers=(), cancel=None,
               budget: float | None = None) -> RunResult:
         """The run's result: the stored one when it already finished (done or diverged; no
-        training), else trained now and committed. With `force`, trained again regardless.
-        When another process is training it, waits for that process's result.
+        training), else trained now and committed. With `force`, trained again as a new attempt
+        beside a finished run (`claim_attempt`; the result's config carries the attempt). When
+        another process is training it, waits for that process's result.
 
         A returned stored result has `model=None` (see `load_model`); a fresh one has the model.
 
@@ -749,18 +751,19 @@ class RunStore:
             Exception: whatever training raised; the run is recorded `failed` with the message.
         """
         from lab.training import train
-        while True:
-            claim = self.claim(config, force=force, budget=budget)
+        if force:
+            config = config.replace(attempt=self.claim_attempt([config], budget=budget))
+        while not force:
+            claim = self.claim(config, budget=budget)
             if claim.status == "finished":
                 return self.get(config.run_id)
             if claim.status == "claimed":
                 break
             rec = self.wait(config.run_id, cancel=cancel)
-            if rec is not None and rec.status in FINISHED and not force:
+            if rec is not None and rec.status in FINISHED:
                 return self.get(config.run_id)
             if rec is not None and rec.status == "running":  # cancelled while waiting
                 raise StoreError(f"cancelled while waiting for run {config.run_id}, which another process trains")
-            force = False  # the other process trained it; that is the fresh result asked for
         try:
             return train(config, trackers=[StoreTracker(self, budget=budget), *trackers], cancel=cancel)
         except BaseException as e:

@@ -49,7 +49,7 @@ def register(sub) -> None:
     g.add_argument("--num-cpus", type=integer, default=None, metavar="N", help="CPUs of a local Ray (default all)")
     g.add_argument("--max-seeds", type=integer, default=16, metavar="K",
                    help="train up to K seeds of one config together through vmap (default %(default)s)")
-    g.add_argument("--force", action="store_true", help="train again even runs already finished in the store")
+    g.add_argument("--force", action="store_true", help="train every run again; a run finished in the store is kept and trained as a new attempt beside it")
     g.add_argument("--dry-run", action="store_true", help="print the plan (runs, FLOPs, estimated time); train nothing")
     g.add_argument("--json", action="store_true", help="print a JSON list of run records on stdout")
     g.add_argument("--quiet", action="store_true", help="no progress bar or summary on stderr")

@@ -436,16 +436,15 @@ class Sweep:
 
     POLL_S = 0.5
 
-    def __init__(self, plan: Plan, store: RunStore, *, force=False, trackers: Iterable[Tracker] = (), cancel=None,
+    def __init__(self, plan: Plan, store: RunStore, *, trackers: Iterable[Tracker] = (), cancel=None,
                  max_seeds: int = 16):
-        self.plan, self.store, self.force, self.cancel = plan, store, force, cancel
+        self.plan, self.store, self.cancel = plan, store, cancel
         self.trackers = list(trackers)
         self.max_seeds = max_seeds
         self.ended: dict[int, RunRecord] = {}
         self.trained: list[str] = []
         self.reused: list[str] = []
         self.deferred: list[int] = []
-        self.forced: set[int] = set()     # with force: runs already trained again by this sweep
 
     def _sweep_trackers(self, method: str, *args) -> None:
         for t in self.trackers:
@@ -466,7 +465,7 @@ class Sweep:
         claimed = []
         for i in indices:
             cfg = self.plan.configs[i]
-            claim = self.store.claim(cfg, force=self.force and i not in self.forced, budget=self.plan.budgets[i])
+            claim = self.store.claim(cfg, budget=self.plan.budgets[i])
             if claim.status == "claimed":
                 claimed.append(i)
             elif claim.status == "finished":
@@ -492,7 +491,6 @@ class Sweep:
                 if rec is not None and rec.status == "running":
                     self.deferred.append(i)
                 elif rec is not None and rec.status in FINISHED:
-                    self.forced.add(i)          # trained by another process meanwhile: fresh enough
                     self.reused.append(rec.run_id)
                     self.end(i, rec)
                 else:
@@ -504,7 +502,6 @@ class Sweep:
 
     def trained_ok(self, indices: Sequence[int]) -> None:
         for i in indices:
-            self.forced.add(i)
             self.trained.append(self.plan.configs[i].run_id)
             self.end(i)
 
@@ -513,7 +510,6 @@ class Sweep:
         msg = f"{type(error).__name__}: {error}"
         self.store.release([self.plan.configs[i].run_id for i in indices], status="failed", error=msg)
         for i in indices:
-            self.forced.add(i)
             self.end(i)
 
     def interrupted(self, indices: Sequence[int], why: str) -> None:
@@ -659,7 +655,8 @@ def run_sweep(plan: Plan, store: RunStore | str | os.PathLike | None = None, *,
         plan: from `grid` or `isoflop`.
         store: a RunStore or its folder (None: the default store).
         executor: "local" (in this process), "ray" (a local Ray), or an executor object.
-        force: train every planned run again, even those finished in the store.
+        force: train every planned run again: a run finished in the store is kept and trained
+            as a new attempt beside it (`new_attempts`).
         trackers: `Tracker`s see each run trained in this process; `SweepTracker`s also the
             sweep's steps (run i of n).
         cancel: a `threading.Event` or a callable; the current runs end `cancelled` and the
@@ -676,13 +673,32 @@ def run_sweep(plan: Plan, store: RunStore | str | os.PathLike | None = None, *,
     if isinstance(executor, LocalExecutor):
         _check_data(plan)
     store.reap()
-    sweep = Sweep(plan, store, force=force, trackers=trackers, cancel=cancel, max_seeds=executor.max_seeds)
-    todo = sum(1 for c in plan.configs if (r := store.record(c.run_id)) is None or force or r.status not in FINISHED)
+    if force:
+        plan = new_attempts(plan, store)
+    sweep = Sweep(plan, store, trackers=trackers, cancel=cancel, max_seeds=executor.max_seeds)
+    todo = sum(1 for c in plan.configs if (r := store.record(c.run_id)) is None or r.status not in FINISHED)
     sweep._sweep_trackers("sweep_start", plan, todo)
     executor.run(sweep)
     report = sweep.report()
     sweep._sweep_trackers("sweep_end", report)
     return report
+
+
+def new_attempts(plan: Plan, store: RunStore) -> Plan:
+    """`plan` with each run the store holds finished replaced by its next attempt (a new run id
+    beside it, `RunConfig.attempt`): a forced sweep trains everything again and never overwrites
+    a finished run. An attempt left unfinished by a killed forced sweep is the one resumed."""
+    from lab.schema import BY_PATH
+    configs = []
+    for c in plan.configs:
+        k = c.attempt
+        while (r := store.record(c.replace(attempt=k).run_id)) is not None and r.status in FINISHED:
+            k += 1
+            if k > BY_PATH["attempt"].high:
+                raise StoreError(f"run {c.run_id} has {k} attempts in the store already; delete some with "
+                                 "`scaling-lab runs --delete`")
+        configs.append(c.replace(attempt=k))
+    return Plan(configs=tuple(configs), budgets=plan.budgets, refused=plan.refused, description=plan.description)
 
 
 def _check_data(plan: Plan) -> None:

@@ -62,7 +62,10 @@ def test_force_trains_again(tmp_path):
     log = EventLog()
     second = store.train(TINY, force=True, trackers=[log])
     assert log.results and second.model is not None
-    assert store.record(TINY.run_id).attempts == 2
+    # a new attempt beside the finished run, which is kept as it was
+    assert second.config.attempt == 1 and second.run_id == TINY.replace(attempt=1).run_id
+    assert store.record(TINY.run_id).attempts == 1 and same_result(store.get(TINY.run_id), first)
+    assert store.record(second.run_id).status == "done"
     assert second.eval_loss == pytest.approx(first.eval_loss, rel=1e-5)   # deterministic for one config and seed
 
 

@@ -125,8 +125,12 @@ def test_sweep_trains_once_then_resumes_by_skipping_done_runs(tmp_path):
     assert again.trained == () and set(again.reused) == set(plan.run_ids) and rec.events == 0
     assert rec.calls[0] == ("start", 4, 0)
     assert [r.result.eval_loss for r in again.records] == [r.result.eval_loss for r in report.records]
+    # forced: trained again as new attempts beside the finished runs, which stay as they were
+    kept, when = store.get(TINY.run_id), store.record(TINY.run_id).finished
     forced = run_sweep(grid(TINY), store, force=True)
-    assert forced.trained == (TINY.run_id,) and store.record(TINY.run_id).attempts == 2
+    assert forced.trained == (TINY.replace(attempt=1).run_id,) and store.record(TINY.run_id).attempts == 1
+    assert store.get(TINY.run_id).eval_loss == kept.eval_loss and store.record(TINY.run_id).finished == when
+    assert run_sweep(grid(TINY), store, force=True).trained == (TINY.replace(attempt=2).run_id,)
 
 
 class FailFor(Tracker):
