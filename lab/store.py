@@ -473,6 +473,14 @@ class RunStore:
         recs = [self._record(r) for r in rows]
         return [r for r in recs if status is None or r.status == status]
 
+    def training_elsewhere(self) -> int:
+        """How many runs other processes are training in this store now (live owners only): a
+        page tells its student the server is busy when they share its cores."""
+        rows = self._con().execute("SELECT owner, heartbeat FROM runs WHERE status = 'running'").fetchall()
+        me, now = process_id(), time.time()
+        return sum(1 for r in rows if not (r["owner"] or "").startswith(me + "|")
+                   and owner_alive(r["owner"], r["heartbeat"], now))
+
     def get(self, run_id: str) -> RunResult | None:
         """The stored result of a finished run (done, diverged or cancelled), curve included, else None.
 

@@ -298,6 +298,7 @@ store.train(cfg, trackers=[Slow()])
     try:
         assert child.stdout.readline().strip() == "claimed"
         assert store.claim(cfg).status == "busy"
+        assert store.training_elsewhere() == 1                       # the page's "server is busy" count
         stop, seen = threading.Event(), []
         stop.set()                                                   # cancelled at once: still running
         assert store.wait(cfg.run_id, cancel=stop, on_curve=seen.append).status == "running" and seen == [[]]
@@ -309,7 +310,7 @@ store.train(cfg, trackers=[Slow()])
     finally:
         child.kill()
         child.wait(timeout=60)
-    assert rec.status == "done" and rec.attempts == 1
+    assert rec.status == "done" and rec.attempts == 1 and store.training_elsewhere() == 0
     assert len(seen) >= 2 and [len(p) for p in seen] == sorted(len(p) for p in seen)   # it grew
     assert seen[-1] == store.curve_points(cfg.run_id) == list(store.get(cfg.run_id).curve)
 

@@ -601,6 +601,23 @@ def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(ap
     assert {r["run_id"]: r["status"] for r in a.state.runs}[done.run_id] == "done"
 
 
+def test_a_page_says_the_server_is_busy_while_other_processes_train(app, monkeypatch):
+    # other kernels (other pages) training in the same store share the cores: the progress says so
+    monkeypatch.setattr(RunStore, "training_elsewhere", lambda self: 3)
+    seen = []
+
+    async def go():
+        task = app.controller.start_training()
+        await _until(lambda: seen.append(app.state.progress["text"]) or "busy" in seen[-1], task, "the busy words")
+        return await task
+
+    run(go())
+    assert any("the server is busy: 3 other runs training on its" in t and "goes slower" in t for t in seen)
+    monkeypatch.setattr(RunStore, "training_elsewhere", lambda self: 0)
+    app.controller._busy_at = 0.0
+    assert app.controller._busy_words() == ""
+
+
 def test_two_pages_training_one_config_store_it_once_and_the_second_follows(app):
     from widgets import Lab
     a, b = app, Lab()

@@ -23,6 +23,7 @@ run id) beside the finished run, which stays exactly as it was.
 
 import asyncio
 import math
+import os
 import threading
 import time
 
@@ -34,6 +35,7 @@ from widgets.text import STOP_WORDS, fmt_count, when_words
 
 UPDATE_S = 0.25                 # live curves and progress: at most 4 updates a second
 FOLLOW_S = 0.5                  # how often a page following another page's run polls the store
+BUSY_S = 5.0                    # how often a training page asks the store how many runs others train
 _DONE = object()
 
 
@@ -117,7 +119,9 @@ class Jobs:
         self._following = set()
         self.state.job = kind
         self.state.error = ""
-        self.state.progress = {"fraction": 0.0, "text": "starting (compiling a new model shape takes a few seconds)…"}
+        self._busy_at, self._busy = 0.0, ""
+        self.state.progress = {"fraction": 0.0, "text": "starting (compiling a new model shape takes a few seconds)…"
+                                                        + self._busy_words()}
         self.task = loop.create_task(self._run_job(kind, work, total_tokens, runs))
         return self.task
 
@@ -229,7 +233,23 @@ class Jobs:
             text += f" · {job['tps']:,.0f} tokens/s"
         if 0 < fraction < 1:
             text += f" · about {lsweep.format_seconds(elapsed * (1 - fraction) / fraction)} left"
-        st.progress = {"fraction": fraction, "text": text + f" · {lsweep.format_seconds(elapsed)} so far"}
+        st.progress = {"fraction": fraction, "text": text + f" · {lsweep.format_seconds(elapsed)} so far"
+                                                     + self._busy_words()}
+
+    def _busy_words(self) -> str:
+        """' · the server is busy: …' while other pages or processes train in this store (they share
+        its cores, so this run goes slower), else ''. Asked of the store at most every BUSY_S."""
+        now = time.monotonic()
+        if now - self._busy_at >= BUSY_S:
+            self._busy_at = now
+            try:
+                n = self.store.training_elsewhere()
+            except Exception:               # a store that cannot be read says nothing here; errors show elsewhere
+                n = 0
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            self._busy = (f" · the server is busy: {n} other run{'s' if n != 1 else ''} training on its {cores} "
+                          f"core{'s' if cores != 1 else ''}, so this one goes slower" if n else "")
+        return self._busy
 
     @staticmethod
     def _finished(job: dict) -> set:
