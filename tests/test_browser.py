@@ -5,7 +5,9 @@ preheated: the app is built before a page asks for it). One test, three page loa
 fresh kernel): the first trains, stops, sweeps and fits;
 the reloads train again and check that the figure still updates (a FigureWidget that stops
 updating after a reload, or beside another one, is the known failure, plotly.py#4933). Tiny
-configs come in through the link's query string. Screenshots land in tests/artifacts/.
+configs come in through the link's query string. A second test opens the app in JupyterLab
+with the file browser open and checks its layout at two widths. Screenshots land in
+tests/artifacts/.
 """
 
 import os
@@ -215,5 +217,75 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
                 print(f"page load {k}: ready in {ready_k:.1f} s, live points {seen}")
             print(f"page load 1: ready in {ready:.1f} s")
             assert not errors, errors
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """JupyterLab on the repository, no token, the app instance exposed (to run all cells)."""
+    port = _free_port()
+    env = dict(os.environ, SCALING_LAB_STORE=str(tmp_path / "store"), JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
+               SCALING_LAB_JAX_CACHE=os.environ["SCALING_LAB_JAX_CACHE"],
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
+        env.pop(k, None)
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+                             "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+                             "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True", "--allow-root",
+                             f"--ServerApp.root_dir={ROOT}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url + "api", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        stop_process_group(proc)
+        log.close()
+
+
+def test_jupyterlab_app_layout_with_the_side_panel_open(jupyterlab):
+    """The app inside JupyterLab, file browser open beside the notebook: at 1000 and 1400 px no
+    control of the form sits under the plots (screenshots in tests/artifacts)."""
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(jupyterlab + "lab/tree/notebooks/lab.ipynb", timeout=180_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=180_000)
+            _wait(lambda: page.evaluate("() => !!window.jupyterapp && !!document.querySelector("
+                                        "'.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')"),
+                  180, "the notebook's kernel to be idle", page)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector(".jp-OutputArea button.lab-train", timeout=240_000)
+            page.wait_for_selector(".jp-OutputArea .js-plotly-plot", timeout=60_000)
+            if not page.is_visible(".jp-FileBrowser"):       # the side panel open, as a student has it
+                page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+            _wait(lambda: page.is_visible(".jp-FileBrowser"), 30, "the file browser", page)
+            news = page.locator(".jp-toast-button:has-text('No')")     # JupyterLab's "notify me of news?" toast
+            if news.count():
+                news.first.click()
+            for width in (1000, 1400):
+                page.set_viewport_size({"width": width, "height": 1000})
+                time.sleep(1.5)
+                page.screenshot(path=str(ARTIFACTS / f"jupyterlab-layout-{width}px.png"))
+                assert page.evaluate(NO_OVERLAP) == [], width
+                # the form itself is not cut off by the notebook's panel
+                clipped = page.evaluate("""() => { const nb = document.querySelector('.jp-NotebookPanel')
+                    .getBoundingClientRect(); const f = document.querySelector('.lab-form').getBoundingClientRect();
+                    return f.width > 0 && (f.left < nb.left - 1 || f.left > nb.right) }""")
+                assert not clipped, width
         finally:
             browser.close()
