@@ -65,9 +65,9 @@ bench: setup system-packages
 gpu-check: setup
 	$(BIN)/python -m bench --gpu-check $(GPU_CHECK_ARGS)
 
-# The default scaling ladder (README, "Scaling laws that predict"): six sizes at 20 tokens per
-# parameter into a store of its own, then the law fitted on the four smaller sizes and checked
-# on the two larger ones. About 10 minutes of training on a 2-core laptop; rerunning reuses it.
+# The default scaling ladder (README, "Scaling laws that predict"): eight sizes at 20 tokens per
+# parameter into a store of its own, then the law fitted on the six smaller sizes and checked
+# on the two larger ones. About 14 minutes of training on a 2-core laptop; rerunning reuses it.
 LADDER_STORE ?= .ladder-store
 ladder: setup
 	$(BIN)/python -m lab sweep --tokens-per-param 20 --eval-tokens 65536 --store $(LADDER_STORE) $(LADDER_ARGS)

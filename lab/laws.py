@@ -206,9 +206,10 @@ def fit_family(results: Sequence, *, holdout: int = 0, bootstrap: int = 400, see
     law, boot, source = _predictions(fit_points, n_boot=bootstrap, seed=seed, confidence=confidence)
     samples = {k: boot.samples[k] for k in ("E", "A", "alpha")}
     intervals = {k: boot.intervals[k] for k in ("E", "A", "alpha")}
-    if len(samples["alpha"]) and np.ptp(samples["alpha"]) == 0:
-        # one seed at each of MIN_SIZES sizes: every resample holds all the sizes and the same points,
-        # so resampling cannot vary the fit and the interval is unknown, not zero
+    if len(fit_points) <= MIN_SIZES and all(len(z.losses) == 1 for z in fit_points):
+        # one seed at each of MIN_SIZES sizes: every resample holds all the sizes (at least MIN_SIZES
+        # distinct ones are drawn) and so the same points; resampling cannot vary the fit, and the
+        # interval is unknown, not zero
         samples = {k: np.array([]) for k in samples}
         intervals = {k: F.Interval(v.estimate, math.nan, math.nan) for k, v in intervals.items()}
         source = "nothing (one seed at each of the fewest sizes a law needs)"

@@ -83,8 +83,8 @@ class SweepPanel(ipw.VBox):
                                                 "for each compute budget C, several model sizes trained on D = C / "
                                                 "(FLOPs per token): the Chinchilla experiment"])
         self.ladder_widths = ipw.Text(value=s["ladder_widths"], description="Widths", style=STYLE, layout=TEXT,
-                                      tooltip="the ladder's model widths, comma-separated; six sizes spanning 10x in "
-                                              "parameters let a law be fitted on four and checked on two")
+                                      tooltip="the ladder's model widths, comma-separated; eight sizes spanning 8x in "
+                                              "parameters let a law be fitted on six and checked on two")
         self.ladder_depths = ipw.Text(value=s["ladder_depths"], description="Depths", style=STYLE, layout=TEXT,
                                       placeholder="(the form's depth)",
                                       tooltip="comma-separated, e.g. 1,2: every width is trained at every depth")
