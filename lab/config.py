@@ -18,8 +18,8 @@ MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  #
 
 # Settings added after runs were first stored. At their default they are left out of the
 # canonical JSON, so that every run stored before them keeps its id.
-LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "model.head_dim": 0, "tokens_per_param": 0.0, "target_loss": 0.0,
-                "patience": 0, "attempt": 0}
+LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "model.head_dim": 0, "model.kernel": 0,
+                "tokens_per_param": 0.0, "target_loss": 0.0, "patience": 0, "attempt": 0}
 
 
 class ConfigError(ValueError):
@@ -72,10 +72,11 @@ def _check(path: str, value, *, low=None, note: str | None = None) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    arch: str = "gpt"          # "gpt" (decoder Transformer) or "lstm" (Kaplan et al. 2020, fig. 7)
-    width: int = 64            # residual stream size d_model (LSTM: hidden size)
-    depth: int = 2             # Transformer blocks (LSTM: stacked layers)
-    heads: int = 4             # attention heads; width % heads == 0 (ignored by the LSTM)
+    arch: str = "gpt"          # "gpt" (decoder Transformer), "lstm" (Kaplan et al. 2020, fig. 7) or "cnn" (causal
+                               # dilated convolutions, WaveNet/ByteNet-style)
+    width: int = 64            # residual stream size d_model (LSTM: hidden size; CNN: channels)
+    depth: int = 2             # Transformer blocks (LSTM: stacked layers; CNN: convolutional blocks)
+    heads: int = 4             # attention heads; width % heads == 0 (ignored by the LSTM and the CNN)
     context: int = 64          # tokens per training sequence
     vocab: int = 256           # byte-level tokens
     positions: str = "learned"  # "learned" table or "rotary" (RoPE) positions
@@ -83,6 +84,8 @@ class ModelConfig:
                                # parameterisation, Yang et al. 2022: a learning rate tuned at base_width transfers)
     base_width: int = 64       # μP only: the width at which μP equals the standard parameterisation
     head_dim: int = 0          # when > 0, heads is derived: width // head_dim (a fixed head size along a ladder)
+    kernel: int = 0            # CNN only: taps per convolution; 0 = the smallest whose receptive field covers the
+                               # context (lab.counting.conv_kernel), so the CNN sees as far back as the others
 
     def __post_init__(self):
         _check("model.arch", self.arch)
@@ -90,8 +93,8 @@ class ModelConfig:
         _check("model.param", self.param)
         _check("model.base_width", self.base_width)
         if self.param == "mup" and self.arch != "gpt":
-            raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; "
-                              "use the standard parameterisation for the LSTM")
+            raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; use ",
+                              Fix("model.param", "standard"))
         _check("model.head_dim", self.head_dim)
         if self.head_dim > 0 and self.arch == "gpt":
             if self.width % self.head_dim:
@@ -99,8 +102,14 @@ class ModelConfig:
                                   f"{self.head_dim}; try ", Fix("model.width", max(1, self.width // self.head_dim)
                                                                 * self.head_dim))
             object.__setattr__(self, "heads", self.width // self.head_dim)
-        for name in ("width", "depth", "context", "vocab", "heads"):
+        for name in ("width", "depth", "context", "vocab", "heads", "kernel"):
             _check(f"model.{name}", getattr(self, name))
+        if self.arch == "cnn" and self.kernel == 1:
+            raise ConfigError("a kernel of 1 tap sees no earlier token; use ", Fix("model.kernel", 0),
+                              " (the receptive field covers the context) or at least 2")
+        if self.arch == "cnn" and self.kernel > self.context:
+            raise ConfigError(f"kernel must be at most the context ({self.context} tokens), got {self.kernel}: taps "
+                              "beyond it would only ever see padding; try ", Fix("model.kernel", self.context))
         if self.arch == "gpt":
             if self.width % self.heads:
                 raise ConfigError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}; "

@@ -21,7 +21,7 @@ load time (`lab.config` imports this module).
 import dataclasses
 from dataclasses import dataclass
 
-ARCHS = ("gpt", "lstm")
+ARCHS = ("gpt", "lstm", "cnn")
 POSITIONS = ("learned", "rotary")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
 SCHEDULES = ("constant", "cosine", "linear", "wsd")
@@ -99,23 +99,31 @@ class Setting:
 S = Setting
 SETTINGS = (
     # --- model
-    S("model.arch", "choice", "Architecture", "gpt: a decoder Transformer; lstm: the Kaplan baseline",
+    S("model.arch", "choice", "Architecture", "gpt: a decoder Transformer; lstm: the Kaplan baseline; cnn: a causal "
+      "convolutional model (dilated, WaveNet/ByteNet-style)",
       choices=ARCHS, word="architecture", form="Model",
       tip="gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent baseline Kaplan et al. (2020) compare "
-          "against"),
-    S("model.width", "int", "Width", "residual width d_model (LSTM: hidden size)", 1, 16384, unit="features",
-      metavar="W", sweep_flag="--widths",
+          "against; cnn: a causal convolutional model, each block a dilated convolution over the past (dilations "
+          "doubling per block, so it sees the whole context) and the Transformer's MLP"),
+    S("model.width", "int", "Width", "residual width d_model (LSTM: hidden size; CNN: channels)", 1, 16384,
+      unit="features", metavar="W", sweep_flag="--widths",
       sweep_help="widths; with --tokens-per-param the ladder's 32,48,64,80,96,128", form="Model",
       tip="Size of each token's vector inside the model (d_model). Parameters grow like width²", suggest=(8, 2048)),
-    S("model.depth", "int", "Depth", "number of blocks / LSTM layers", 1, 256, unit="blocks", metavar="L",
+    S("model.depth", "int", "Depth", "number of blocks / LSTM layers / CNN blocks", 1, 256, unit="blocks", metavar="L",
       sweep_flag="--depths", sweep_help="depths", form="Model",
-      tip="Number of Transformer blocks (or LSTM layers) stacked on top of each other", suggest=(1, 48)),
+      tip="Number of Transformer blocks (or LSTM layers, or convolutional blocks) stacked on top of each other",
+      suggest=(1, 48)),
     S("model.heads", "int", "Heads", "attention heads; must divide width", 1, 1024, form="Model",
       tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64)),
     S("model.head_dim", "int", "Head size", "when > 0, heads = width / head size (the head size stays fixed as "
       "width grows, as a ladder wants); 0: use --heads", 0, 4096, unit="dimensions",
       tip="0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
           "heads follows the width, so models of a ladder differ in width only"),
+    S("model.kernel", "int", "Kernel size", "cnn only: taps of each block's causal convolution; 0: the smallest "
+      "kernel whose receptive field, with dilations doubling per block, covers the context", 0, 65536, unit="taps",
+      metavar="K",
+      tip="0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
+          "has this many taps, dilated 1, 2, 4, ... block by block"),
     S("model.context", "int", "Context", "tokens per sequence", 2, 65536, unit="tokens", form="Model",
       tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024)),
     S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS),
