@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench gpu-check ladder lr-transfer system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder lr-transfer system-packages clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,12 @@ bench: setup system-packages
 	  w=$$(ls /opt/wheels/torch-*+cpu-cp$$($(BIN)/python -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')-*.whl 2>/dev/null | head -1); \
 	  if [ -n "$$w" ]; then $(BIN)/python -m pip install --quiet "$$w"; else $(BIN)/python -m pip install --quiet -e '.[bench]'; fi; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A class of thirty (bench/bench_class.py): one app server, 30 headless Chromium pages opened at
+# once; each page's time to ready, every kernel's RSS/PSS, the server's memory; JSON in bench/results/.
+# Minutes on a 2-core machine. E.g. BENCH_CLASS_ARGS="--pages 5 --train 5 --json /tmp/class.json".
+bench-class: setup system-packages
+	$(BIN)/python -m bench.bench_class $(BENCH_CLASS_ARGS)
 
 # The accelerator check (bench/gpu_check.py): matmul peaks, MFU per width in bf16 and fp32, vmap
 # of 8 seeds, the compilation cache, stalls between chunks, device memory, two kernels on one

@@ -7,6 +7,10 @@ NumPy and PyTorch; first-call latency; vmap efficiency; fit times; app overhead.
 
 `python -m bench --gpu-check [--tiny] [--out PATH] [--budget-s S] [--only PARTS]` runs the
 accelerator check instead (bench/gpu_check.py, `make gpu-check`).
+
+`python -m bench --class [--pages 30] [--train K] [--json PATH]` runs the class load benchmark
+instead: N browser pages on one app server, time to ready and every kernel's memory
+(bench/bench_class.py, `make bench-class`).
 """
 
 import argparse
@@ -24,6 +28,9 @@ def main(argv=None) -> dict:
     if "--gpu-check" in argv:                      # its own options follow (python -m bench --gpu-check -h)
         from bench import gpu_check
         return gpu_check.main([a for a in argv if a != "--gpu-check"])
+    if "--class" in argv:                          # its own options follow (python -m bench --class -h)
+        from bench import bench_class
+        return bench_class.main([a for a in argv if a != "--class"])
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="two smallest shapes, fewer rounds (a smoke run)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape (median reported)")
@@ -33,6 +40,9 @@ def main(argv=None) -> dict:
                    "WIDTHxDEPTHxCONTEXTxBATCH, comma-separated (e.g. 256x4x128x32,384x6x256x16)")
     p.add_argument("--gpu-check", action="store_true", help="run the accelerator check instead "
                    "(bench/gpu_check.py; its options: --tiny, --out, --budget-s, --only; see --gpu-check -h)")
+    p.add_argument("--class", action="store_true", dest="class_load", help="run the class load benchmark instead "
+                   "(bench/bench_class.py: N browser pages on one app server; its options: --pages, --train, --json; "
+                   "see --class -h)")
     p.add_argument("--json", default=None, help="output file (default bench/results/bench-<time>.json)")
     args = p.parse_args(argv)
     runtime.setup()
