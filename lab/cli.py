@@ -261,6 +261,10 @@ def _app(args) -> int:
     cmd = [sys.executable, "-m", "voila", str(notebook.relative_to(root)), f"--port={args.port}",
            f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
            "--pool_size=1",
+           # a busy server (thirty pages opening at once on two cores) falls seconds behind the
+           # hundreds of widget messages Lab() sends; at Voila's default 4 s the page's display is
+           # dropped and the page stays blank (bench/bench_class.py: 0-1 of 30 ready; 30 of 30 at 120 s)
+           f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
            # kernels whose page is gone (closed or reloaded tabs) and that sit idle are shut down
            f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle // 2))}",
            f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}", "--MappingKernelManager.cull_connected=False"]
@@ -269,6 +273,9 @@ def _app(args) -> int:
         return subprocess.call(cmd, env=env, cwd=root)
     except KeyboardInterrupt:
         return 0
+
+
+IOPUB_TIMEOUT_S = 120   # how long Voila waits for a cell's last output after its reply (nbclient default 4)
 
 
 def build_parser() -> argparse.ArgumentParser:
