@@ -265,14 +265,25 @@ def test_jupyterlab_app_layout_with_the_side_panel_open(jupyterlab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(jupyterlab + "lab/tree/notebooks/lab.ipynb", timeout=180_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=180_000)
-            _wait(lambda: page.evaluate("() => !!window.jupyterapp && !!document.querySelector("
-                                        "'.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')"),
-                  180, "the notebook's kernel to be idle", page)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_selector(".jp-OutputArea button.lab-train", timeout=240_000)
+            kernel_ready = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+                return !!k && k.connectionStatus === 'connected' && k.status === 'idle' }"""
+            _wait(lambda: page.evaluate(kernel_ready), 180, "the notebook's kernel to be connected and idle", page)
+            # commands return promises that settle when the command is done (or a dialog is answered):
+            # start them without waiting, and look for what they draw
+            run_all = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+            page.evaluate(run_all)
+            try:
+                page.wait_for_selector(".jp-OutputArea button.lab-train", timeout=90_000)
+            except Exception:          # the kernel was not connected yet when the cells were sent: once more
+                dialog = page.locator(".jp-Dialog .jp-mod-accept")
+                if dialog.count():
+                    dialog.first.click()
+                page.evaluate(run_all)
+                page.wait_for_selector(".jp-OutputArea button.lab-train", timeout=180_000)
             page.wait_for_selector(".jp-OutputArea .js-plotly-plot", timeout=60_000)
             if not page.is_visible(".jp-FileBrowser"):       # the side panel open, as a student has it
-                page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+                page.evaluate("() => { window.jupyterapp.commands.execute('filebrowser:activate'); }")
             _wait(lambda: page.is_visible(".jp-FileBrowser"), 30, "the file browser", page)
             news = page.locator(".jp-toast-button:has-text('No')")     # JupyterLab's "notify me of news?" toast
             if news.count():
