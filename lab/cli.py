@@ -14,6 +14,9 @@ from lab.config import ConfigError, RunConfig
 from lab.schema import SETTINGS, cli_fix
 
 
+IOPUB_TIMEOUT_S = 120   # how long Voila waits for a cell's last output after its reply (nbclient default 4)
+
+
 def number(text: str) -> float:
     """A float that also reads `2e5`, `1_000` and `3k`/`2M`/`1G`."""
     s = str(text).strip().replace("_", "")
@@ -273,9 +276,6 @@ def _app(args) -> int:
         return subprocess.call(cmd, env=env, cwd=root)
     except KeyboardInterrupt:
         return 0
-
-
-IOPUB_TIMEOUT_S = 120   # how long Voila waits for a cell's last output after its reply (nbclient default 4)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ with the file browser open and checks its layout at two widths. Screenshots land
 tests/artifacts/.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,36 +65,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def voila(tmp_path):
+@contextlib.contextmanager
+def _server(tmp_path, name: str, args: list, ready: str, timeout: float, **env_extra):
+    """A server (`python -m <args>`) started from the repository root with a store of its own,
+    waited for until `ready` answers (any HTTP status counts), ended with everything it started.
+    Yields its URL; its output goes to tmp_path/<name>.log."""
     port = _free_port()
     env = dict(os.environ, SCALING_LAB_STORE=str(tmp_path / "store"),
                SCALING_LAB_JAX_CACHE=os.environ["SCALING_LAB_JAX_CACHE"],   # conftest: <repo>/.pytest_cache/jax
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+               **env_extra)
     for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
         env.pop(k, None)
-    log = open(tmp_path / "voila.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "voila", "notebooks/lab.ipynb", f"--port={port}", "--no-browser",
-                             "--Voila.ip=127.0.0.1", "--show_tracebacks=True"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = tmp_path / f"{name}.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", *args, f"--port={port}"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(url + "voila/static/", timeout=2)
+                urllib.request.urlopen(url + ready, timeout=2)
+                break
             except OSError as e:
                 if getattr(e, "code", None):     # an HTTP error page: the server answers
                     break
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Voila did not start: {(tmp_path / 'voila.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"{name} did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.3)
-                continue
-            break
-        yield url, tmp_path / "voila.log"
+        yield url
     finally:
         stop_process_group(proc)
         log.close()
+
+
+@pytest.fixture
+def voila(tmp_path):
+    with _server(tmp_path, "voila", ["voila", "notebooks/lab.ipynb", "--no-browser", "--Voila.ip=127.0.0.1",
+                                     "--show_tracebacks=True"], "voila/static/", 60) as url:
+        yield url, tmp_path / "voila.log"
 
 
 def _wait(predicate, timeout: float, what: str, page=None, interval: float = 0.25):
@@ -224,34 +235,12 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
 @pytest.fixture
 def jupyterlab(tmp_path):
     """JupyterLab on the repository, no token, the app instance exposed (to run all cells)."""
-    port = _free_port()
-    env = dict(os.environ, SCALING_LAB_STORE=str(tmp_path / "store"), JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
-               SCALING_LAB_JAX_CACHE=os.environ["SCALING_LAB_JAX_CACHE"],
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    for k in ("SCALING_LAB_QUICK", "QUERY_STRING"):
-        env.pop(k, None)
-    log = open(tmp_path / "lab.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-                             "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-                             "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True", "--allow-root",
-                             f"--ServerApp.root_dir={ROOT}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "api", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-                time.sleep(0.3)
+    with _server(tmp_path, "lab", ["jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                                   "--IdentityProvider.token=", "--ServerApp.password=",
+                                   "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
+                                   "--allow-root", f"--ServerApp.root_dir={ROOT}"], "api", 90,
+                 JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws")) as url:
         yield url
-    finally:
-        stop_process_group(proc)
-        log.close()
 
 
 def test_jupyterlab_app_layout_with_the_side_panel_open(jupyterlab):

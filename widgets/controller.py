@@ -44,7 +44,6 @@ class Controller(Jobs, ScalingActions):
         self._store = store
         self._cancel = threading.Event()
         self._following: set = set()                # run ids this page follows (another page trains them)
-        self._busy_at, self._busy = 0.0, ""         # when the store was last asked who else trains; the words
         self.task: asyncio.Task | None = None
         self._curves: dict[str, list] = {}          # finished runs' curves (they never change)
         self._fit_objects: dict = {}                # the last fits (objects stay here, not in the state)
