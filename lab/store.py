@@ -243,6 +243,12 @@ def _connect(db_path: Path, *, create: bool = True) -> sqlite3.Connection:
     return con
 
 
+def _busy(e: sqlite3.Error) -> bool:
+    """SQLite's "database is locked / busy": another process holds the lock, nothing is wrong."""
+    return getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or \
+        "locked" in str(e) or "busy" in str(e)
+
+
 def _dumps(value) -> str:
     return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -401,12 +407,24 @@ class RunStore:
 
     def _migrate(self) -> None:
         con = self._con()
-        try:
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                con.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{str(self.db_path)!r} is not a run store database ({e}); "
-                             "pass another --store folder") from None
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.DatabaseError as e:
+                # Switching to WAL needs the database to itself; SQLite answers "locked" at once
+                # (no busy wait) when another process opening the same new store holds it.
+                if _busy(e) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                if _busy(e):
+                    raise StoreError(f"the run store {str(self.db_path)!r} stayed locked by another process for "
+                                     f"{BUSY_TIMEOUT_MS // 1000} s ({e}); try again, or pass another --store folder"
+                                     ) from None
+                raise StoreError(f"{str(self.db_path)!r} is not a run store database ({e}); "
+                                 "pass another --store folder") from None
         with self._tx() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -402,3 +402,29 @@ def test_a_heartbeat_keeps_held_runs_fresh(tmp_path, monkeypatch):
     assert beat() > first
     store.release([cfg.run_id], status="interrupted", error="test over")
     assert store.record(cfg.run_id).status == "interrupted"
+
+
+def test_processes_opening_one_new_store_at_once_all_get_it(tmp_path):
+    """Two sweeps started together on a fresh store once failed with "database is locked":
+    the switch to WAL got no busy wait. Eight processes open each of 40 new stores at once."""
+    child = python_process(f"""
+import multiprocessing as mp
+from lab.store import RunStore
+def open_store(path, errors):
+    try:
+        RunStore(path)
+    except Exception as e:
+        errors.put(repr(e))
+if __name__ == "__main__":
+    ctx = mp.get_context("fork")
+    errors = ctx.Queue()
+    for trial in range(40):
+        procs = [ctx.Process(target=open_store, args=({str(tmp_path)!r} + f"/s{{trial}}", errors)) for _ in range(8)]
+        [p.start() for p in procs]
+        [p.join() for p in procs]
+        assert all(p.exitcode == 0 for p in procs)
+    print("errors:", errors.get(timeout=1) if not errors.empty() else "none", flush=True)
+""")
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == 0 and out.strip() == "errors: none", out
+    assert all(RunStore(tmp_path / f"s{i}").integrity() == "ok" for i in range(40))
