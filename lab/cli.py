@@ -268,6 +268,11 @@ def _app(args) -> int:
            # hundreds of widget messages Lab() sends; at Voila's default 4 s the page's display is
            # dropped and the page stays blank (bench/bench_class.py: 0-1 of 30 ready; 30 of 30 at 120 s)
            f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
+           # a closing or reloading page asks Voila to shut its kernel down (a beacon POST, which
+           # cannot carry the XSRF token); with the check on, every such request was refused (403)
+           # and kernels were left to the heartbeat and the culler. The app's only POST is that
+           # shutdown, by unguessable kernel id; cross-site DELETEs are stopped by CORS.
+           "--Voila.tornado_settings", "disable_check_xsrf=True",
            # kernels whose page is gone (closed or reloaded tabs) and that sit idle are shut down
            f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle // 2))}",
            f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}", "--MappingKernelManager.cull_connected=False"]

@@ -138,8 +138,15 @@ def test_a_job_stops_when_its_page_is_gone_and_reloads_do_not_pile_up_kernels(st
             page.click("button.lab-train")
             store = RunStore(store_dir)
             _wait(lambda: "running" in set(store.table().status), 120, "the run to start", page)
-            page.close()                                            # the student closes the tab
-            _wait(lambda: set(store.table().status) == {"cancelled"}, 60, "the orphaned run to stop")
+            (run,) = store.records()
+            kernel = int(run.owner.split("|")[2])                   # host|machine|pid|start
+            assert kernel in _kernels_of(store_dir)
+            page.close(run_before_unload=True)                      # the student closes the tab: Voila
+            t_close = time.monotonic()                              # shuts its kernel down (the heartbeat,
+            _wait(lambda: kernel not in _kernels_of(store_dir), 60, "the page's kernel to be shut down")
+            print(f"the closed page's kernel was gone after {time.monotonic() - t_close:.1f} s")
+            run = store.record(run.run_id)                          # timeout 8 s here, is the fallback)
+            assert run.status in ("cancelled", "interrupted"), run.status
             t0 = time.monotonic()
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             stuck = []
