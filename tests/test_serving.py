@@ -141,11 +141,14 @@ def test_a_job_stops_when_its_page_is_gone_and_reloads_do_not_pile_up_kernels(st
             (run,) = store.records()
             kernel = int(run.owner.split("|")[2])                   # host|machine|pid|start
             assert kernel in _kernels_of(store_dir)
-            page.close(run_before_unload=True)                      # the student closes the tab: Voila
-            t_close = time.monotonic()                              # shuts its kernel down (the heartbeat,
+            # The student closes the tab. Its kernel goes: shut down by Voila on the page's unload
+            # beacon or, where the beacon is lost (here, always), the heartbeat's silence (8 s)
+            # stops the run and the culler (6 s idle) the kernel.
+            page.close(run_before_unload=True)
+            t_close = time.monotonic()
             _wait(lambda: kernel not in _kernels_of(store_dir), 60, "the page's kernel to be shut down")
             print(f"the closed page's kernel was gone after {time.monotonic() - t_close:.1f} s")
-            run = store.record(run.run_id)                          # timeout 8 s here, is the fallback)
+            run = store.record(run.run_id)
             assert run.status in ("cancelled", "interrupted"), run.status
             t0 = time.monotonic()
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
