@@ -2,10 +2,11 @@
 
     python -m bench --only app        (or: python bench/bench_app.py [--rounds 3])
 
-Through the app means what pressing Train does: `widgets.Controller.train` in an asyncio loop,
-training in a worker thread, every chunk relayed to the loop and drawn into the app's widgets
-(the FigureWidget's curves, progress bar, readouts; state serialised for a front end that is not
-there), the run saved to a run store. Headless means `lab.train` of the identical config in the
+Through the app means what pressing Train does: the page asks the training service's queue
+(`widgets.Controller.train.run` in an asyncio loop), a worker of the service (here a thread of
+this process, `service="thread"`) takes it from the store and trains it, and the page follows the
+store, drawing every chunk into the app's widgets (the FigureWidget's curves, progress bar,
+readouts; state serialised for a front end that is not there). Headless means `lab.train` of the identical config in the
 same process, nothing attached. Rounds alternate (app, headless, app, ...); medians reported:
 steady-state tokens/s (as `RunResult.tokens_per_s`: the first compiled call excluded) and the
 wall time of the whole run from the click to the result, store writes and final redraw included.
@@ -40,12 +41,12 @@ def main(argv=None) -> dict:
     steps = chunk * args.calls
     with tempfile.TemporaryDirectory() as store_dir:
         os.environ["SCALING_LAB_STORE"] = store_dir
-        app = Lab()
+        app = Lab(service="thread")
 
         def through_app(seed):
             cfg = config_for(w, d, t, b, steps, seed=seed)
             t0 = time.perf_counter()
-            out = asyncio.run(app.controller.train(cfg))
+            out = asyncio.run(app.controller.train.run(cfg))
             wall = time.perf_counter() - t0
             if app.state.error or not out or out[0].status != "done":
                 raise RuntimeError(f"the app's run did not finish: {app.state.error or out}")
@@ -70,6 +71,8 @@ def main(argv=None) -> dict:
            "app_rounds": app_runs, "headless_rounds": plain_runs}
     out["throughput_ratio"] = out["app_tokens_per_s"] / out["headless_tokens_per_s"]
     out["wall_ratio"] = out["app_wall_s"] / out["headless_wall_s"]
+    from widgets.session import stop_own_services
+    stop_own_services()
     print(f"\napp overhead ({w}x{d}, ctx {t}, batch {b}, {steps} steps, {args.rounds} rounds): "
           f"through the app {out['app_tokens_per_s']:,.0f} tok/s vs headless {out['headless_tokens_per_s']:,.0f} "
           f"({out['throughput_ratio']:.2f}x); whole run {out['app_wall_s']:.2f} s vs {out['headless_wall_s']:.2f} s "

@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
             report["rows"] += rows
             report["best"].setdefault(param, {})[w] = best_lr(lrs, [r["mean"] for r in rows])
     print(f"\nbest learning rate per width ({int(args.tokens):,} tokens, depth {args.depth}, seeds {seeds}):")
-    print(f"| parameterisation | " + " | ".join(f"width {w}" for w in widths) + f" | ratio {widths[-1]}/{widths[0]} |")
+    print("| parameterisation | " + " | ".join(f"width {w}" for w in widths) + f" | ratio {widths[-1]}/{widths[0]} |")
     print("| --- " * (len(widths) + 2) + "|")
     for param, best in report["best"].items():
         ratio = best[widths[-1]] / best[widths[0]]

@@ -21,7 +21,7 @@ _WHERE = {
     "ConfigError": "config", "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config",
     "RunConfig": "config",
     "flops_per_token": "counting", "memory_bytes": "counting", "param_counts": "counting", "run_flops": "counting",
-    "load_dataset": "data", "train": "training", "train_seeds": "training", "train": "training", "train_seeds": "training",
+    "load_dataset": "data", "train": "training", "train_seeds": "training",
     "Event": "trackers", "EventLog": "trackers", "ProgressBar": "trackers", "RunResult": "trackers",
     "Tracker": "trackers",
     "RunStore": "store", "StoreTracker": "store",

@@ -7,27 +7,21 @@ line on stderr, `error: ...`, and exit status 2; never a traceback.
 
 import argparse
 import json
-import math
 import sys
 
 from lab.config import ConfigError, RunConfig
-from lab.schema import SETTINGS, cli_fix
+from lab.schema import SETTINGS, cli_fix, number as schema_number
 
 
 IOPUB_TIMEOUT_S = 120   # how long Voila waits for a cell's last output after its reply (nbclient default 4)
 
 
 def number(text: str) -> float:
-    """A float that also reads `2e5`, `1_000` and `3k`/`2M`/`1G`."""
-    s = str(text).strip().replace("_", "")
-    mult = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}.get(s[-1:].lower())
+    """A flag's number: `lab.schema.number` (2e5, 1_000, 3k/2M/1G/1T), as argparse wants its errors."""
     try:
-        value = float(s[:-1]) * mult if mult else float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (examples: 3e-3, 2e5, 200k)") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+        return schema_number(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def integer(text: str) -> int:
@@ -133,19 +127,19 @@ def _train(args) -> int:
         return 0
     trackers = [] if args.quiet else [ProgressBar()]
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
-    stored, held = {}, []
-    if args.store is not None or not args.no_store:
+    configs = [cfg.replace(seed=s) for s in seeds]
+    if args.store is None and args.no_store:
+        trained, stored = train_seeds(cfg, seeds, trackers=trackers), {}
+    else:
         from lab.store import RunStore, StoreTracker
         store = RunStore(args.store)
-        cfg, seeds, stored, held = _claim(store, cfg, seeds, force=args.force)
-        trackers.append(StoreTracker(store))
-    try:
-        trained = train_seeds(cfg, seeds, trackers=trackers) if seeds else []
-    except BaseException as e:          # the claims end with the training: failed, or interrupted (Ctrl-C)
-        if held:
-            store.release(held, status="failed" if isinstance(e, Exception) else "interrupted",
-                          error=f"{type(e).__name__}: {e}")
-        raise
+        with store.claims(configs, again=args.force) as held:
+            stored = _stored(store, held, force=args.force)
+            trained = []
+            if held.claimed:
+                first = held.claimed[0]
+                trained = train_seeds(first, [c.seed for c in held.claimed], trackers=[*trackers, StoreTracker(store)])
+                held.claimed = []             # committed by the tracker
     results = sorted([*trained, *stored.values()], key=lambda r: r.config.seed)
     keys = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss", "eval_loss",
             "eval_bpb", "tokens_per_s", "first_step_s", "wall_s", "device", "epochs", "steps", "diverged_step",
@@ -163,36 +157,29 @@ def _train(args) -> int:
     return 0 if all(r["status"] != "diverged" for r in rows) else 1
 
 
-def _claim(store, cfg: RunConfig, seeds: list, *, force: bool):
-    """What `train` trains with a store: (config, seeds to train, {seed: stored result}, run ids
-    claimed). A run the store holds finished is printed from it, not trained (said on stderr);
-    `force` trains a new attempt beside it instead (never over it); a run another process is
-    training is refused (StoreError: one line, exit status 2)."""
+def _stored(store, held, *, force: bool) -> dict:
+    """`train`'s policy on the store's claims: a run the store holds finished is printed from it,
+    not trained (said on stderr); `force` trains a new attempt beside it instead (never over it);
+    a run another process is training is refused (StoreError: one line, exit status 2).
+    Returns {seed: stored result}."""
     from lab.store import StoreError, when_words
-    configs = [cfg.replace(seed=s) for s in seeds]
     if force:
-        k = store.claim_attempt(configs)
-        cfg = cfg.replace(attempt=k)
-        print(f"training attempt {k} of run {configs[0].run_id} (run {cfg.run_id}); the store keeps the runs it "
-              "holds beside it", file=sys.stderr)
-        return cfg, seeds, {}, [c.replace(attempt=k).run_id for c in configs]
-    claims = [(c, store.claim(c)) for c in configs]
-    held = [c.run_id for c, claim in claims if claim.status == "claimed"]
-    busy = [(c, claim) for c, claim in claims if claim.status == "busy"]
-    if busy:
-        store.release(held, status="interrupted", error="not trained: another process was training a seed of it")
-        c, claim = busy[0]
-        raise StoreError(f"run {c.run_id} is being trained by another process ({claim.record.owner}) right now; "
-                         f"wait for it to finish and run this again to print its result (see `scaling-lab runs "
-                         f"--store {store.path}`)")
+        c = held.claimed[0]
+        print(f"training attempt {held.attempt} of run {c.replace(attempt=0).run_id} (run {c.run_id}); the store "
+              "keeps the runs it holds beside it", file=sys.stderr)
+        return {}
+    if held.busy:
+        c = held.busy[0]
+        held.give_back()
+        held.claimed = []
+        raise StoreError(f"run {c.run_id} is being trained by another process right now; wait for it to finish and "
+                         f"run this again to print its result (see `scaling-lab runs --store {store.path}`)")
     stored = {}
-    for c, claim in claims:
-        if claim.status == "finished":
-            rec = claim.record
-            stored[c.seed] = store.get(c.run_id)
-            print(f"run {c.run_id} is already in the store ({rec.status}, trained {when_words(rec.finished)}): "
-                  "printed from the store without training; --force trains a new attempt beside it", file=sys.stderr)
-    return cfg, [c.seed for c, claim in claims if claim.status == "claimed"], stored, held
+    for run_id, rec in held.finished.items():
+        stored[rec.config.seed] = store.get(run_id)
+        print(f"run {run_id} is already in the store ({rec.status}, trained {when_words(rec.finished)}): "
+              "printed from the store without training; --force trains a new attempt beside it", file=sys.stderr)
+    return stored
 
 
 STOPS = {"target": "the validation loss reached --target-loss",
@@ -246,27 +233,91 @@ def _lessons(args) -> int:
     return 0
 
 
+PAGE_MIB = 110      # a page kernel once the app is drawn, PSS (bench/README.md, "A class on one small server")
+WORKER_MIB = 600    # a worker process after training the first-run preset (JAX, its compiled programs)
+SERVER_MIB = 300    # Voila itself with a class's pages
+
+
+def teacher_hash(token: str) -> str:
+    import hashlib
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _workers(text: str | None) -> tuple[str, str | None, int | None]:
+    """`--workers N | ray | ADDRESS` as (mode, Ray address, workers)."""
+    if text is None:
+        return "process", None, None
+    if text == "ray":
+        return "ray", None, None
+    if ":" in text:
+        return "ray", text, None
+    try:
+        n = integer(text)
+    except argparse.ArgumentTypeError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"--workers must be a number of worker processes (1 or more), ray, or a Ray address "
+                          f"(host:port or ray://host:port), got {text!r}")
+    return "process", None, n
+
+
 def _app(args) -> int:
-    """Serve the app (notebooks/lab.ipynb) with Voila; the kernel builds the widgets."""
+    """Serve the app (notebooks/lab.ipynb) with Voila, and the training service beside it.
+
+    The pages never train: the service's workers take what they queue. Ctrl-C or SIGTERM ends
+    the server (and its kernels), then the workers; runs being trained go back to the queue."""
     import os
+    import secrets
+    import signal
     import subprocess
+    import threading
     from pathlib import Path
-    notebook = notebooks_folder() / "lab.ipynb"
+
     from lab import runtime
-    env = runtime.fast_allocator_env()     # every kernel trains under jemalloc (see lab.runtime)
-    if args.store:
-        env["SCALING_LAB_STORE"] = str(Path(args.store).resolve())
-    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # many kernels share one GPU
-    # From the folder above the notebooks (in a checkout: the repository root, so that voila.json
-    # applies; its settings are also given below); one preheated kernel makes the page ready
-    # within seconds (the kernel's imports are already done when a user arrives).
-    root = notebook.parents[1]
-    cmd = [sys.executable, "-m", "voila", str(notebook.relative_to(root)), f"--port={args.port}",
-           f"--Voila.ip={args.ip}", "--no-browser", "--show_tracebacks=False", "--preheat_kernel=True",
-           "--pool_size=1",
+    from lab.runqueue import RunQueue
+    from lab.service import Service, default_workers
+    from lab.store import RunStore
+    notebook = notebooks_folder() / "lab.ipynb"
+    mode, address, workers = _workers(args.workers)
+    pool = args.class_size or 1
+    if pool < 1 or pool > 200:
+        raise ConfigError(f"--class must be between 1 and 200 pages, got {pool}")
+    store = RunStore(args.store)
+    queue = RunQueue(store)
+    limits = {k: v for k, v in (("max_queued", args.max_queued), ("max_tokens", args.max_tokens),
+                                ("max_pages", args.max_pages)) if v is not None}
+    if limits:
+        queue.set_limits(**limits)
+    limits = queue.limits()
+    token = args.teacher_token or secrets.token_urlsafe(12)
+    env = runtime.fast_allocator_env()
+    env["SCALING_LAB_STORE"] = str(store.path.resolve())
+    env["SCALING_LAB_TEACHER_SHA256"] = teacher_hash(token)
+    env["SCALING_LAB_SERVICE"] = "external"           # pages follow this service, never start their own
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if limits["max_pages"]:
+        env["SCALING_LAB_MAX_PAGES"] = str(limits["max_pages"])
+    if args.class_size:
+        env.setdefault("SCALING_LAB_REFILL_QUIET_S", "20")   # refills wait while a class's pages are opened
+    n_workers = workers or (default_workers() if mode == "process" else 0)
+    if args.class_size:
+        mib = pool * PAGE_MIB + n_workers * WORKER_MIB + SERVER_MIB
+        print(f"a class of {pool}: {pool} pages preheated (about {pool * PAGE_MIB:,} MiB), {n_workers or 'Ray'} "
+              f"worker(s) (about {n_workers * WORKER_MIB:,} MiB once they have trained), the server (about "
+              f"{SERVER_MIB} MiB): about {mib / 1024:.1f} GiB in all; warming up takes about {max(20, pool * 2)} s "
+              "on 2 cores", file=sys.stderr)
+    service = Service(store, workers=workers, mode=mode, address=address, max_batch=args.max_batch,
+                      env=env).start()
+    # From the repository root in a checkout, so that voila.json applies (its settings are also
+    # given below); installed, from the notebooks' own folder (never from inside a package, whose
+    # modules would shadow the standard library's for Voila).
+    root = notebook.parents[1] if (notebook.parents[1] / "voila.json").is_file() else notebook.parent
+    cmd = [sys.executable, "-m", "widgets.serve", str(notebook.relative_to(root)), f"--port={args.port}",
+           f"--Voila.ip={args.ip}", "--Voila.port_retries=0", "--no-browser", "--show_tracebacks=False",
+           "--preheat_kernel=True", f"--pool_size={pool}",
            # a busy server (thirty pages opening at once on two cores) falls seconds behind the
-           # hundreds of widget messages Lab() sends; at Voila's default 4 s the page's display is
-           # dropped and the page stays blank (bench/bench_class.py: 0-1 of 30 ready; 30 of 30 at 120 s)
+           # widget messages Lab() sends; at Voila's default 4 s the page's display is dropped and the
+           # page stays blank (bench/bench_class.py: 0-1 of 30 ready; 30 of 30 at 120 s)
            f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
            # a closing or reloading page asks Voila to shut its kernel down (a beacon POST, which
            # cannot carry the XSRF token); with the check on, every such request was refused (403)
@@ -276,11 +327,70 @@ def _app(args) -> int:
            # kernels whose page is gone (closed or reloaded tabs) and that sit idle are shut down
            f"--MappingKernelManager.cull_interval={max(1, min(60, args.cull_idle // 2))}",
            f"--MappingKernelManager.cull_idle_timeout={args.cull_idle}", "--MappingKernelManager.cull_connected=False"]
-    print(f"Scaling Lab: open http://{args.ip}:{args.port}/ (Ctrl-C stops the server)", file=sys.stderr)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                    env.get("PYTHONPATH", "")) if p)
+    server = subprocess.Popen(cmd, env=env, cwd=root, start_new_session=True, stdin=subprocess.DEVNULL)
+    url = f"http://{args.ip}:{args.port}/"
+    print(f"Scaling Lab: students open {url}\n  teacher (keep this link to yourself): {url}?teacher={token}\n"
+          f"  {service.workers} {mode} worker(s) train what the pages ask; limits: {limits['max_queued']} queued run(s) "
+          f"per page, {limits['max_tokens'] or 'no'} token limit per run, {limits['max_pages'] or 'no'} page limit. "
+          "Ctrl-C stops everything", file=sys.stderr)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        return subprocess.call(cmd, env=env, cwd=root)
-    except KeyboardInterrupt:
-        return 0
+        while server.poll() is None and not stop.wait(0.5):
+            pass
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)        # Voila shuts its kernels down, then exits
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        back = service.stop()
+        print(f"stopped: the server, its pages and {service.workers} worker(s); {len(back)} run(s) back in the queue",
+              file=sys.stderr)
+    return 0 if stop.is_set() or server.returncode in (0, -signal.SIGTERM) else 1
+
+
+def _worker(args) -> int:
+    from lab.service import worker_main
+    return worker_main(args.store, max_batch=args.max_batch, name=args.name)
+
+
+def _service(args) -> int:
+    from lab.service import Service
+    import signal
+    import threading
+    mode, address, workers = _workers(args.workers)
+    service = Service(args.store, workers=workers, mode=mode, address=address, max_batch=args.max_batch,
+                      parent=args.parent).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5) and not service.stopping.is_set():
+        pass
+    back = service.stop()
+    print(f"the training service stopped; {len(back)} run(s) back in the queue", file=sys.stderr)
+    return 0
+
+
+def _pack(args) -> int:
+    from lab.pack import pack
+    manifest = pack(args.store, args.file)
+    print(f"packed {len(manifest['runs'])} runs ({len(manifest['weights'])} with weights) into {args.file}",
+          file=sys.stderr)
+    return 0
+
+
+def _unpack(args) -> int:
+    from lab.pack import unpack
+    out = unpack(args.file, args.store)
+    print(f"unpacked {args.file}: {len(out.added)} runs added ({out.weights} weights files), {len(out.kept)} "
+          f"already in the store kept as they were", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,13 +411,56 @@ def build_parser() -> argparse.ArgumentParser:
                         "under its own run id (the finished run is kept). Without --force such a run is printed "
                         "from the store without training; a run another process is training is refused")
     p.set_defaults(func=_train)
-    p = sub.add_parser("app", help="serve the interactive lab with Voila", description="Serve the app in a browser.")
+    p = sub.add_parser("app", help="serve the interactive lab with Voila, and the training service",
+                       description="Serve the app in a browser. Pages only show and ask; the training service's "
+                                   "workers train what they ask, in a fair queue. Prints a student link and a teacher "
+                                   "link (with a secret token).")
     p.add_argument("--port", type=integer, default=8866, help="port (default %(default)s)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
     p.add_argument("--cull-idle", type=integer, default=300, metavar="SECONDS",
                    help="shut down kernels idle this long whose page is gone (default %(default)s)")
+    p.add_argument("--workers", default=None, metavar="N|ray|ADDRESS",
+                   help="training workers: a number of processes (default: one per two cores), ray (a local Ray) or "
+                        "a Ray cluster's address; the server stays the store's single writer")
+    p.add_argument("--max-batch", type=integer, default=None, metavar="K",
+                   help="queued runs of one config (different seeds) trained together through vmap (default: 4 on "
+                        "CPU, 16 on an accelerator)")
+    p.add_argument("--class", dest="class_size", type=integer, default=None, metavar="N",
+                   help="preheat N pages for a class (their memory is stated before the server starts)")
+    p.add_argument("--max-pages", type=integer, default=None, metavar="N",
+                   help="most pages open at once; the next visitor reads that the class is full")
+    p.add_argument("--max-queued", type=integer, default=None, metavar="N",
+                   help="runs a student's page may have waiting in the queue (default 3; the teacher: no limit)")
+    p.add_argument("--max-tokens", type=integer, default=None, metavar="N",
+                   help="most training tokens of one run a student may ask for (default: no limit)")
+    p.add_argument("--teacher-token", default=None, metavar="TOKEN",
+                   help="the teacher link's secret (default: a new random one each start)")
     p.set_defaults(func=_app)
+    p = sub.add_parser("service", help="run the training service alone (workers that train queued runs)",
+                       description="Train what pages of the app queue in the store, until Ctrl-C.")
+    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
+    p.add_argument("--workers", default=None, metavar="N|ray|ADDRESS", help="as for `app`")
+    p.add_argument("--max-batch", type=integer, default=None, metavar="K", help="as for `app`")
+    p.add_argument("--parent", type=integer, default=None, metavar="PID", help="stop when this process ends")
+    p.set_defaults(func=_service)
+    p = sub.add_parser("worker", help="one training worker (the service starts these)",
+                       description="Train queued runs from the store until SIGTERM; its run goes back to the queue.")
+    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
+    p.add_argument("--max-batch", type=integer, default=None, metavar="K", help="as for `app`")
+    p.add_argument("--name", default="worker", help="how its log lines are named")
+    p.set_defaults(func=_worker)
+    p = sub.add_parser("pack", help="write a store's finished runs into one file, for a class server",
+                       description="Pack the store's finished runs (curves and weights) into FILE.")
+    p.add_argument("store", metavar="STORE", help="the run store folder")
+    p.add_argument("file", metavar="FILE", help="the pack to write (a .tar.gz)")
+    p.set_defaults(func=_pack)
+    p = sub.add_parser("unpack", help="add a pack's runs to a store (checked first)",
+                       description="Check FILE (a pack) and add its runs to STORE; nothing is written unless it is "
+                                   "sound.")
+    p.add_argument("file", metavar="FILE", help="a pack made by `scaling-lab pack`")
+    p.add_argument("store", metavar="STORE", help="the run store folder (created if missing)")
+    p.set_defaults(func=_unpack)
     p = sub.add_parser("lessons", help="copy the lesson notebooks into a folder",
                        description="Copy the lesson notebooks (shipped with the package) into FOLDER.")
     p.add_argument("folder", metavar="FOLDER", help="where to copy them (created if missing)")
@@ -327,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 def entry() -> int:
     """The `scaling-lab` and `python -m lab` entry: restart under the fast allocator, then run."""
     from lab import runtime
-    if sys.argv[1:2] != ["app"]:      # the app's kernels get it through their environment instead
+    if sys.argv[1:2] not in (["app"], ["service"]):   # their workers and kernels get it through their environment
         runtime.reexec_with_fast_allocator(["-m", "lab", *sys.argv[1:]])
     return main()
 

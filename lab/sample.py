@@ -3,13 +3,19 @@
 import math
 import os
 
-import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 
 from lab.config import ConfigError
-from lab.models import generate
 from lab.store import RunStore
+
+
+def check_sample_args(length, temperature) -> None:
+    """Refuse a bad length or temperature (before any model is loaded)."""
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= 100_000:
+        raise ConfigError(f"length must be a whole number of bytes between 0 and 100000, got {length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
 
 
 def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str = "", *, length: int = 200,
@@ -28,11 +34,11 @@ def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str 
         ConfigError: an unknown run id (the message says how to list them), a run without
             weights, or a bad length / temperature.
     """
-    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= 100_000:
-        raise ConfigError(f"length must be a whole number of bytes between 0 and 100000, got {length!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and temperature >= 0):
-        raise ConfigError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
+    check_sample_args(length, temperature)
+    import jax.numpy as jnp
+    import jax.random as jr
+
+    from lab.models import generate
     store = store if isinstance(store, RunStore) else RunStore(store)
     run_id = store.resolve(run_id)
     config = store.record(run_id).config

@@ -19,6 +19,7 @@ load time (`lab.config` imports this module).
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 ARCHS = ("gpt", "lstm", "cnn")
@@ -219,6 +220,20 @@ del S
 
 BY_PATH = {s.path: s for s in SETTINGS}
 BY_KEY = {s.key: s for s in SETTINGS}
+
+
+def number(text) -> float:
+    """A number as people type it, the same in every front end (flags, form boxes, links): `3e-3`,
+    `2e5`, `1_000`, and the suffixes k, M, G, T (`200k`, `2M`, `1t`). ValueError says what is wrong."""
+    s = str(text).strip().replace("_", "")
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}.get(s[-1:].lower())
+    try:
+        value = float(s[:-1]) * mult if mult else float(s)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number (examples: 3e-3, 2e5, 200k)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
 
 
 def setting(path_or_key: str) -> Setting:

@@ -1,48 +1,51 @@
 """The run store: one SQLite database (WAL) for configs, status, results and loss curves; weights beside it.
 
 One module, over the usual size, because its parts share one invariant and are only safe
-together: a run's record is complete or absent.
+together: a run's record is complete or absent. The queue of runs asked for (`lab.runqueue`),
+process liveness (`lab.liveness`) and the weights format (`lab.weights`) live in modules of
+their own, on this store's connections and transactions.
 
 - Commit: the weights file is written first (temp file, fsync, `os.replace`), then the
   result, the status and the whole curve go in ONE transaction. A run counts as finished
   only once that transaction has committed; a crash before it leaves a `running` row (or an
   orphan weights file that the retrain overwrites), never half a result.
-- Claims: before training, a process claims the run in a `BEGIN IMMEDIATE` transaction
-  (SQLite's single writer lock): the row is inserted or updated to `running` with the
-  process and thread as owner and `attempts + 1`. Two claimants cannot both win one run; the
-  second sees it `running` and waits for it (or follows it: the app), so nothing is trained
-  twice or lost.
+- Claims, the one protocol every trainer follows (`claims`): before training, a thread claims
+  its runs in one `BEGIN IMMEDIATE` transaction (SQLite's single writer lock): each row is
+  inserted or updated to `running` with the process and thread as owner and `attempts + 1`; a
+  run the store holds finished is handed back for reuse, one another live owner holds is
+  reported busy. Two claimants cannot both win one run. The claim is a context: what it still
+  holds when its block ends (an exception, a Ctrl-C, runs claimed but never trained) is given
+  back `failed` or `interrupted`, so no claim outlives its trainer. Callers keep only their
+  policy for busy runs: the command line refuses, a sweep waits, the training service queues.
 - Finished runs are kept: a retrain of a `done` or `diverged` run is a new attempt
-  (`RunConfig.attempt`, its own run id, `claim_attempt`), stored beside it; so is a forced
-  train or sweep (`scaling-lab train --force`, `scaling-lab sweep --force`). Nothing trains
-  over a finished run.
-- Interrupted runs: a `running` row whose owner is gone is interrupted and is claimed again
-  on resume. The owner is `host|boot id:pid namespace|pid|process start time|thread`. On the
-  same host the owner is alive iff that pid exists, is not a zombie, and started at that time
-  (pid reuse, reboots and containers cannot fool it; in this process: iff that thread runs);
-  no timeout is needed, so `kill -9` is noticed at once. For an owner on another host the
-  heartbeat decides: a thread refreshes it every HEARTBEAT_S seconds while the process holds
-  runs, and a row silent for LEASE_S is taken over.
+  (`RunConfig.attempt`, its own run id, `claims(..., again=True)`), stored beside it; so is a
+  forced train or sweep. Nothing trains over a finished run.
+- Interrupted runs: a `running` row whose owner is gone (`lab.liveness.owner_alive`: kill -9 is
+  noticed at once on this host; elsewhere a lease) is interrupted and is claimed again on
+  resume; the training service puts it back in the queue when pages still wait for it.
+- Who asked: a run trained for a page records its asker (browser id, display name, role);
+  `delete` lets a student remove only what they asked for, the teacher and the command line
+  anything.
 
 Durability: WAL with `synchronous=NORMAL` survives any process crash (`kill -9`) without
 losing a committed run; only a power loss could roll back the last commits, which are then
 retrained, never seen half-written.
 
 Keep a store on a local disk: SQLite's locks are not reliable on network file systems.
-Clusters share results through one driver that writes the store (see `lab.sweep.RayExecutor`).
+Clusters share results through one driver that writes the store (`lab.sweep.RayExecutor`, the
+training service with `--workers ray`).
 
-Layout of a store folder: `runs.sqlite` (+ `-wal`, `-shm`) and `weights/<run_id>.eqx`, each a
-JSON header line (format, run id, config) followed by `eqx.tree_serialise_leaves` bytes.
+Layout of a store folder: `runs.sqlite` (+ `-wal`, `-shm`) and `weights/<run_id>.eqx`
+(`lab.weights`). Schema 2 added the queue, requests, pages, settings and tasks tables and the
+runs' asker and cancel columns; a schema-1 store is upgraded in place when opened.
 """
 
 import contextlib
 import dataclasses
-import io
 import json
 import math
 import os
 import re
-import socket
 import sqlite3
 import tempfile
 import threading
@@ -52,18 +55,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
-from lab.schema import BY_PATH
 from lab.counting import flops_per_token, param_counts
 from lab.family import family_key
-from lab.trackers import Event, RunResult, Tracker, cancel_requested
 from lab.jsonsafe import json_safe
+from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
+from lab.schema import BY_PATH
+from lab.trackers import Event, RunResult, Tracker, cancel_requested
+from lab.weights import read_weights
 
-SCHEMA_VERSION = 1
+__all__ = ["RunStore", "RunRecord", "Claims", "StoreTracker", "StoreError", "FINISHED", "COLUMNS", "LEASE_S",
+           "SCHEMA_VERSION", "check_run_id", "default_path", "result_from_dict", "when_words"]
+
+SCHEMA_VERSION = 2
 DB_NAME = "runs.sqlite"
 WEIGHTS_DIR = "weights"
-WEIGHTS_FORMAT = "scaling-lab/weights"
-HEARTBEAT_S = 30.0      # how often a process refreshes the runs it holds
-LEASE_S = 300.0         # silence after which a run held on another host counts as interrupted
 BUSY_TIMEOUT_MS = 60_000  # wait this long for another process's write lock before failing
 FINISHED = ("done", "diverged")   # terminal: not retrained unless forced
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -92,6 +97,54 @@ CREATE TABLE curves (
     metrics TEXT NOT NULL,                 -- JSON of Event.metrics()
     PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
+"""
+
+# Schema 2: the training service's queue (lab.runqueue) and who asked for each run.
+SCHEMA_2 = """
+ALTER TABLE runs ADD COLUMN asked_by TEXT;            -- the asker's browser id (NULL: command line, scripts)
+ALTER TABLE runs ADD COLUMN asked_name TEXT;          -- their display name
+ALTER TABLE runs ADD COLUMN asked_role TEXT;          -- student or teacher
+ALTER TABLE runs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;   -- 1: nobody waits for it any more, stop it
+CREATE TABLE queue (                                  -- runs asked for, not started yet
+    run_id   TEXT PRIMARY KEY CHECK (length(run_id) = 16),
+    config   TEXT NOT NULL,
+    batch    TEXT NOT NULL,                           -- runs equal but for their seed train together (vmap)
+    budget   REAL,
+    queued   REAL NOT NULL                            -- first asked (a requeued run keeps its place)
+);
+CREATE TABLE requests (                               -- who waits for which run (queued or running)
+    run_id   TEXT NOT NULL,
+    page     TEXT NOT NULL,                           -- the asking page
+    client   TEXT NOT NULL,                           -- its browser (pages of one browser share it)
+    name     TEXT NOT NULL,
+    role     TEXT NOT NULL CHECK (role IN ('student','teacher')),
+    asked    REAL NOT NULL,
+    PRIMARY KEY (run_id, page)
+) WITHOUT ROWID;
+CREATE INDEX requests_page ON requests(page);
+CREATE TABLE pages (                                  -- open pages of the app
+    page     TEXT PRIMARY KEY,
+    client   TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    role     TEXT NOT NULL,
+    owner    TEXT NOT NULL,                           -- the page's kernel process (lab.liveness)
+    opened   REAL NOT NULL,
+    beat     REAL                                     -- the browser's last heartbeat (NULL: none yet)
+) WITHOUT ROWID;
+CREATE TABLE settings (                               -- limits, and what the training service says of itself
+    key      TEXT PRIMARY KEY,
+    value    TEXT NOT NULL                            -- JSON
+) WITHOUT ROWID;
+CREATE TABLE tasks (                                  -- small jobs for the service (text samples)
+    id       INTEGER PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    args     TEXT NOT NULL,                           -- JSON
+    page     TEXT,
+    status   TEXT NOT NULL CHECK (status IN ('waiting','running','done','failed')),
+    owner    TEXT,
+    result   TEXT,                                    -- JSON
+    created  REAL NOT NULL
+);
 """
 
 
@@ -134,102 +187,6 @@ def when_words(t: float | None, now: float | None = None) -> str:
     return f"{day} at {time.strftime('%H:%M', local)} ({span} ago)"
 
 
-# --- process identity and liveness ----------------------------------------------------------
-
-def _machine() -> str:
-    """Which pids this process can judge: boot id and pid namespace (a reboot or another
-    container on the same host makes a pid mean something else)."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            boot = f.read().strip()[:8]
-        ns = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return "-"
-    return f"{boot}:{ns}"
-
-
-def _proc_start(pid: int) -> str | None:
-    """Start time of `pid` in clock ticks since boot ('Z' for a zombie), None when unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return "Z" if fields[0] in ("Z", "X") else fields[19]
-
-
-_ME: dict[int, str] = {}
-
-
-def process_id() -> str:
-    """This process: host|boot id:pid namespace|pid|start time (recomputed after a fork)."""
-    pid = os.getpid()
-    if pid not in _ME:
-        _ME[pid] = f"{socket.gethostname()}|{_machine()}|{pid}|{_proc_start(pid) or '-'}"
-    return _ME[pid]
-
-
-def owner_id() -> str:
-    """This thread of this process as the owner of a claim: process_id()|thread id. Threads
-    of one process (a notebook's background trainers) are distinct owners."""
-    return f"{process_id()}|{threading.get_ident()}"
-
-
-def _pid_alive(pid: int, start: str) -> bool:
-    current = _proc_start(pid)
-    if current is not None:
-        return current != "Z" and (start == "-" or current == start)
-    try:                       # no /proc (macOS): existence only
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def owner_alive(owner: str | None, heartbeat: float | None, now: float | None = None) -> bool:
-    """Whether the process (and thread) named by `owner` may still be training (see the module doc)."""
-    try:
-        host, machine, pid_s, start, tid = (owner or "").split("|")
-        pid = int(pid_s)
-    except ValueError:
-        return False
-    me_host, me_machine, _, _ = process_id().split("|")
-    if host == me_host and machine == me_machine:
-        if f"{host}|{machine}|{pid}|{start}" == process_id():   # this process: is that thread still running?
-            return any(str(t.ident) == tid for t in threading.enumerate())
-        return _pid_alive(pid, start)                 # same host, boot and pid namespace: ask the kernel
-    boot, me_boot = machine.split(":")[0], me_machine.split(":")[0]
-    if host == me_host and boot != me_boot and "-" not in (boot, me_boot):
-        return False                                  # this host rebooted since: the owner is gone
-    return heartbeat is not None and (now or time.time()) - heartbeat < LEASE_S   # elsewhere: the lease
-
-
-class _Heartbeat(threading.Thread):
-    """Refreshes, every HEARTBEAT_S, the heartbeat of the runs this process holds in one store."""
-
-    def __init__(self, db_path: Path):
-        super().__init__(daemon=True, name=f"scaling-lab heartbeat {db_path}")
-        self.db_path = db_path
-
-    def run(self):
-        while True:
-            time.sleep(HEARTBEAT_S)
-            try:
-                con = _connect(self.db_path, create=False)
-                me = process_id() + "|"
-                con.execute("UPDATE runs SET heartbeat = ? WHERE substr(owner, 1, ?) = ? AND status = 'running'",
-                            (time.time(), len(me), me))
-                con.close()
-            except sqlite3.Error:
-                pass  # a busy or vanished store: try again at the next beat
-
-
-_BEATS: dict[tuple[int, str], _Heartbeat] = {}
-_BEATS_LOCK = threading.Lock()
-
-
 def _connect(db_path: Path, *, create: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit); `create=False` never
     recreates a store deleted meanwhile."""
@@ -241,6 +198,13 @@ def _connect(db_path: Path, *, create: bool = True) -> sqlite3.Connection:
     con.execute("PRAGMA foreign_keys = ON")
     con.execute("PRAGMA synchronous = NORMAL")
     return con
+
+
+def _script(con: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            con.execute(statement)
 
 
 def _busy(e: sqlite3.Error) -> bool:
@@ -267,31 +231,40 @@ def result_from_dict(d: dict, config: RunConfig, curve=()) -> RunResult:
     return RunResult(config=config, curve=tuple(curve), **kw)
 
 
-def weights_bytes(config: RunConfig, model) -> bytes:
-    """A weights file: one JSON header line (format, run id, config), then the Equinox leaves."""
-    import equinox as eqx
-    buf = io.BytesIO()
-    header = {"format": WEIGHTS_FORMAT, "version": 1, "run_id": config.run_id, "config": config.to_dict()}
-    buf.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-    eqx.tree_serialise_leaves(buf, model)
-    return buf.getvalue()
+ROLES = ("student", "teacher")
+NAME_MAX = 40
 
 
-def read_weights(data: bytes | io.BufferedIOBase):
-    """(config, model) from a weights file's bytes or an open binary file."""
-    import equinox as eqx
-    import jax.random as jr
-    from lab.models import make_model
-    f = io.BytesIO(data) if isinstance(data, bytes) else data
-    try:
-        header = json.loads(f.readline())
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get("format") != WEIGHTS_FORMAT:
-        raise StoreError("not a scaling-lab weights file (its first line is not the JSON header)")
-    config = RunConfig.from_dict(header["config"])
-    like = eqx.filter_eval_shape(make_model, config.model, key=jr.PRNGKey(0))
-    return config, eqx.tree_deserialise_leaves(f, like)
+def clean_name(name: str) -> str:
+    """A display name as typed: whitespace collapsed, control characters dropped, at most
+    NAME_MAX characters. It is shown escaped wherever it appears (never as markup)."""
+    text = " ".join("".join(ch for ch in str(name) if ch.isprintable()).split())
+    return text[:NAME_MAX]
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asks for runs: a page of the app, the browser it runs in (`client`, the same for a
+    browser's tabs), a display name, and a role (student, or the teacher holding the token)."""
+    client: str
+    name: str = ""
+    role: str = "student"
+    page: str = ""
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise StoreError(f"role must be student or teacher, got {self.role!r}")
+        if not self.client or len(self.client) > 64:
+            raise StoreError(f"an asker needs a client id of 1 to 64 characters, got {self.client!r}")
+        object.__setattr__(self, "name", clean_name(self.name))
+
+    @property
+    def teacher(self) -> bool:
+        return self.role == "teacher"
+
+    @property
+    def label(self) -> str:
+        return self.name or f"guest {self.client[:4]}"
 
 
 @dataclass(frozen=True)
@@ -309,6 +282,9 @@ class RunRecord:
     owner: str | None          # the process training it (status running)
     has_weights: bool
     result: RunResult | None   # done, diverged, cancelled
+    asked_by: str | None = None      # the asking page's browser id (None: the command line or a script)
+    asked_name: str | None = None    # their display name
+    asked_role: str | None = None    # student or teacher
 
     def to_dict(self) -> dict:
         """Flat: status fields, the config's main knobs, and the result's numbers (null until trained)."""
@@ -327,23 +303,61 @@ class RunRecord:
              "tokens": None, "flops": None, "train_loss": None, "eval_loss": None, "eval_bpb": None,
              "steps": None, "epochs": None, "wall_s": None, "first_step_s": None, "tokens_per_s": None,
              "device": None, "diverged_step": None, "stopped": None, "unigram_loss": None, "entropy_rate": None,
-             "dataset": None, "created": self.created, "started": self.started, "finished": self.finished}
+             "dataset": None, "created": self.created, "started": self.started, "finished": self.finished,
+             "asked_by": self.asked_by, "asked_name": self.asked_name, "asked_role": self.asked_role}
         if self.result is not None:
             r = self.result.to_dict()
             d.update({k: r[k] for k in d if k in r and k not in ("run_id", "status")})
         return json_safe(d)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """The answer to `RunStore.claim`: `claimed` (train it now), `finished` (stored) or `busy` (another owner)."""
-    status: str
-    record: RunRecord | None
-
-
 COLUMNS = tuple(RunRecord(run_id="0" * 16, config=RunConfig(), status="done", attempts=0, error=None, budget=None,
                           created=0.0, started=None, finished=None, owner=None, has_weights=False,
                           result=None).to_dict())
+
+
+class Claims:
+    """The answer to `RunStore.claims`, and the context that keeps it honest.
+
+    `claimed`: the configs this thread holds and must train now; `finished`: run id -> the stored
+    record of runs done or diverged (reuse them); `busy`: configs another live owner trains
+    (the caller's policy: wait, follow, queue or refuse); `attempt`: the attempt number when a
+    retrain was asked (`again`), else None. On leaving the `with` block, every claimed run still
+    `running` under this owner is given back: `failed` after an exception, `interrupted` after
+    a Ctrl-C or when it was never trained; runs committed meanwhile are untouched.
+    """
+
+    def __init__(self, store: "RunStore", claimed, finished, busy, attempt=None, budgets=None):
+        self.store = store
+        self.claimed: list[RunConfig] = list(claimed)
+        self.budgets: dict[str, float | None] = dict(zip((c.run_id for c in self.claimed), budgets or ()))
+        self.finished: dict[str, RunRecord] = dict(finished)
+        self.busy: list[RunConfig] = list(busy)
+        self.attempt: int | None = attempt
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [c.run_id for c in self.claimed]
+
+    def __enter__(self) -> "Claims":
+        return self
+
+    def __exit__(self, etype, error, tb) -> bool:
+        self.give_back(error, etype)
+        return False
+
+    def give_back(self, error: BaseException | None = None, etype=None) -> None:
+        """Release what is still held: failed (an exception), else interrupted."""
+        if not self.claimed:
+            return
+        etype = etype or (type(error) if error is not None else None)
+        if etype is None:
+            status, why = "interrupted", "claimed but not trained"
+        else:
+            status = "failed" if issubclass(etype, Exception) else "interrupted"
+            text = f": {error}" if error is not None and str(error) else ""
+            why = f"{etype.__name__}{text}" if status == "failed" else f"interrupted ({etype.__name__}{text})"
+        self.store.release(self.run_ids, status=status, error=why)
 
 
 class RunStore:
@@ -434,17 +448,14 @@ class RunStore:
                 if con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0]:
                     raise StoreError(f"{str(self.db_path)!r} holds a 'runs' table without a schema version; "
                                      "it was not written by scaling-lab; use another --store")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
+                _script(con, SCHEMA)
+            if version < 2:
+                _script(con, SCHEMA_2)
+            if version < SCHEMA_VERSION:
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _ensure_heartbeat(self) -> None:
-        key = (os.getpid(), str(self.db_path))
-        with _BEATS_LOCK:
-            if key not in _BEATS or not _BEATS[key].is_alive():
-                _BEATS[key] = _Heartbeat(self.db_path)
-                _BEATS[key].start()
+        ensure_heartbeat(self.db_path, _connect)
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
@@ -470,7 +481,8 @@ class RunStore:
         return RunRecord(run_id=row["run_id"], config=config, status=status, attempts=row["attempts"],
                          error=row["error"], budget=row["budget"], created=row["created"], started=row["started"],
                          finished=row["finished"], owner=row["owner"] if status == "running" else None,
-                         has_weights=bool(row["weights"]), result=result)
+                         has_weights=bool(row["weights"]), result=result, asked_by=row["asked_by"],
+                         asked_name=row["asked_name"], asked_role=row["asked_role"])
 
     def _curve_rows(self, con, run_id: str) -> list[dict]:
         rows = con.execute("SELECT metrics FROM curves WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
@@ -572,26 +584,66 @@ class RunStore:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def claim(self, config: RunConfig, *, budget: float | None = None) -> Claim:
-        """Take the run for this process, atomically.
+    def claims(self, configs, *, budgets=None, budget: float | None = None, again: bool = False,
+               asker: Asker | None = None) -> Claims:
+        """Claim runs for this thread in one transaction: the one protocol of every trainer.
 
-        Returns `Claim('claimed')` when the caller must train it now (absent, interrupted,
-        failed or cancelled), `Claim('finished')` with the stored record
-        when it is done or diverged, `Claim('busy')` when another live process trains it.
+        Args:
+            configs: the runs (a run's seeds, a sweep's group, the service's batch).
+            budgets: one IsoFLOP budget per config (or `budget` for all).
+            again: train every config anew as a new attempt beside its stored runs: the smallest
+                attempt k >= config.attempt at which no config's run is finished or held by
+                another live owner (a cancelled, failed or interrupted earlier retrain at k is
+                trained again in place); `Claims.claimed` then holds the attempt-k configs.
+            asker: who asked (recorded with each claimed run).
+
+        Returns:
+            A `Claims` (see there); use it as a context so that nothing stays claimed.
         """
+        configs = list(configs)
+        budgets = list(budgets) if budgets is not None else [budget] * len(configs)
         now = time.time()
+        claimed, finished, busy = [], {}, []
         with self._tx() as con:
-            row = con.execute("SELECT * FROM runs WHERE run_id = ?", (config.run_id,)).fetchone()
-            status = self._claimable(row, now)
-            if status != "claimed":
-                return Claim(status, self._record(row))
-            self._take(con, config, row, budget, now)
-        self._ensure_heartbeat()
-        return Claim("claimed", None)
+            if again:
+                k = self._attempt_free(con, configs, now)
+                configs = [c.replace(attempt=k) for c in configs]
+            for c, b in zip(configs, budgets):
+                row = con.execute("SELECT * FROM runs WHERE run_id = ?", (c.run_id,)).fetchone()
+                status = self._claimable(row, now)
+                if status == "claimed":
+                    self._take(con, c, row, b, now, asker)
+                    claimed.append(c)
+                elif status == "finished":
+                    finished[c.run_id] = self._record(row)
+                else:
+                    busy.append(c)
+        if claimed:
+            self._ensure_heartbeat()
+        by_id = dict(zip((c.run_id for c in configs), budgets))
+        return Claims(self, claimed, finished, busy, attempt=configs[0].attempt if again and configs else None,
+                      budgets=[by_id[c.run_id] for c in claimed])
+
+    def claim(self, config: RunConfig, *, budget: float | None = None) -> "Claims":
+        """`claims([config])`: one run (the StoreTracker of a plain `train` call)."""
+        return self.claims([config], budget=budget)
+
+    def _attempt_free(self, con, configs, now: float) -> int:
+        """The smallest attempt k (from the configs' own) at which every config can be claimed."""
+        first = max(1, max(c.attempt for c in configs))
+        for k in range(first, BY_PATH["attempt"].high + 1):
+            rows = [con.execute("SELECT * FROM runs WHERE run_id = ?", (c.replace(attempt=k).run_id,)).fetchone()
+                    for c in configs]
+            queued = [con.execute("SELECT 1 FROM queue WHERE run_id = ?", (c.replace(attempt=k).run_id,)).fetchone()
+                      for c in configs]
+            if all(self._claimable(r, now) == "claimed" and not q for r, q in zip(rows, queued)):
+                return k
+        raise StoreError(f"run {configs[0].run_id} has {BY_PATH['attempt'].high} attempts in the store already; "
+                         "delete some with `scaling-lab runs --delete`")
 
     @staticmethod
     def _claimable(row, now: float) -> str:
-        """What a claim of this row gets: claimed, finished or busy (see `claim`)."""
+        """What a claim of this row gets: claimed, finished or busy (see `claims`)."""
         if row is None or (row["status"] == "running" and row["owner"] == owner_id()):
             return "claimed"   # absent, or already ours (the sweep claimed it before training; the tracker asks again)
         if row["status"] == "running" and owner_alive(row["owner"], row["heartbeat"], now):
@@ -601,53 +653,37 @@ class RunStore:
         return "claimed"
 
     @staticmethod
-    def _take(con, config: RunConfig, row, budget, now: float) -> None:
+    def _take(con, config: RunConfig, row, budget, now: float, asker: Asker | None = None) -> None:
         """Write a claim decided by `_claimable` (inside its transaction)."""
         run_id, me = config.run_id, owner_id()
+        who = (asker.client, asker.name, asker.role) if asker is not None else (None, None, None)
         if row is None:
             con.execute("INSERT INTO runs (run_id, shape_id, config, status, attempts, owner, heartbeat, budget, "
-                        "created, started) VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?)",
-                        (run_id, config.shape_id, config.to_json(), me, now, budget, now, now))
+                        "created, started, asked_by, asked_name, asked_role) "
+                        "VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, config.shape_id, config.to_json(), me, now, budget, now, now, *who))
         elif not (row["status"] == "running" and row["owner"] == me):
             con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
             con.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, owner = ?, heartbeat = ?, "
-                        "started = ?, finished = NULL, error = NULL, result = NULL, weights = 0, "
-                        "budget = coalesce(?, budget) WHERE run_id = ?", (me, now, now, budget, run_id))
-
-    def claim_attempt(self, configs, *, budget: float | None = None) -> int:
-        """Claim a retrain of `configs` (a run's seeds) beside their stored runs, atomically: the
-        smallest attempt k >= 1 at which no seed's run is finished or held by another live owner;
-        each `config.replace(attempt=k)` is then claimed for this thread. A finished run is never
-        touched; a cancelled, failed or interrupted earlier retrain at k is trained again in place.
-
-        Returns:
-            k: train `config.replace(attempt=k)` (a new run id per seed).
-        """
-        configs = list(configs)
-        now = time.time()
-        with self._tx() as con:
-            for k in range(1, BY_PATH["attempt"].high + 1):
-                tries = [c.replace(attempt=k) for c in configs]
-                rows = [con.execute("SELECT * FROM runs WHERE run_id = ?", (c.run_id,)).fetchone() for c in tries]
-                if all(self._claimable(r, now) == "claimed" for r in rows):
-                    for c, r in zip(tries, rows):
-                        self._take(con, c, r, budget, now)
-                    break
-            else:
-                raise StoreError(f"run {configs[0].run_id} has {k} attempts in the store already; delete some with "
-                                 f"`scaling-lab runs --delete`")
-        self._ensure_heartbeat()
-        return k
+                        "started = ?, finished = NULL, error = NULL, result = NULL, weights = 0, cancel = 0, "
+                        "budget = coalesce(?, budget), asked_by = coalesce(asked_by, ?), "
+                        "asked_name = coalesce(asked_name, ?), asked_role = coalesce(asked_role, ?) WHERE run_id = ?",
+                        (me, now, now, budget, *who, run_id))
 
     def log(self, event: Event) -> None:
-        """A curve point of a running run this process owns, and a heartbeat."""
+        """A curve point of a running run this thread owns, and a heartbeat."""
+        self.log_point(event.run_id, event.metrics())
+
+    def log_point(self, run_id: str, metrics: dict) -> None:
+        """A curve point (`Event.metrics()`, with its step) of a running run this thread owns
+        (the Ray service relays its tasks' points here)."""
         me = owner_id()
         with self._tx() as con:
             cur = con.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
-                              (time.time(), event.run_id, me))
+                              (time.time(), run_id, me))
             if cur.rowcount:
                 con.execute("INSERT OR REPLACE INTO curves (run_id, step, metrics) VALUES (?, ?, ?)",
-                            (event.run_id, event.step, _dumps(event.metrics())))
+                            (run_id, int(metrics["step"]), _dumps(metrics)))
 
     def _write_weights(self, run_id: str, data: bytes) -> None:
         final = self.weights_path(run_id)
@@ -675,6 +711,7 @@ class RunStore:
         """
         run_id = check_run_id(result.run_id)
         if weights is None and save_weights and result.model is not None:
+            from lab.weights import weights_bytes
             weights = weights_bytes(result.config, result.model)
         if weights is not None:
             self._write_weights(run_id, weights)
@@ -686,27 +723,34 @@ class RunStore:
                         "VALUES (?, ?, ?, 'running', 1, ?, ?) ON CONFLICT(run_id) DO NOTHING",
                         (run_id, result.config.shape_id, result.config.to_json(), now, now))
             con.execute("UPDATE runs SET status = ?, result = ?, finished = ?, owner = NULL, heartbeat = NULL, "
-                        "error = NULL, weights = ?, budget = coalesce(?, budget) WHERE run_id = ?",
+                        "error = NULL, weights = ?, cancel = 0, budget = coalesce(?, budget) WHERE run_id = ?",
                         (result.status, payload, now, int(weights is not None), budget, run_id))
             con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM requests WHERE run_id = ?", (run_id,))      # served: nobody waits any more
             con.executemany("INSERT INTO curves (run_id, step, metrics) VALUES (?, ?, ?)",
                             [(run_id, int(p["step"]), _dumps(p)) for p in result.curve])
 
     def release(self, run_ids, *, status: str, error: str) -> None:
-        """End this process's claims without a result: `failed` (an exception) or `interrupted`."""
+        """End this thread's claims without a result: `failed` (an exception; nobody waits for it
+        any more) or `interrupted` (its pages may still wait: the service can queue it again)."""
         if status not in ("failed", "interrupted"):
             raise ValueError(f"release status must be failed or interrupted, got {status!r}")
         me, now = owner_id(), time.time()
         with self._tx() as con:
             for run_id in run_ids:
-                con.execute("DELETE FROM curves WHERE run_id = ? AND EXISTS (SELECT 1 FROM runs WHERE run_id = ? "
-                            "AND owner = ? AND status = 'running')", (run_id, run_id, me))
+                held = con.execute("SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'",
+                                   (run_id, me)).fetchone()
+                if not held:
+                    continue
+                con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
                 con.execute("UPDATE runs SET status = ?, error = ?, finished = ?, owner = NULL, heartbeat = NULL "
-                            "WHERE run_id = ? AND owner = ? AND status = 'running'",
-                            (status, error[:4000], now, run_id, me))
+                            "WHERE run_id = ?", (status, error[:4000], now, run_id))
+                if status == "failed":
+                    con.execute("DELETE FROM requests WHERE run_id = ?", (run_id,))
 
     def reap(self) -> list[str]:
-        """Mark `running` rows whose owner is gone as `interrupted` (dropping their partial curves)."""
+        """Mark `running` rows whose owner is gone as `interrupted` (dropping their partial curves).
+        Returns their run ids (the training service queues again those that pages still wait for)."""
         now, gone = time.time(), []
         with self._tx() as con:
             for row in con.execute("SELECT run_id, owner, heartbeat FROM runs WHERE status = 'running'").fetchall():
@@ -718,23 +762,33 @@ class RunStore:
                                                      row["run_id"]))
         return gone
 
-    def delete(self, run_ids, *, force: bool = False) -> list[str]:
-        """Delete runs (rows, curves, weights). Refuses runs another live process is training,
-        unless `force`. Returns the ids deleted.
+    def delete(self, run_ids, *, force: bool = False, asker: Asker | None = None) -> list[str]:
+        """Delete runs (rows, curves, weights), all or none. Refuses runs another live process is
+        training, unless `force`. With an `asker` (a page of the app), a student may delete only
+        runs they asked for; the teacher, the command line and scripts (no asker) any run.
+        Returns the ids deleted.
 
         Raises:
-            StoreError: an id that is not a run id or not in the store.
+            StoreError: an id that is not a run id or not in the store, a run being trained, or a
+                student's run of someone else (the message names who asked for it).
         """
         ids = [check_run_id(r) if len(str(r)) == 16 else self.resolve(r) for r in run_ids]
         with self._tx() as con:
             for run_id in ids:
-                row = con.execute("SELECT owner, heartbeat, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                row = con.execute("SELECT owner, heartbeat, status, asked_by, asked_name, asked_role FROM runs "
+                                  "WHERE run_id = ?", (run_id,)).fetchone()
                 if row is None:
                     raise StoreError(f"no run {run_id} in the store {str(self.path)!r}; list run ids with "
                                      f"`scaling-lab runs --store {self.path}`")
                 if (not force and row["status"] == "running" and row["owner"] != owner_id()
                         and owner_alive(row["owner"], row["heartbeat"])):
                     raise StoreError(f"run {run_id} is being trained by process {row['owner']}; wait for it or stop it")
+                if asker is not None and not asker.teacher and row["asked_by"] != asker.client:
+                    who = (f"{row['asked_name'] or 'another student'}" if row["asked_role"] == "student"
+                           else "the teacher" if row["asked_role"] == "teacher" else "the class's server (prepared "
+                           "by the teacher)")
+                    raise StoreError(f"run {run_id[:8]} was asked for by {who}, so only they or the teacher can "
+                                     "delete it; select only your own runs")
                 con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
                 con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         for run_id in ids:
@@ -768,8 +822,8 @@ class RunStore:
               budget: float | None = None) -> RunResult:
         """The run's result: the stored one when it already finished (done or diverged; no
         training), else trained now and committed. With `force`, trained again as a new attempt
-        beside a finished run (`claim_attempt`; the result's config carries the attempt). When
-        another process is training it, waits for that process's result.
+        beside a finished run (the result's config carries the attempt). When another process is
+        training it, waits for that process's result (the policy for a busy run: wait).
 
         A returned stored result has `model=None` (see `load_model`); a fresh one has the model.
 
@@ -777,33 +831,28 @@ class RunStore:
             Exception: whatever training raised; the run is recorded `failed` with the message.
         """
         from lab.training import train
-        if force:
-            config = config.replace(attempt=self.claim_attempt([config], budget=budget))
-        while not force:
-            claim = self.claim(config, budget=budget)
-            if claim.status == "finished":
-                return self.get(config.run_id)
-            if claim.status == "claimed":
-                break
+        while True:
+            with self.claims([config], budget=budget, again=force) as held:
+                if held.finished:
+                    return self.get(config.run_id)
+                if held.claimed:
+                    result = train(held.claimed[0], trackers=[StoreTracker(self, budget=budget), *trackers],
+                                   cancel=cancel)
+                    held.claimed.clear()          # committed by the tracker
+                    return result
             rec = self.wait(config.run_id, cancel=cancel)
             if rec is not None and rec.status in FINISHED:
                 return self.get(config.run_id)
             if rec is not None and rec.status == "running":  # cancelled while waiting
                 raise StoreError(f"cancelled while waiting for run {config.run_id}, which another process trains")
-        try:
-            return train(config, trackers=[StoreTracker(self, budget=budget), *trackers], cancel=cancel)
-        except BaseException as e:
-            status = "failed" if isinstance(e, Exception) else "interrupted"
-            self.release([config.run_id], status=status, error=f"{type(e).__name__}: {e}")
-            raise
 
 
 class StoreTracker(Tracker):
     """Records runs as they train: `start` claims the row (`running`), `log` adds curve points,
     `finish` commits the complete record and the weights.
 
-    It never overwrites a finished run: callers claim first (`claim`, `claim_attempt`: the app,
-    `scaling-lab train`, the sweep) and train only what they must. Handed a run that is already
+    It never overwrites a finished run: callers claim first (`RunStore.claims`: the command line,
+    sweeps, the training service) and train only what they must. Handed a run that is already
     finished, or that another live process holds, it leaves the row as it is and warns.
     """
 
@@ -814,15 +863,16 @@ class StoreTracker(Tracker):
         self._passive: set[str] = set()
 
     def start(self, config, info):
-        claim = self.store.claim(config, budget=self.budget)
-        if claim.status == "busy":
+        held = self.store.claim(config, budget=self.budget)
+        if held.busy:
             self._passive.add(config.run_id)
-            warnings.warn(f"run {config.run_id} is being trained by another process ({claim.record.owner}); "
-                          "this run is not recorded", stacklevel=2)
-        elif claim.status == "finished":
+            warnings.warn(f"run {config.run_id} is being trained by another process; this run is not recorded",
+                          stacklevel=2)
+        elif held.finished:
             self._passive.add(config.run_id)
-            warnings.warn(f"run {config.run_id} is already {claim.record.status} in the store, which keeps it; this "
-                          "run is not recorded (claim a new attempt first: RunStore.claim_attempt)", stacklevel=2)
+            warnings.warn(f"run {config.run_id} is already {held.finished[config.run_id].status} in the store, which "
+                          "keeps it; this run is not recorded (claim a new attempt first: "
+                          "RunStore.claims(..., again=True))", stacklevel=2)
 
     def log(self, event):
         if event.run_id not in self._passive:

@@ -1,7 +1,8 @@
-"""Sweep plans (grids, IsoFLOP budgets) and executors (in-process; Ray for clusters).
+"""Sweep plans (grids, ladders, IsoFLOP budgets) and the sweep that trains one against a store.
 
-One module, over the usual size, because a plan and the code that executes it share one
-contract: the store decides what still needs training (claims), executors only place work.
+One module, over the usual size, because a plan and the sweep that runs it share one contract:
+the store decides what still needs training (claims), executors (`lab.executors`) only place
+work, and estimates (`lab.estimate`) take the plan's configs.
 
 - Plans are pure and frozen: `grid` (width x depth x tokens x optimizer x lr x seed) and
   `isoflop` (for each compute budget C and model size, D = C / flops_per_token, rounded to
@@ -10,15 +11,11 @@ contract: the store decides what still needs training (claims), executors only p
   diverged) are reused, interrupted, failed and cancelled ones are trained again, runs another
   process is training are waited for. Same-shape runs that differ only in their seed train
   together through `vmap` (`train_seeds`): one compiled program, one dispatch per chunk.
-- Executors: `LocalExecutor` trains in this process (trackers see every event);
-  `RayExecutor` sends each group of seeds to a Ray task asking for one GPU (or one CPU on a
-  CPU-only cluster). The tasks return results and weights as bytes and the driver commits
-  them: SQLite must not be written over a network file system, and remote workers may not
-  see the driver's disk at all, so the driver is the store's single writer. The driver holds
-  the claims, so a killed driver's runs are found interrupted and retrained on resume.
+- Executors: `lab.executors.LocalExecutor` trains in this process (trackers see every event);
+  `lab.executors.RayExecutor` sends each group of seeds to a Ray task and stays the store's
+  single writer.
 """
 
-import functools
 import itertools
 import math
 import os
@@ -31,12 +28,11 @@ import numpy as np
 
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts, run_flops
-from lab.store import (FINISHED, RunRecord, RunStore, StoreTracker, cancel_requested, result_from_dict,
-                       weights_bytes)
+from lab.estimate import Estimate, Speed, estimate, format_seconds
+from lab.executors import LocalExecutor, RayExecutor
+from lab.store import FINISHED, Claims, RunRecord, RunStore, StoreError, cancel_requested
 from lab.trackers import Tracker
 
-EFFICIENCY = 0.5        # small models train at about half of a 256x256 matmul's FLOP/s (measured on CPU)
-COMPILE_S = {"cpu": 10.0, "gpu": 30.0, "tpu": 30.0}  # first compile of a new shape, when no past run says
 CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at the compute optimum (Hoffmann et al. 2022)
 
 
@@ -85,13 +81,17 @@ class Plan:
             by_key.setdefault(c.replace(seed=0).run_id, []).append(i)
         return [g[k:k + max_seeds] for g in by_key.values() for k in range(0, len(g), max(1, max_seeds))]
 
-    def estimate(self, store: RunStore | None = None) -> "Estimate":
-        """Time to train the runs the store does not hold yet (see `Estimate`)."""
-        return estimate(self, store)
+    def estimate(self, store: RunStore | None = None, speed: Speed | None = None) -> Estimate:
+        """Time to train the runs the store does not hold yet on `speed`'s device (default: this
+        process's, measured; a page passes the training service's): see `lab.estimate`."""
+        if speed is None:
+            from lab.estimate import local_speed
+            speed = local_speed()
+        return estimate(self.configs, store.records() if store is not None else (), speed)
 
-    def summary(self, store: RunStore | None = None) -> str:
+    def summary(self, store: RunStore | None = None, speed: Speed | None = None) -> str:
         """Runs, FLOPs and estimated time, in a few lines for people."""
-        est = self.estimate(store)
+        est = self.estimate(store, speed)
         lines = [f"{self.description or 'sweep'}: {len(self)} runs over {self.shapes} shapes, "
                  f"{self.total_flops:.3g} training FLOPs"]
         if est.done:
@@ -284,74 +284,6 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
     return Plan(configs=tuple(configs), budgets=tuple(plan_budgets), refused=tuple(refused), description=desc)
 
 
-# --- time estimates ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Estimate:
-    """How long the runs a store does not hold yet should take on this machine."""
-    seconds: float
-    runs: int                # runs still to train
-    done: int                # runs already finished in the store
-    flops: float             # training FLOPs of the runs still to train
-    source: str              # where the speeds came from
-
-
-@functools.cache
-def probe_flops_per_s() -> float:
-    """Effective training FLOP/s of this machine: a timed 256x256 matmul chain times EFFICIENCY."""
-    import jax
-    import jax.numpy as jnp
-    n, reps = 256, 20
-    a = jnp.full((n, n), 1.0 / n, jnp.float32)
-    f = jax.jit(lambda a: jax.lax.fori_loop(0, reps, lambda i, x: x @ a, a))
-    f(a).block_until_ready()
-    best = math.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 * reps / best * EFFICIENCY
-
-
-def estimate(plan: Plan, store: RunStore | None = None) -> Estimate:
-    """Per shape: the median tokens/s of the store's past runs of that shape on this device;
-    for new shapes: the median FLOP/s of past runs here, else a matmul probe; plus a compile
-    per new shape (past runs' median first-step time, else COMPILE_S)."""
-    from lab.training import device_name, platform
-    device = device_name()
-    past = store.finished_table() if store is not None else None
-    done_ids: set[str] = set()
-    if past is not None and len(past):
-        done_ids = set(past["run_id"])
-        past = past[(past["device"] == device) & (past["status"] == "done") & (past["tokens_per_s"] > 0)]
-    todo = [c for c in plan.configs if c.run_id not in done_ids]
-    shape_tps: dict[str, float] = {}
-    if past is not None and len(past):
-        shape_tps = past.groupby("shape_id")["tokens_per_s"].median().to_dict()
-        fps = float((past["tokens_per_s"] * past["flops_per_token"]).median())
-        compile_s = float(past["first_step_s"].median())
-        source = f"from {len(past)} past runs on {device}"
-    else:
-        fps = probe_flops_per_s()
-        compile_s = COMPILE_S.get(platform(), 10.0)
-        source = f"from a matmul probe on {device}, {fps:.2g} FLOP/s effective; a rough guess"
-    seconds = 0.0
-    for c in todo:
-        tps = shape_tps.get(c.shape_id)
-        seconds += c.tokens_trained / tps if tps else run_flops(c) / fps
-    seconds += compile_s * len({c.shape_id for c in todo if c.shape_id not in shape_tps})
-    return Estimate(seconds=seconds, runs=len(todo), done=len(plan) - len(todo),
-                    flops=float(sum(run_flops(c) for c in todo)), source=source)
-
-
-def format_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
-
-
 # --- progress --------------------------------------------------------------------------------
 
 class SweepTracker(Tracker):
@@ -430,11 +362,12 @@ class SweepReport:
         return out
 
 
-# --- the driver (shared by the executors) ------------------------------------------------------
+# --- the sweep ----------------------------------------------------------------------------------
 
 class Sweep:
     """One sweep in progress: claims runs from the store, records their ends, tells trackers.
-    Executors ask it for groups of claimed runs (`claimed_groups`) and report back."""
+    Executors ask it for claimed groups (`claimed_groups`) and report each group's end
+    (`ended_claims`); a group's `Claims` gives back what it still holds, so failures are stored."""
 
     POLL_S = 0.5
 
@@ -443,6 +376,7 @@ class Sweep:
         self.plan, self.store, self.cancel = plan, store, cancel
         self.trackers = list(trackers)
         self.max_seeds = max_seeds
+        self.index = {c.run_id: i for i, c in enumerate(plan.configs)}
         self.ended: dict[int, RunRecord] = {}
         self.trained: list[str] = []
         self.reused: list[str] = []
@@ -463,29 +397,25 @@ class Sweep:
         self.ended[i] = record
         self._sweep_trackers("run_end", record, len(self.ended), len(self.plan))
 
-    def _claim(self, indices: Sequence[int]) -> list[int]:
-        claimed = []
-        for i in indices:
-            cfg = self.plan.configs[i]
-            claim = self.store.claim(cfg, budget=self.plan.budgets[i])
-            if claim.status == "claimed":
-                claimed.append(i)
-            elif claim.status == "finished":
-                self.reused.append(cfg.run_id)
-                self.end(i, claim.record)
-            else:
-                self.deferred.append(i)
-        return claimed
+    def _claim(self, indices: Sequence[int]) -> Claims | None:
+        """Claim runs of one group; reuse the finished, defer the busy (the sweep's policy: wait)."""
+        held = self.store.claims([self.plan.configs[i] for i in indices],
+                                 budgets=[self.plan.budgets[i] for i in indices])
+        for run_id, rec in held.finished.items():
+            self.reused.append(run_id)
+            self.end(self.index[run_id], rec)
+        self.deferred.extend(self.index[c.run_id] for c in held.busy)
+        return held if held.claimed else None
 
     def claimed_groups(self):
-        """Groups of runs claimed for this process, in plan order; then the runs that other
-        processes were training, once they can be claimed (waiting for them meanwhile)."""
+        """Groups of runs claimed for this thread (`Claims`), in plan order; then the runs that
+        other processes were training, once they can be claimed (waiting for them meanwhile)."""
         for group in self.plan.groups(self.max_seeds):
             if self.cancelled:
                 return
-            claimed = self._claim(group)
-            if claimed:
-                yield claimed
+            held = self._claim(group)
+            if held is not None:
+                yield held
         while self.deferred and not self.cancelled:
             waiting, self.deferred = self.deferred, []
             for i in waiting:
@@ -496,26 +426,21 @@ class Sweep:
                     self.reused.append(rec.run_id)
                     self.end(i, rec)
                 else:
-                    claimed = self._claim([i])
-                    if claimed:
-                        yield claimed
+                    held = self._claim([i])
+                    if held is not None:
+                        yield held
             if self.deferred:
                 time.sleep(self.POLL_S)
 
-    def trained_ok(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self.trained.append(self.plan.configs[i].run_id)
-            self.end(i)
-
-    def failed(self, indices: Sequence[int], error: BaseException) -> None:
-        """An exception while training: record `failed` with the message; the sweep goes on."""
-        msg = f"{type(error).__name__}: {error}"
-        self.store.release([self.plan.configs[i].run_id for i in indices], status="failed", error=msg)
-        for i in indices:
-            self.end(i)
-
-    def interrupted(self, indices: Sequence[int], why: str) -> None:
-        self.store.release([self.plan.configs[i].run_id for i in indices], status="interrupted", error=why)
+    def ended_claims(self, held: Claims) -> None:
+        """A group's training ended (its `Claims` already gave back what failed): record the ends."""
+        for c in held.claimed:
+            i = self.index[c.run_id]
+            rec = self.store.record(c.run_id)
+            if rec is not None and rec.status not in ("failed", "interrupted", "running"):
+                self.trained.append(c.run_id)
+            if rec is None or rec.status != "interrupted":
+                self.end(i, rec)
 
     def report(self) -> "SweepReport":
         order = sorted(self.ended)
@@ -523,129 +448,6 @@ class Sweep:
                            reused=tuple(self.reused),
                            missing=tuple(c.run_id for i, c in enumerate(self.plan.configs) if i not in self.ended),
                            cancelled=self.cancelled)
-
-
-class LocalExecutor:
-    """Trains in this process, one group of seeds at a time through `train_seeds`.
-
-    Args:
-        max_seeds: most seeds trained together in one vmapped program (1: one run at a time).
-    """
-
-    def __init__(self, *, max_seeds: int = 16):
-        self.max_seeds = max_seeds
-
-    def run(self, sweep: Sweep) -> None:
-        from lab.training import train_seeds
-        for group in sweep.claimed_groups():
-            configs = [sweep.plan.configs[i] for i in group]
-            tracker = StoreTracker(sweep.store, budget=sweep.plan.budgets[group[0]])
-            try:
-                train_seeds(configs[0], [c.seed for c in configs], trackers=[tracker, *sweep.trackers],
-                            cancel=sweep.cancel)
-            except Exception as e:       # one run's error is that run's result; the sweep goes on
-                sweep.failed(group, e)
-                continue
-            except BaseException:        # Ctrl-C, SystemExit: give the claims back, then stop
-                sweep.interrupted(group, "the sweep was interrupted")
-                raise
-            sweep.trained_ok(group)
-
-
-def _train_task(config: dict, seeds: list[int]) -> list[tuple[dict, bytes]]:
-    """A Ray task: train a group of seeds; return each result (curve included) and its weights."""
-    from lab import runtime
-    runtime.setup()
-    from lab.training import train_seeds
-    cfg = RunConfig.from_dict(config)
-    return [(r.to_dict(curve=True), weights_bytes(r.config, r.model)) for r in train_seeds(cfg, seeds)]
-
-
-class RayExecutor:
-    """Sends each group of seeds to a Ray task; the driver (this process) writes the store.
-
-    Args:
-        address: an existing cluster (`ray://...` or `host:port`); None starts a local Ray,
-            unless Ray is already initialised in this process (then that one is used).
-        num_cpus: CPUs of a local Ray (default: all).
-        max_seeds: most seeds per task (trained together through vmap).
-        in_flight: most tasks submitted at once (default: twice the cluster's GPUs, else CPUs);
-            runs are claimed only when submitted, so other processes can share the rest.
-    """
-
-    def __init__(self, *, address: str | None = None, num_cpus: int | None = None, max_seeds: int = 16,
-                 in_flight: int | None = None):
-        self.address, self.num_cpus, self.max_seeds, self.in_flight = address, num_cpus, max_seeds, in_flight
-
-    def _init(self):
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("the Ray executor needs Ray: pip install 'scaling-lab[ray]'") from None
-        if ray.is_initialized():
-            return ray, False
-        lab_dir = os.path.dirname(os.path.abspath(__file__))
-        try:
-            ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus, include_dashboard=False,
-                     log_to_driver=False, runtime_env={"py_modules": [lab_dir]})
-        except ConnectionError as e:
-            raise ConfigError(f"cannot reach the Ray cluster at {self.address!r}: {e}; check --address") from None
-        return ray, True
-
-    def run(self, sweep: Sweep) -> None:
-        ray, started = self._init()
-        try:
-            self._run(ray, sweep)
-        finally:
-            if started:
-                ray.shutdown()
-
-    def _run(self, ray, sweep: Sweep) -> None:
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        limit = self.in_flight or 2 * max(1, gpus or int(resources.get("CPU", 1)))
-        task = ray.remote(max_retries=1)(_train_task).options(**options)
-        pending: dict = {}
-        groups = sweep.claimed_groups()
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(pending) < limit and not sweep.cancelled:
-                    group = next(groups, None)
-                    if group is None:
-                        exhausted = True
-                        break
-                    cfg = sweep.plan.configs[group[0]]
-                    pending[task.remote(cfg.to_dict(), [sweep.plan.configs[i].seed for i in group])] = group
-                if not pending:
-                    if exhausted or sweep.cancelled:
-                        return
-                    continue
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=Sweep.POLL_S)
-                if sweep.cancelled:
-                    for ref, group in pending.items():
-                        ray.cancel(ref, force=True)
-                        sweep.interrupted(group, "the sweep was cancelled")
-                    pending.clear()
-                    return
-                for ref in ready:
-                    group = pending.pop(ref)
-                    try:
-                        payloads = ray.get(ref)
-                    except Exception as e:
-                        sweep.failed(group, getattr(e, "cause", None) or e)
-                        continue
-                    for i, (d, data) in zip(group, payloads):
-                        cfg = sweep.plan.configs[i]
-                        result = result_from_dict(d, cfg, d.get("curve", ()))
-                        sweep.store.commit(result, weights=data, budget=sweep.plan.budgets[i])
-                    sweep.trained_ok(group)
-        except BaseException:
-            for ref, group in pending.items():
-                ray.cancel(ref, force=True)
-                sweep.interrupted(group, "the sweep was interrupted")
-            raise
 
 
 def run_sweep(plan: Plan, store: RunStore | str | os.PathLike | None = None, *,

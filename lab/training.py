@@ -26,10 +26,9 @@ import optax
 
 from lab import optim
 from lab.config import ConfigError, RunConfig
-from lab.counting import flops_per_token, memory_bytes, param_counts
+from lab.counting import flops_per_token, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
 from lab.models import lr_multipliers, make_model, width_mult
-from lab.schema import Name
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a second, little overhead
@@ -65,12 +64,8 @@ def memory_limit() -> int:
 
 def check_memory(cfg: RunConfig, seeds: int = 1) -> None:
     """Refuse, before allocating anything, a run whose estimate exceeds 90 % of the device's memory."""
-    need, limit = memory_bytes(cfg, seeds), memory_limit()
-    if need > 0.9 * limit:
-        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of device memory (estimate: weights, optimizer "
-                          f"state and activations for {seeds} seed(s)) but {device_name()} has {limit / 2**30:.1f} GiB; "
-                          "lower ", Name("batch"), ", ", Name("model.context"), ", ", Name("model.width"), " or ",
-                          Name("model.depth"), ", or train fewer seeds at once")
+    from lab.estimate import Speed, check_memory as check
+    check(cfg, seeds, Speed(device=device_name(), platform=platform(), flops_per_s=0.0, memory_bytes=memory_limit()))
 
 
 def compute_dtype(cfg: RunConfig):

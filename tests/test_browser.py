@@ -1,7 +1,8 @@
 """The app as people use it: Voila serves notebooks/lab.ipynb, headless Chromium drives it.
 
-Voila runs as `make lab` runs it: from the repository root, so voila.json applies (one kernel
-preheated: the app is built before a page asks for it). One test, three page loads (each a
+The app runs as `make lab` runs it (`python -m lab app`: Voila from the repository root, so
+voila.json applies, one kernel preheated, and the training service whose worker trains what the
+page asks). One test, three page loads (each a
 fresh kernel): the first trains, stops, sweeps and fits;
 the reloads train again and check that the figure still updates (a FigureWidget that stops
 updating after a reload, or beside another one, is the known failure, plotly.py#4933). Tiny
@@ -102,8 +103,8 @@ def _server(tmp_path, name: str, args: list, ready: str, timeout: float, **env_e
 
 @pytest.fixture
 def voila(tmp_path):
-    with _server(tmp_path, "voila", ["voila", "notebooks/lab.ipynb", "--no-browser", "--Voila.ip=127.0.0.1",
-                                     "--show_tracebacks=True"], "voila/static/", 60) as url:
+    """The app as `make lab` serves it (`python -m lab app`: Voila and the training service)."""
+    with _server(tmp_path, "voila", ["lab", "app", "--store", str(tmp_path / "store")], "voila/static/", 90) as url:
         yield url, tmp_path / "voila.log"
 
 

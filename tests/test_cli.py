@@ -126,7 +126,7 @@ def test_train_refuses_a_run_another_process_is_training(capsys, tmp_path):
     claimed, release = threading.Event(), threading.Event()
 
     def other():                                   # another owner (a thread is one) holds the run
-        assert store.claim(cfg).status == "claimed"
+        assert store.claims([cfg]).claimed == [cfg]
         claimed.set()
         release.wait(timeout=120)
 

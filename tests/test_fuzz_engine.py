@@ -3,7 +3,6 @@
 import dataclasses
 import math
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

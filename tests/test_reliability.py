@@ -31,7 +31,6 @@ def test_far_too_high_learning_rates_diverge_for_every_optimizer(name):
 def test_fits_leave_diverged_runs_out_and_say_so(tmp_path, capsys):
     from lab.cli import main
     from lab.store import RunStore
-    from lab.training import train
     store = RunStore(tmp_path / "s")
     for w in (16, 24, 32, 48):
         store.train(tiny(model__width=w))

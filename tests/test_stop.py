@@ -94,5 +94,5 @@ def test_the_app_form_has_both_settings(monkeypatch):
     app = Lab(query="?target_loss=2.5&patience=3")
     assert app.form.inputs["target_loss"].value == 2.5 and app.form.inputs["patience"].value == 3
     assert "Target loss" == app.form.inputs["target_loss"].description and app.form.inputs["patience"].tooltip
-    cfg = app.controller.build_config()
+    cfg = app.controller.form.build_config()
     assert (cfg.target_loss, cfg.patience) == (2.5, 3) and "patience=3" in app.state.share

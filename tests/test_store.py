@@ -112,7 +112,7 @@ def _claim_and_die(store_dir, cfg, *, die: bool) -> str:
     end = "os.kill(os.getpid(), signal.SIGKILL)" if die else "print('claimed', flush=True); sys.stdin.read()"
     return (f"import os, signal, sys\nfrom lab.config import RunConfig\nfrom lab.store import RunStore\n"
             f"s = RunStore({str(store_dir)!r})\ncfg = RunConfig.from_dict({cfg.to_dict()!r})\n"
-            f"assert s.claim(cfg).status == 'claimed'\n{end}\n")
+            f"assert s.claims([cfg]).claimed\n{end}\n")
 
 
 def test_a_killed_owner_leaves_an_interrupted_run_that_is_retrained(tmp_path):
@@ -136,15 +136,15 @@ def test_a_run_held_by_a_live_process_is_busy_until_it_dies(tmp_path):
     child = python_process(_claim_and_die(tmp_path, cfg, die=False))
     try:
         assert child.stdout.readline().strip() == "claimed"
-        claim = store.claim(cfg)
-        assert claim.status == "busy" and claim.record.status == "running"
-        assert str(child.pid) in claim.record.owner
+        held = store.claims([cfg])
+        assert held.busy == [cfg] and not held.claimed and store.record(cfg.run_id).status == "running"
+        assert str(child.pid) in store.record(cfg.run_id).owner
         with pytest.raises(StoreError, match="being trained"):
             store.delete([cfg.run_id])
     finally:
         child.kill()
         child.wait(timeout=60)
-    assert store.claim(cfg).status == "claimed"
+    assert store.claims([cfg]).claimed == [cfg]
     assert store.record(cfg.run_id).attempts == 2
 
 
@@ -213,7 +213,7 @@ def test_a_finished_run_survives_a_forced_retrain_that_is_cancelled(tmp_path):
     store.train(cfg)
     before = store.record(cfg.run_id, curve=True)
     weights = store.weights_path(cfg.run_id).read_bytes()
-    assert store.claim_attempt([cfg]) == 1
+    assert store.claims([cfg], again=True).attempt == 1
     retry = cfg.replace(attempt=1)
     assert retry.run_id != cfg.run_id and store.record(retry.run_id).status == "running"
     (cancelled,) = lab_train_seeds(retry, [retry.seed], trackers=[StoreTracker(store)], cancel=lambda: True)
@@ -231,12 +231,12 @@ def test_attempts_get_their_own_ids_and_stay_in_the_family(tmp_path):
     cfg = TINY.replace(seed=14)
     assert cfg.replace(attempt=0).run_id == cfg.run_id == TINY.replace(seed=14).run_id   # ids stored before stay
     first = store.train(cfg)
-    k = store.claim_attempt([cfg])
+    k = store.claims([cfg], again=True).attempt
     again = store.train(cfg.replace(attempt=k))                 # claimed above by this thread: trains it
     assert k == 1 and again.run_id != first.run_id and again.config.attempt == 1
-    assert store.claim_attempt([cfg]) == 2                      # 0 and 1 are finished: the next is 2
+    assert store.claims([cfg], again=True).attempt == 2         # 0 and 1 are finished: the next is 2
     store.release([cfg.replace(attempt=2).run_id], status="failed", error="test")
-    assert store.claim_attempt([cfg]) == 2                      # a failed attempt is free to train again
+    assert store.claims([cfg], again=True).attempt == 2         # a failed attempt is free to train again
     assert {r.run_id: r.status for r in store.records()} == {first.run_id: "done", again.run_id: "done",
                                                              cfg.replace(attempt=2).run_id: "running"}
     assert family_key(cfg) == family_key(cfg.replace(attempt=2))
@@ -244,7 +244,7 @@ def test_attempts_get_their_own_ids_and_stay_in_the_family(tmp_path):
     store.release([cfg.replace(attempt=2).run_id], status="failed", error="test")
     store.train(cfg.replace(seed=15, attempt=2))
     seeds = [cfg.replace(seed=s) for s in (14, 15)]             # several seeds: one attempt free for all of them
-    assert store.claim_attempt(seeds) == 3
+    assert store.claims(seeds, again=True).attempt == 3
 
 
 def test_two_trackers_on_one_config_record_it_once(tmp_path):
@@ -265,8 +265,7 @@ def test_two_trackers_on_one_config_record_it_once(tmp_path):
     t.start()
     while store.record(cfg.run_id) is None:
         time.sleep(0.05)
-    claim = store.claim(cfg)
-    assert claim.status == "busy" and claim.record.status == "running"
+    assert store.claims([cfg]).busy == [cfg] and store.record(cfg.run_id).status == "running"
     with pytest.warns(UserWarning, match="being trained by another process"):
         second = train(cfg, trackers=[StoreTracker(store)])
     gate.set()
@@ -287,7 +286,7 @@ from lab.config import RunConfig
 from lab.trackers import Tracker
 cfg = RunConfig.from_dict({cfg.to_dict()!r})
 store = RunStore({str(tmp_path)!r})
-assert store.claim(cfg).status == "claimed"
+assert store.claims([cfg]).claimed
 print("claimed", flush=True)
 sys.stdin.readline()
 class Slow(Tracker):
@@ -297,7 +296,7 @@ store.train(cfg, trackers=[Slow()])
 """)
     try:
         assert child.stdout.readline().strip() == "claimed"
-        assert store.claim(cfg).status == "busy"
+        assert store.claims([cfg]).busy == [cfg]
         assert store.training_elsewhere() == 1                       # the page's "server is busy" count
         stop, seen = threading.Event(), []
         stop.set()                                                   # cancelled at once: still running
@@ -387,10 +386,10 @@ def test_nan_losses_round_trip(tmp_path):
 
 
 def test_a_heartbeat_keeps_held_runs_fresh(tmp_path, monkeypatch):
-    monkeypatch.setattr("lab.store.HEARTBEAT_S", 0.05)
+    monkeypatch.setattr("lab.liveness.HEARTBEAT_S", 0.05)
     store = RunStore(tmp_path)
     cfg = TINY.replace(seed=14)
-    assert store.claim(cfg).status == "claimed"
+    assert store.claims([cfg]).claimed == [cfg]
 
     def beat():
         return store._con().execute("SELECT heartbeat FROM runs WHERE run_id = ?", (cfg.run_id,)).fetchone()[0]

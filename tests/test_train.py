@@ -1,7 +1,6 @@
 import math
 import threading
 
-import numpy as np
 import pytest
 
 from conftest import tiny

@@ -1,7 +1,10 @@
 """The app, headless: through the controller (a click swallows exceptions), plus one click per button.
 
-Every run here has one shape (quick mode: width 16, depth 1, context 32, batch 8), so the module
-compiles one training program; runs differ in tokens and seeds, which are data.
+Pages never train: they ask the training service's queue and follow the store. Here the service
+runs in this process (`SCALING_LAB_SERVICE=thread`, one worker thread), so a page's Train is
+trained by the same code a class server's workers run. Every run here has one shape (quick
+mode: width 16, depth 1, context 32, batch 8), so the module compiles one training program;
+runs differ in tokens and seeds, which are data.
 """
 
 import asyncio
@@ -16,7 +19,12 @@ from lab.store import RunStore
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setenv("SCALING_LAB_QUICK", "1")
+    monkeypatch.setenv("SCALING_LAB_SERVICE", "thread")
     monkeypatch.delenv("QUERY_STRING", raising=False)
+    monkeypatch.delenv("SCALING_LAB_TEACHER_SHA256", raising=False)
+    yield
+    from widgets.session import stop_own_services
+    stop_own_services()
 
 
 @pytest.fixture
@@ -68,15 +76,15 @@ def test_an_impossible_config_disables_train_and_says_why(app):
     assert "divisible by heads" in app.state.config_error and "--" not in app.state.config_error
     assert app.state.config_error.endswith("try Heads = 1")       # the fix names the form's control
     assert app.form.train.disabled and "divisible by heads" in app.form.problem.value
-    assert app.controller.start_training() is None and "divisible" in app.state.error and not app.state.job
+    assert app.controller.train.start() is None and "divisible" in app.state.error and not app.state.job
     app.form.inputs["heads"].value = 4
     assert not app.state.config_error and not app.form.train.disabled
-    app.controller.set_values(width=2048, depth=48, context=1024, batch=512, seeds=8, tokens=10**9)   # far too big
+    app.controller.form.set_values(width=2048, depth=48, context=1024, batch=512, seeds=8, tokens=10**9)   # far too big
     assert "memory" in app.state.config_error and app.form.train.disabled
 
 
 def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
-    app.controller.set_values(tokens=8 * 32 * 64 * 3)          # 192 steps: chunks of 16 (MAX_CHUNK)
+    app.controller.form.set_values(tokens=8 * 32 * 64 * 3)          # 192 steps: chunks of 16 (MAX_CHUNK)
     out = run(_click_and_wait(app.form.train, app.controller))  # the Train button's one click
     assert [r.status for r in out] == ["done"] and not app.state.error and not app.state.job
     assert app.plots.points("curves") >= 4 and app.plots.points("runs") == 1
@@ -88,7 +96,7 @@ def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
     from widgets import Lab                                     # a new kernel: the runs come back from the store
     again = Lab()
     assert [r["run_id"] for r in again.state.runs] == [row["run_id"]] and again.plots.points("curves") >= 4
-    assert again.controller.sample(row["run_id"], "The ", 16, 0.0) is None    # no event loop: sampled at once
+    assert again.controller.runs.sample(row["run_id"], "The ", 16, 0.0) is None    # no event loop: sampled at once
     text = again.state.sample_text
     assert isinstance(text, str) and len(text) >= 1 and not again.state.error
     assert again.sample.run.value == row["run_id"]             # the newest run is chosen
@@ -98,10 +106,10 @@ def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
 
 def test_stop_ends_the_run_within_a_chunk_and_keeps_it_cancelled(app):
     c = app.controller
-    c.set_values(tokens=8 * 32 * 64 * 40)
+    c.form.set_values(tokens=8 * 32 * 64 * 40)
 
     async def go():
-        task = c.start_training()
+        task = c.train.start()
         assert app.form.stop.disabled is False and app.form.train.disabled
         while not any(v["points"] for v in app.state.live.values()):
             await asyncio.sleep(0.05)
@@ -122,7 +130,7 @@ def test_a_link_sets_the_controls_and_bad_values_are_reported():
     assert (f["width"].value, f["depth"].value, f["optimizer"].value, f["seed"].value) == (32, 2, "adam", 3)
     assert app.state.form["tokens"] == 20_000 and app.state.form["lr"] == 1e-3 and not app.state.error
     assert "width=32" in app.state.share and "optimizer=adam" in app.state.share
-    app.controller.apply_query("?width=abc&depth=999&optimizer=sgdd&colour=red&seed=7")
+    app.controller.form.apply_query("?width=abc&depth=999&optimizer=sgdd&colour=red&seed=7")
     err = app.state.error
     assert "width" in err and "depth" in err and "optimizer" in err and "colour" in err
     assert app.state.form["seed"] == 7 and f["seed"].value == 7 and f["width"].value == 32   # good ones still apply
@@ -145,7 +153,7 @@ def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     cfg = done.config.replace(seed=99)
     store.commit(dataclasses.replace(done, run_id=cfg.run_id, config=cfg, status="diverged", eval_loss=9.0,
                                      diverged_step=3), save_weights=False)
-    c.refresh_runs()
+    c.runs.refresh()
     app.scaling.variable.value = "D"
     app.scaling.fit.click()                                     # the Fit button's one click
     fit = app.state.fit
@@ -153,7 +161,7 @@ def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     assert any("1 diverged" in n for n in fit["notes"]) and "1 diverged" in app.scaling.equation.value
     assert app.plots.points("fit") > 10 and app.plots.points("runs") == 3 and app.plots.points("left_out") == 1
     app.scaling.width.value, app.scaling.depth.value = 16, 1
-    app.controller.set_values(tokens=16_384)
+    app.controller.form.set_values(tokens=16_384)
     app.scaling.predict.click()                                 # extrapolate to 16k tokens
     assert app.state.prediction["loss"] > 0 and "predicted loss" in app.scaling.prediction.value
     assert app.plots.points("predicted") == 1
@@ -180,30 +188,31 @@ def test_errors_land_in_the_error_area(app, tmp_path):
     assert "make a prediction first" in app.state.error
     app.form.train.click()                                       # outside an event loop: said, not raised
     assert "event loop" in app.state.error
-    c.upload("big.txt", b"x" * (21 << 20))
+    c.form.upload("big.txt", b"x" * (21 << 20))
     assert "over the" in app.state.error
-    c.upload("image.txt", b"\xff\xfe\x00binary")
+    c.form.upload("image.txt", b"\xff\xfe\x00binary")
     assert "not UTF-8" in app.state.error
     c.report(RuntimeError("boom"))
     assert app.state.error.startswith("RuntimeError: boom")
-    c.set_view(x_axis="furlongs")
+    c.runs.set_view(x_axis="furlongs")
     assert "x axis" in app.state.error
 
     async def failing():                                         # an engine error inside the job
-        c.upload("notes.txt", b"tiny")                          # too small to train on: lab says so
+        c.form.upload("notes.txt", b"tiny")                          # too small to train on: lab says so
         assert app.state.form["data"] == "file"
-        return await c.train()
+        return await c.train.run()
 
-    assert run(failing()) is None
+    assert run(failing()) == []                                  # the run failed in the service, and says why
     assert "training failed" in app.state.error and "bytes" in app.state.error and not c.state.job
+    assert [r["status"] for r in app.state.runs] == ["failed"]
 
 
 def test_runs_table_select_compare_export_delete_and_toggles(app):
     c = app.controller
-    c.set_values(tokens=2048)
-    run(c.train())
-    c.set_values(seed=1)
-    run(c.train())
+    c.form.set_values(tokens=2048)
+    run(c.train.run())
+    c.form.set_values(seed=1)
+    run(c.train.run())
     ids = [r["run_id"] for r in app.state.runs]
     assert len(ids) == 2 and app.runs.table.value.count("<tr>") == 3
     app.runs.select.value = (ids[0],)
@@ -232,7 +241,7 @@ def test_uploaded_text_becomes_the_dataset(app):
                               "content": memoryview(text), "last_modified": now},)
     path = app.state.data_path
     assert app.state.form["data"] == "file" and path.endswith(".txt") and "uploads" in path
-    assert open(path, "rb").read() == text and app.controller.build_config().data.path == path
+    assert open(path, "rb").read() == text and app.controller.form.build_config().data.path == path
     assert "data=" not in app.state.share                        # a file cannot travel in a link
 
 
@@ -259,7 +268,7 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
         app = Lab()
         assert app.state.form["width"] == 16 and app.state.runs == []
         other = Lab(query="")                      # another kernel trains meanwhile
-        await other.controller.train()
+        await other.controller.train.run()
         assert app.state.runs == []
         page_asks.set()
         for _ in range(200):
@@ -290,7 +299,7 @@ def _store_result(store, cfg, loss, status="done", epochs=0.1):
 def test_chinchilla_fit_frontier_and_budget_calculator(app):
     """Runs that vary both N and D (as an IsoFLOP sweep gives) whose losses follow a known law."""
     from lab.counting import param_counts
-    store, base = RunStore(None), app.controller.build_config()
+    store, base = RunStore(None), app.controller.form.build_config()
     E, A, B, alpha, beta = 1.5, 400.0, 600.0, 0.34, 0.28
     for width in (16, 32, 64, 128):
         for tokens in (4096, 16384, 65536):
@@ -332,7 +341,7 @@ def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypat
     assert "Chinchilla" in inputs["tokens_per_param"].tooltip and "Data (tokens)" in inputs["tokens_per_param"].tooltip
     inputs["param"].value = "mup"
     inputs["tokens_per_param"].value = 20
-    cfg = c.build_config()
+    cfg = c.form.build_config()
     assert cfg.model.param == "mup" and cfg.tokens_per_param == 20
     assert cfg.tokens == round(20 * param_counts(cfg.model).total)          # the data follows the model's size
     assert "D = 20 x N" in app.state.readouts["tokens_per_param"] and "param=mup" in app.state.share
@@ -345,7 +354,8 @@ def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypat
 def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     from lab.family import family_key
     from lab.sweep import LADDER_WIDTHS
-    from widgets.controller import QUICK_LADDER_WIDTHS, Controller
+    from widgets.controller import Controller
+    from widgets.training import QUICK_LADDER_WIDTHS
     from widgets.state import AppState
     sw, c = app.sweep, app.controller
     assert sw.mode.value == "ladder" and sw.mode.options[0] == ("Ladder", "ladder")
@@ -357,13 +367,13 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     assert plan["runs"] == 6 and not plan["error"]
     for words in ("ladder:", "6 runs", "FLOPs", "estimated time", "D = 20 x N", "sizes: 8x1"):
         assert words in plan["text"] and words in sw.plan.value
-    built = c.build_plan()
+    built = c.sweep.build_plan()
     assert all(cfg.tokens_per_param == 20 for cfg in built) and len({family_key(cfg) for cfg in built}) == 1
     from lab.sweep import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
     assert {(cfg.model.param, cfg.optim.lr) for cfg in built} == {(LADDER_PARAM, LADDER_LR)} and "μP" in plan["text"]
     assert sw.ladder_tuned.value and sw.ladder_tuned.tooltip
     sw.ladder_tuned.value = False                                    # off: the form as it is
-    assert {cfg.model.param for cfg in c.build_plan()} == {"standard"}
+    assert {cfg.model.param for cfg in c.sweep.build_plan()} == {"standard"}
     assert "standard parameterisation" in app.state.sweep_plan["text"]
     sw.ladder_tuned.value = True
     sw.ladder_seeds.value = 2
@@ -374,11 +384,11 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     assert sw.run.disabled
     sw.tokens_per_param.value = "20"
     assert not sw.run.disabled
-    c.set_values(tokens_per_param=20)                                # a grid cannot sweep tokens that are derived
+    c.form.set_values(tokens_per_param=20)                                # a grid cannot sweep tokens that are derived
     sw.mode.value = "grid"
     sw.tokens.value = "2048,4096"
     assert "Tokens per parameter" in app.state.sweep_plan["error"]
-    c.set_values(tokens_per_param=0)                             # a one-rung ladder at 1 token per parameter runs
+    c.form.set_values(tokens_per_param=0)                             # a one-rung ladder at 1 token per parameter runs
     sw.mode.value = "ladder"
     sw.ladder_widths.value, sw.tokens_per_param.value, sw.ladder_seeds.value = "16", "1", 1
     assert app.state.sweep_plan["runs"] == 1
@@ -387,7 +397,7 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     (row,) = app.state.runs
     assert row["config"]["tokens_per_param"] == 1 and app.state.family == row["family"]   # Scaling turns to it
     monkeypatch.delenv("SCALING_LAB_QUICK")                       # the full app: the README's ladder
-    assert Controller(AppState()).sweep_form["ladder_widths"] == ",".join(map(str, LADDER_WIDTHS))
+    assert Controller(AppState()).sweep.values["ladder_widths"] == ",".join(map(str, LADDER_WIDTHS))
 
 
 def _ladder(store, base, widths, *, tokens_per_param=20.0, seeds=(0,), law=(1.2, 60.0, 0.4), noise=0.0,
@@ -409,7 +419,7 @@ def _ladder(store, base, widths, *, tokens_per_param=20.0, seeds=(0,), law=(1.2,
 def test_a_ladder_family_is_fitted_on_its_smaller_sizes_and_checked_on_the_largest(app):
     from lab.family import family_key
     store, c = RunStore(None), app.controller
-    base = c.build_config()
+    base = c.form.build_config()
     plan = _ladder(store, base, [8, 12, 16, 20, 24, 32], seeds=(0, 1), noise=0.004, epochs={32: 6.5})
     app.runs.refresh.click()
     key = family_key(plan.configs[0])
@@ -455,7 +465,7 @@ def test_a_ladder_family_is_fitted_on_its_smaller_sizes_and_checked_on_the_large
 def test_runs_of_two_families_are_never_pooled(app):
     from lab.family import family_key
     store, c = RunStore(None), app.controller
-    base = c.build_config()
+    base = c.form.build_config()
     a = [base.replace(model__width=w, tokens=8192) for w in (16, 24, 32)]
     b = [base.replace(model__width=w, tokens=8192, optim__lr=1e-2) for w in (16, 24, 32, 48)]
     for cfg in a + b:
@@ -486,7 +496,7 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
     from lab.counting import param_counts
     from lab.family import family_key
     store, c = RunStore(None), app.controller
-    base = c.build_config()               # quick mode: the check trains width 16 (the module's one shape)
+    base = c.form.build_config()               # quick mode: the check trains width 16 (the module's one shape)
     plan = _ladder(store, base, [4, 6, 8, 10, 12], tokens_per_param=1, law=(2.0, 60.0, 0.4))
     app.runs.refresh.click()
     assert app.state.holdout == 0         # five sizes: nothing to spare
@@ -496,7 +506,7 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
     app.scaling.width.value, app.scaling.depth.value = 16, 1
     app.scaling.predict.click()
     pred = app.state.prediction
-    cfg = c._fit_objects["template"].replace(model__width=16)
+    cfg = c.scaling._fit_objects["template"].replace(model__width=16)
     assert pred["run_id"] == cfg.run_id and family_key(cfg) == family_key(plan.configs[0])
     assert pred["config"]["tokens_per_param"] == 1 and pred["x"] == param_counts(cfg.model).total
     assert pred["low"] <= pred["loss"] <= pred["high"] and "interval" in app.scaling.prediction.value
@@ -559,7 +569,7 @@ def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(ap
     from widgets import Lab
     a, b = app, Lab()                                           # two pages, one store
     for page in (a, b):
-        page.controller.set_values(tokens=LONG)
+        page.controller.form.set_values(tokens=LONG)
     assert b.form.again.layout.display == "none" and not b.state.stored
     (done,) = run(_click_and_wait(a.form.train, a.controller))   # page A trains it to done
     store = RunStore(None)
@@ -597,52 +607,60 @@ def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(ap
     assert {r.run_id: r.status for r in store.records()} == {done.run_id: "done", retry.run_id: "cancelled"}
     labels = {r["run_id"]: r["label"] for r in b.state.runs}
     assert "attempt 1 · cancelled" in labels[retry.run_id] and "attempt" not in labels[done.run_id]
-    a.controller.refresh_runs()
+    a.controller.runs.refresh()
     assert {r["run_id"]: r["status"] for r in a.state.runs}[done.run_id] == "done"
 
 
-def test_a_page_says_the_server_is_busy_while_other_processes_train(app, monkeypatch):
-    # other kernels (other pages) training in the same store share the cores: the progress says so
-    monkeypatch.setattr(RunStore, "training_elsewhere", lambda self: 3)
+def test_a_waiting_page_says_its_place_and_when_it_starts_while_another_trains(app):
+    """One worker, two pages asking for different runs: the second waits in the queue and says so."""
+    from widgets import Lab
+    a, b = app, Lab()
+    a.controller.form.set_values(tokens=LONG)
+    b.controller.form.set_values(tokens=LONG, seed=9)
     seen = []
 
     async def go():
-        task = app.controller.start_training()
-        await _until(lambda: seen.append(app.state.progress["text"]) or "busy" in seen[-1], task, "the busy words")
-        return await task
+        ta = a.controller.train.start()
+        await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
+        tb = b.controller.train.start()
+        await _until(lambda: seen.append(b.state.progress.get("text", "")) or "place 1 of 1" in seen[-1], tb,
+                     "page B's place in the queue")
+        assert "starts in about" in b.state.queue_text and "1 run of other pages training now" in seen[-1]
+        b.form.stop.click()                                        # B leaves the queue; nothing of it trained
+        assert await tb == [] and "left the queue" in b.state.notice
+        a.form.stop.click()
+        return await ta
 
-    run(go())
-    assert any("the server is busy: 3 other runs training on its" in t and "goes slower" in t for t in seen)
-    monkeypatch.setattr(RunStore, "training_elsewhere", lambda self: 0)
-    app.controller._busy_at = 0.0
-    assert app.controller._busy_words() == ""
+    (ra,) = run(go())
+    assert ra.status == "cancelled"
+    assert [r.config.seed for r in RunStore(None).records()] == [0]      # B's run never started
 
 
 def test_two_pages_training_one_config_store_it_once_and_the_second_follows(app):
     from widgets import Lab
     a, b = app, Lab()
     for page in (a, b):
-        page.controller.set_values(tokens=LONG)
+        page.controller.form.set_values(tokens=LONG)
     store = RunStore(None)
 
     async def both():
-        ta = a.controller.start_training()
+        ta = a.controller.train.start()
         await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
-        tb = b.controller.start_training()                      # page B presses Train meanwhile
+        tb = b.controller.train.start()                      # page B presses Train meanwhile
         await _until(lambda: any(v["points"] for v in b.state.live.values()), tb, "page B following A's curve")
-        assert "another page is training run" in b.state.notice and "following it" in b.state.notice
+        assert "another page asked for this run first" in b.state.notice and "following it" in b.state.notice
         (live,) = b.state.live.values()
-        assert "another page is training it" in live["label"]
+        assert "another page's run" in live["label"]
         n = len(live["points"])
         await _until(lambda: len(next(iter(b.state.live.values()))["points"]) > n, tb, "the followed curve to grow")
         assert b.state.job == "train" and not b.form.stop.disabled
         return await ta, await tb
 
-    (ra,), rb = run(both())
-    assert ra.status == "done" and rb == [] and not a.state.error and not b.state.error
+    (ra,), (rb,) = run(both())
+    assert ra.status == "done" and rb.run_id == ra.run_id and not a.state.error and not b.state.error
     rec = store.record(ra.run_id, curve=True)
     assert rec.status == "done" and rec.attempts == 1 and [r.run_id for r in store.records()] == [ra.run_id]
-    assert f"another page trained run {ra.run_id[:8]}: done" in b.state.notice and not b.state.live
+    assert f"another page's run {ra.run_id[:8]} done" in b.state.notice and not b.state.live
     assert b.state.progress["fraction"] == 1.0 and b.plots.points("curves") >= 10
     assert [r["status"] for r in b.state.runs] == ["done"]
 
@@ -651,13 +669,13 @@ def test_stop_on_a_following_page_stops_following_never_the_other_run(app):
     from widgets import Lab
     a, b = app, Lab()
     for page in (a, b):
-        page.controller.set_values(tokens=LONG, seed=5)
+        page.controller.form.set_values(tokens=LONG, seed=5)
 
     async def go():
-        ta = a.controller.start_training()
+        ta = a.controller.train.start()
         await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
-        tb = b.controller.start_training()
-        await _until(lambda: b.controller._following, tb, "page B following")
+        tb = b.controller.train.start()
+        await _until(lambda: b.controller.jobs.job.joined, tb, "page B following")
         b.form.stop.click()                                     # Stop on the follower
         assert b.state.notice == "stopping following; the other page's run goes on"
         assert await tb == [] and not ta.done()
@@ -687,7 +705,7 @@ def test_a_link_hides_locks_and_opens_a_tab():
     # the share link carries them on, and the Share tab shows them as chosen
     assert "hide=optimizer,lr,schedule" in st.share and "lock=width" in st.share and "tab=scaling" in st.share
     assert app.share.hide.value == ("optimizer", "lr", "schedule") and app.share.tab.value == "scaling"
-    app.controller.apply_preset("optimizers")                       # a preset keeps what the link locked
+    app.controller.form.apply_preset("optimizers")                       # a preset keeps what the link locked
     assert st.form["width"] == 64 and "locked" in st.notice and st.tab == "runs"
     app.tabs.selected_index = list(app.tabs.titles).index("Sample text")   # a click on a tab
     assert st.tab == "sample"
@@ -707,9 +725,9 @@ def test_unknown_names_in_a_link_are_reported_not_raised():
     assert "Problem" in app.messages.error.value
     assert app.state.form["width"] == 32 and app.form.inputs["optimizer"].layout.display == "none"   # the rest applies
     assert app.state.hidden == ["optimizer"] and app.state.locked == [] and app.state.tab == ""
-    app.controller.open_tab("nowhere")
+    app.controller.form.open_tab("nowhere")
     assert "nowhere" in app.state.error
-    app.controller.set_share(hide=["width", "colour"])
+    app.controller.form.set_share(hide=["width", "colour"])
     assert "colour" in app.state.error and "colour" not in app.state.share
     assert app.state.share_options["hide"] == ["optimizer"]                     # the refused choice changed nothing
 
@@ -760,7 +778,7 @@ def test_every_preset_applies_cleanly_and_opens_its_tab(app, monkeypatch):
         if preset.get("tab"):
             assert st.tab == preset["tab"] and app.tabs.selected_index == list(fields.TABS).index(preset["tab"])
         for name, value in preset.get("sweep", {}).items():
-            assert c.sweep_form[name] == value and getattr(app.sweep, name).value == value
+            assert c.sweep.values[name] == value and getattr(app.sweep, name).value == value
     ladder = fields.PRESETS["ladder"]["values"]
     assert ladder["param"] == "mup" and ladder["lr"] == LADDER_LR
     assert ladder["tokens_per_param"] == CHINCHILLA_TOKENS_PER_PARAM
@@ -770,7 +788,7 @@ def test_every_preset_applies_cleanly_and_opens_its_tab(app, monkeypatch):
     assert st.preset == "" and app.form.preset.value == ""              # changed: the dropdown can set it again
     monkeypatch.delenv("SCALING_LAB_QUICK")                             # also valid over the full-size defaults
     for key in fields.PRESETS:
-        c.build_config(fields.preset_values(key))
+        c.form.build_config(fields.preset_values(key))
 
 
 def test_a_preset_link_with_explicit_settings_over_it():
@@ -785,3 +803,100 @@ def test_a_preset_link_with_explicit_settings_over_it():
         assert other.state.form["width"] == 96 and not other.state.error and not other.state.config_error, key
         assert all(other.state.form[k] == v for k, v in fields.PRESETS[key]["values"].items() if k != "width")
     assert Lab(query="?preset=first run").state.preset == "first-run"   # the label works too
+
+
+# --- a class on one server: students, the teacher, the queue (issue 19) -------------------------------
+
+def _teacher_env(monkeypatch, token="s3cret"):
+    import hashlib
+    monkeypatch.setenv("SCALING_LAB_TEACHER_SHA256", hashlib.sha256(token.encode()).hexdigest())
+    return token
+
+
+def test_the_teacher_token_decides_the_role_and_a_wrong_one_says_so(monkeypatch):
+    from widgets import Lab
+    token = _teacher_env(monkeypatch)
+    student = Lab(query="?width=32")
+    assert student.state.role == "student" and "Class" not in student.tabs.titles
+    assert student.controller.form.open_tab("class") is None and "teacher's" in student.state.error
+    wrong = Lab(query="?teacher=guess")
+    assert wrong.state.role == "student" and "teacher token in this link is wrong" in wrong.state.notice
+    teacher = Lab(query=f"?teacher={token}&view=class")
+    assert teacher.state.role == "teacher" and "Class" in teacher.tabs.titles and teacher.state.tab == "class"
+    assert teacher.state.plot_mode == "class" and "teacher" in teacher.role.value
+    assert "teacher=" not in teacher.state.share                 # a shared link never carries the token
+    monkeypatch.delenv("SCALING_LAB_TEACHER_SHA256")
+    assert Lab().state.role == "teacher"                         # no server token at all: the lab's own user
+
+
+def test_a_students_delete_of_the_teachers_run_is_refused_the_teachers_works(app, monkeypatch):
+    from widgets import Lab
+    token = _teacher_env(monkeypatch)
+    teacher = Lab(query=f"?teacher={token}")
+    teacher.controller.form.set_values(tokens=2048)
+    (mine,) = run(teacher.controller.train.run())
+    student = Lab(query="")
+    student.controller.set_name("Ann")
+    student.controller.runs.select([mine.run_id])
+    student.runs.delete.click()
+    assert "asked for by the teacher" in student.state.error and RunStore(None).record(mine.run_id) is not None
+    student.runs.export.click()                                  # a student's export: a download only
+    assert "download" in student.state.download and not list(RunStore(None).path.glob("runs-*.csv"))
+    teacher.controller.runs.select([mine.run_id])
+    teacher.runs.export.click()
+    assert len(list(RunStore(None).path.glob("runs-*.csv"))) == 1
+    teacher.runs.delete.click()
+    assert not teacher.state.error and RunStore(None).record(mine.run_id) is None
+
+
+def test_the_class_view_lists_names_as_text_and_clears_the_queue(monkeypatch):
+    from lab.runqueue import RunQueue
+    from lab.store import Asker
+    from widgets import Lab
+    token = _teacher_env(monkeypatch)
+    queue = RunQueue(RunStore(None))
+    evil = Asker(client="evil", name="<script>alert('x')</script>", page="p-evil")
+    queue.open_page(evil)
+    queue.beat("p-evil")
+    cfg = Lab(service="external").controller.form.build_config()
+    queue.ask([cfg.replace(seed=s) for s in (0, 1)], evil)
+    teacher = Lab(query=f"?teacher={token}&tab=class", service="external")
+    teacher.controller.classroom.refresh()
+    html = teacher.classroom.waiting.value + teacher.classroom.pages.value
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert [w["place"] for w in teacher.state.classroom["waiting"]] == [1, 2]
+    student = Lab(query="", service="external")
+    student.controller.classroom.clear_queue()
+    assert "only the teacher" in student.state.error and len(queue.view().waiting) == 2
+    teacher.classroom.clear.click()
+    assert queue.view().waiting == () and "cleared the queue: 2" in teacher.state.notice
+    teacher.controller.classroom.set_limits(max_queued=1, max_tokens=0, max_pages=5)
+    assert queue.limits() == {"max_queued": 1, "max_tokens": None, "max_pages": 5}
+
+
+def test_a_page_past_the_class_limit_reads_that_the_class_is_full(monkeypatch):
+    from lab.runqueue import RunQueue
+    from lab.store import Asker
+    from widgets import Lab
+    _teacher_env(monkeypatch)
+    queue = RunQueue(RunStore(None))
+    queue.set_limits(max_pages=2)
+    for i in range(2):
+        queue.open_page(Asker(client=f"c{i}", page=f"p{i}"))
+    late = Lab(query="", service="external")
+    assert "The class is full" in late.state.full and late.body.layout.display == "none"
+    assert "class is full" in late.full.value
+
+
+def test_a_page_over_its_queue_limit_is_told_and_nothing_is_queued(app, monkeypatch):
+    from lab.runqueue import RunQueue
+    _teacher_env(monkeypatch)
+    from widgets import Lab
+    student = Lab(query="", service="external")                    # no service: its runs wait in the queue
+    student.controller.form.set_values(seeds=4, tokens=2048)
+
+    async def go():
+        return await student.controller.train.run()
+
+    assert run(go()) is None
+    assert student.state.error.startswith("cannot queue: a page may have 3 run(s) waiting") and RunQueue(RunStore(None)).view().waiting == ()

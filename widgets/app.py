@@ -3,9 +3,14 @@ displays in JupyterLab and in Voila (`voila notebooks/lab.ipynb`).
 
     from widgets import Lab
     Lab()                      # the last expression of a cell displays it
+
+The page is light: it asks the training service for runs and follows the store, and never
+imports JAX (`widgets.session`). In JupyterLab a `Lab()` without a running service starts one
+for its store, a process of its own that ends with the notebook's kernel.
 """
 
 import asyncio
+import html
 import os
 import threading
 
@@ -14,12 +19,11 @@ import ipywidgets as ipw
 from widgets import fields
 from widgets.controller import Controller
 from widgets.controls import ConfigForm
-from widgets.panels import Messages, PlotToolbar, RunsPanel, SamplePanel, ScalingPanel, SharePanel, SweepPanel
+from widgets.panels import (ClassPanel, Messages, PlotToolbar, RunsPanel, SamplePanel, ScalingPanel, SharePanel,
+                            SweepPanel)
 from widgets.plots import Plots
 from widgets.presence import Presence
 from widgets.state import AppState
-
-TABS = tuple(fields.TABS.values())      # their keys (fields.TABS) name them in links: ?tab=scaling
 
 
 class Lab(ipw.VBox):
@@ -30,14 +34,17 @@ class Lab(ipw.VBox):
             ($SCALING_LAB_STORE, else ~/.local/share/scaling-lab). Every stored run is shown.
         query: a query string (`?width=256&depth=4`) that sets the controls; None reads
             $QUERY_STRING, which Voila sets from the page's address.
+        service: who trains: "auto" (a running training service, else one started now), "thread"
+            (in this process: tests and scripts) or "external" (`scaling-lab app` runs it);
+            default $SCALING_LAB_SERVICE, else "auto".
     """
 
-    def __init__(self, store=None, query: str | None = None):
+    def __init__(self, store=None, query: str | None = None, service: str | None = None):
         if store is not None and not hasattr(store, "records"):
             from lab.store import RunStore
             store = RunStore(store)
         self.state = AppState()
-        self.controller = c = Controller(self.state, store)
+        self.controller = c = Controller(self.state, store, service=service)
         self.form = ConfigForm(c)
         self.plots = Plots(self.state)
         self.messages = Messages(c)
@@ -46,29 +53,93 @@ class Lab(ipw.VBox):
         self.runs = RunsPanel(c)
         self.sample = SamplePanel(c)
         self.share = SharePanel(c)
-        self.tabs = ipw.Tab(children=[self.sweep, self.scaling, self.runs, self.sample, self.share], titles=TABS)
-        keys = list(fields.TABS)
-        self.tabs.observe(lambda change: c.open_tab(keys[change.new]) if change.new is not None else None,
-                          names="selected_index")
+        self.classroom = ClassPanel(c)
+        self.tabs = ipw.Tab()
+        self._panels = {"sweep": self.sweep, "scaling": self.scaling, "runs": self.runs, "sample": self.sample,
+                        "share": self.share, "class": self.classroom}
+        self._show_tabs()
+        self.tabs.observe(lambda change: self._tab_opened(change.new), names="selected_index")
         self.state.observe(lambda change: self._show_tab(), names="tab")
+        self.state.observe(lambda change: self._show_tabs(), names="role")
         self.toolbar = PlotToolbar(c)
         right = ipw.VBox([self.form.actions, self.toolbar, self.plots.fig, self.tabs],
                          layout=ipw.Layout(flex="1 1 600px", min_width="600px"))
         title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>Train small language "
                          "models, watch the loss fall, and fit the power laws that predict bigger ones.</div>")
-        self.presence = Presence(c.page_gone)     # stops the job when the page is closed or reloaded
+        self.name = ipw.Text(value=self.state.name, description="Your name", placeholder="so the teacher knows whose "
+                             "runs these are", style={"description_width": "80px"}, layout=ipw.Layout(width="360px"),
+                             tooltip="Your name (or a nickname) appears beside your runs on the teacher's screen; "
+                                     "no account is needed")
+        self.name.add_class("lab-name")
+        self.name.observe(lambda change: self._named(change.new), names="value")
+        self.role = ipw.HTML()
+        self.role.add_class("lab-role")
+        self.state.observe(lambda change: self._show_who(), names=["name", "role"])
+        self._show_who()
+        # stops the job when the page is closed or reloaded; says who the browser is
+        self.presence = Presence(c.page_gone, on_hello=c.browser, on_beat=c.beat)
         self.form.add_class("lab-form")
         right.add_class("lab-right")
         self.body = ipw.HBox([self.form, right], layout=ipw.Layout(flex_flow="row wrap", width="100%"))
-        super().__init__([title, self.messages, self.body, self.presence.widget],
+        self.full = ipw.HTML()
+        self.full.add_class("lab-full")
+        header = ipw.HBox([title, ipw.VBox([self.name, self.role])],
+                          layout=ipw.Layout(justify_content="space-between", width="100%", flex_flow="row wrap"))
+        super().__init__([header, self.messages, self.body, self.full, self.presence.widget],
                          layout=ipw.Layout(width="100%"))
+        self.state.observe(lambda change: self._show_full(), names="full")
         follow_link(c, query)
+
+    def _named(self, name: str) -> None:
+        self.controller.set_name(name)
+        if self.state.name != name:
+            self.name.value = self.state.name
+        self.presence.remember_name(self.state.name)
+
+    def _show_who(self) -> None:
+        st = self.state
+        if self.name.value != st.name:
+            self.name.value = st.name
+        self.role.value = ("<span style='color:#fff;background:#8a4baf;padding:1px 8px;border-radius:8px'>teacher"
+                           "</span>" if st.role == "teacher" else
+                           f"<span style='color:#555'>student{' · ' + html.escape(st.name) if st.name else ''}</span>")
+
+    def _show_full(self) -> None:
+        """A full class: the app gives way to a clear page that says so."""
+        msg = self.state.full
+        self.full.value = (f"<div class='lab-class-full' style='font-size:130%;padding:30px;background:#fff7e0;"
+                           f"border:1px solid #e0c060;border-radius:6px'>{html.escape(msg)}</div>" if msg else "")
+        self.body.layout.display = "none" if msg else ""
+
+    def _keys(self) -> list[str]:
+        return [k for k in fields.TABS if k not in fields.TEACHER_TABS or self.state.role == "teacher"]
+
+    def _show_tabs(self) -> None:
+        """The tabs this page may see (the Class tab: the teacher only)."""
+        keys = self._keys()
+        children = [self._panels[k] for k in keys]
+        if list(self.tabs.children) != children:
+            self.tabs.children = children
+            self.tabs.titles = [fields.TABS[k] for k in keys]
+        self._show_tab()
+
+    def _tab_opened(self, index) -> None:
+        keys = self._keys()
+        if index is not None and index < len(keys):
+            self.controller.form.open_tab(keys[index])
+            if keys[index] == "class":
+                self.controller.classroom.watch()
 
     def _show_tab(self):
         """The tab the state asks for (a link's `tab=`, a preset's tab)."""
-        keys = list(fields.TABS)
+        keys = self._keys()
         if self.state.tab in keys and self.tabs.selected_index != keys.index(self.state.tab):
             self.tabs.selected_index = keys.index(self.state.tab)
+
+    def close(self):
+        """Withdraw this page's requests and stop a training service it started itself."""
+        self.controller.close()
+        super().close()
 
 
 def follow_link(controller: Controller, query: str | None = None) -> None:
@@ -77,7 +148,7 @@ def follow_link(controller: Controller, query: str | None = None) -> None:
     later: a thread waits for it (voila.utils.get_query_string) and hands it to the event loop,
     which also reloads the runs (the store may have grown since the kernel was preheated)."""
     if query is not None or os.environ.get("VOILA_PREHEAT", "False") == "False":
-        return controller.apply_query(query)
+        return controller.page_opened(query)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

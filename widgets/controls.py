@@ -13,7 +13,8 @@ import ipywidgets as ipw
 
 from lab.schema import FORM_SECTIONS
 from widgets import fields
-from widgets.controller import MAX_UPLOAD_BYTES, Controller
+from widgets.controller import Controller
+from widgets.form import MAX_UPLOAD_BYTES
 
 STYLE = {"description_width": "110px"}
 WIDTH = "340px"
@@ -62,16 +63,16 @@ class ConfigForm(ipw.VBox):
                                    value=st.preset, description="Preset", tooltip=fields.PRESET_HELP, style=STYLE,
                                    layout=ipw.Layout(width=WIDTH))
         self.preset.add_class("lab-preset")
-        self.preset.observe(lambda change: c.apply_preset(change.new) if change.new else None, names="value")
+        self.preset.observe(lambda change: c.form.apply_preset(change.new) if change.new else None, names="value")
         self.inputs = {f.name: field_widget(f, st.form[f.name]) for f in fields.FIELDS}
         for name, w in self.inputs.items():
             w.add_class(f"lab-{name}")          # stable hooks for the browser test and for CSS
-            w.observe(lambda change, name=name: c.set_values(**{name: change.new}), names="value")
+            w.observe(lambda change, name=name: c.form.set_values(**{name: change.new}), names="value")
         self.upload = ipw.FileUpload(accept=".txt,text/plain", multiple=False, description="Upload text",
                                      tooltip=f"A UTF-8 text file, at most {MAX_UPLOAD_BYTES >> 20} MB; the model "
                                              "learns to write like it",
                                      layout=ipw.Layout(width="200px", display="none"))
-        self.upload.observe(lambda change: c.upload(*_uploaded(change.new)) if change.new else None, names="value")
+        self.upload.observe(lambda change: c.form.upload(*_uploaded(change.new)) if change.new else None, names="value")
         self.readouts = ipw.HTML()
         self.readouts.add_class("lab-readouts")
         self.problem = ipw.HTML()
@@ -86,9 +87,9 @@ class ConfigForm(ipw.VBox):
         self.train.add_class("lab-train")
         self.again.add_class("lab-train-again")
         self.stop.add_class("lab-stop")
-        self.train.on_click(lambda _: c.start_training())
-        self.again.on_click(lambda _: c.train_again())
-        self.stop.on_click(lambda _: c.stop())
+        self.train.on_click(lambda _: c.train.start())
+        self.again.on_click(lambda _: c.train.again())
+        self.stop.on_click(lambda _: c.train.stop())
         self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
         self.status = ipw.Label("")
         self.status.add_class("lab-status")

@@ -9,12 +9,12 @@ named preset (`?preset=ladder&hide=optimizer,lr&lock=width&tab=scaling`); the pr
 plain data here (`PRESETS`). Pure Python; no widgets, no engine calls.
 """
 
-import math
 import os
 import urllib.parse
 from dataclasses import dataclass
 
 from lab import schema
+from lab.schema import number  # noqa: F401  (the one number parser: fields.number in the app)
 from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 
 DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
@@ -66,19 +66,6 @@ def defaults() -> dict:
     return values | (QUICK if quick() else {})
 
 
-def number(text: str) -> float:
-    """A float that also reads `2e5`, `1_000` and `3k`/`2M`/`1G` (as the command line does)."""
-    s = str(text).strip().replace("_", "")
-    mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(s[-1:].lower())
-    try:
-        value = float(s[:-1]) * mult if mult else float(s)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number (examples: 3e-3, 2e5, 200k)") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
-
-
 def parse_value(field: Field, text: str):
     """One query value as the field's type, inside its bounds; ValueError says what is wrong."""
     name = field.name
@@ -108,7 +95,9 @@ def parse_value(field: Field, text: str):
 
 # --- the app's tabs and presets, also named in links -------------------------------------------
 
-TABS = {"sweep": "Sweep", "scaling": "Scaling", "runs": "Runs", "sample": "Sample text", "share": "Share"}
+TABS = {"sweep": "Sweep", "scaling": "Scaling", "runs": "Runs", "sample": "Sample text", "share": "Share",
+        "class": "Class"}
+TEACHER_TABS = ("class",)        # shown to the teacher only
 
 # A standard Transformer at the form's default size, on a fixed number of tokens (two presets' base).
 _ONE_MODEL = {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "standard", "optimizer": "adamw",
@@ -153,7 +142,8 @@ PRESETS = {
 PRESET_HELP = ("Set the whole form in one click to a named starting point (" +
                "; ".join(f"{p['label']}: {p['help']}" for p in PRESETS.values()) +
                "). Change anything afterwards; a link can name one too: ?preset=ladder")
-LINK_KEYS = ("preset", "hide", "lock", "tab")     # a link's keys besides the form's settings
+LINK_KEYS = ("preset", "hide", "lock", "tab", "teacher", "view", "name")   # a link's keys besides the form's
+VIEWS = ("app", "class")         # view=class: the teacher's projector view (the class's queue and curves)
 
 
 def preset_key(name: str) -> str:
@@ -189,6 +179,9 @@ class Link:
     tab: str = ""
     preset: str = ""
     errors: tuple = ()
+    teacher: str = ""          # the teacher token, as given (checked by the session, never shown)
+    view: str = ""             # "class": the projector view
+    name: str = ""             # a display name to start with
 
 
 def _names(text: str, key: str, errors: list) -> list:
@@ -204,10 +197,11 @@ def _names(text: str, key: str, errors: list) -> list:
 
 
 def parse_link(query: str) -> Link:
-    """`?preset=ladder&width=96&hide=optimizer,lr&lock=width&tab=scaling` -> a `Link`. Unknown
-    keys, names and bad values are reported in `errors`, never raised, so a broken link still
-    opens the app."""
+    """`?preset=ladder&width=96&hide=optimizer,lr&lock=width&tab=scaling` -> a `Link`; also `teacher=`
+    (the teacher token), `view=class` and `name=`. Unknown keys, names and bad values are reported in
+    `errors`, never raised, so a broken link still opens the app."""
     values, errors, hide, lock, tab, preset = {}, [], [], [], "", ""
+    extra = {"teacher": "", "view": "", "name": ""}
     for key, text in urllib.parse.parse_qsl((query or "").lstrip("?"), keep_blank_values=True):
         key = key.strip().lower()
         if key in ("hide", "lock"):
@@ -224,6 +218,12 @@ def parse_link(query: str) -> Link:
             except ValueError as e:
                 errors.append(str(e))
             continue
+        if key in extra:
+            if key == "view" and text.strip().lower() not in VIEWS:
+                errors.append(f"view={text!r} is not one of: {', '.join(VIEWS)}")
+                continue
+            extra[key] = text.strip().lower() if key == "view" else text.strip()
+            continue
         field = BY_NAME.get(key)
         if field is None:
             errors.append(f"unknown setting {key!r} in the link; known: {', '.join([*BY_NAME, *LINK_KEYS])}")
@@ -235,15 +235,7 @@ def parse_link(query: str) -> Link:
     if preset:
         values = PRESETS[preset]["values"] | values      # the link's own settings override the preset's
         tab = tab or PRESETS[preset].get("tab", "")
-    return Link(values, tuple(hide), tuple(lock), tab, preset, tuple(errors))
-
-
-def parse_query(query: str) -> tuple[dict, list[str]]:
-    """`?width=256&depth=4` -> ({"width": 256, "depth": 4}, errors in words). Unknown keys and bad
-    values are reported, never raised, so a broken link still opens the app (`parse_link` also
-    reads hide, lock, tab and preset)."""
-    link = parse_link(query)
-    return link.values, list(link.errors)
+    return Link(values, tuple(hide), tuple(lock), tab, preset, tuple(errors), **extra)
 
 
 def format_query(values: dict, hide=(), lock=(), tab: str = "") -> str:

@@ -61,8 +61,8 @@ class PlotToolbar(ipw.HBox):
                                         tooltips=["optimizer steps", "tokens seen (D)", "training compute (C)"])
         self.log_scale = ipw.Checkbox(value=view["log"], description="log-log", indent=False,
                                 tooltip="Power laws are straight lines on log-log axes")
-        self.x_axis.observe(lambda change: c.set_view(x_axis=change.new), names="value")
-        self.log_scale.observe(lambda change: c.set_view(log=change.new), names="value")
+        self.x_axis.observe(lambda change: c.runs.set_view(x_axis=change.new), names="value")
+        self.log_scale.observe(lambda change: c.runs.set_view(log=change.new), names="value")
         super().__init__([self.x_axis, self.log_scale])
 
 
@@ -72,7 +72,7 @@ class SweepPanel(ipw.VBox):
 
     def __init__(self, c: Controller):
         self.c = c
-        s = c.sweep_form
+        s = c.sweep.values
         self.mode = ipw.ToggleButtons(options=[("Ladder", "ladder"), ("Grid", "grid"), ("IsoFLOP", "isoflop")],
                                       value=s["mode"], description="Plan", style={"description_width": "40px"},
                                       tooltip="What to sweep: a ladder of sizes, a grid, or IsoFLOP budgets",
@@ -112,16 +112,16 @@ class SweepPanel(ipw.VBox):
         for name in ("mode", "widths", "depths", "tokens", "budgets", "sizes", "ladder_widths", "ladder_depths",
                      "tokens_per_param", "ladder_seeds", "ladder_tuned"):
             getattr(self, name).add_class(f"lab-sweep-{name.replace('_', '-')}")
-            getattr(self, name).observe(lambda change, name=name: c.set_sweep(**{name: change.new}), names="value")
+            getattr(self, name).observe(lambda change, name=name: c.sweep.set(**{name: change.new}), names="value")
         self.mode.observe(lambda _change: self._show(), names="value")
         self._names = ("mode", "widths", "depths", "tokens", "budgets", "sizes", "ladder_widths", "ladder_depths",
                        "tokens_per_param", "ladder_seeds", "ladder_tuned")
         self.plan = ipw.HTML()
         self.plan.add_class("lab-sweep-plan")
         self.run = _button("Run sweep", "Train every planned run the store does not hold yet",
-                           lambda _: c.start_sweep(),
+                           lambda _: c.sweep.start(),
                            "success", "play", "lab-sweep-run")
-        self.stop = _button("Stop", "Stop after the current chunk; finished runs are kept", lambda _: c.stop(),
+        self.stop = _button("Stop", "Stop after the current chunk; finished runs are kept", lambda _: c.train.stop(),
                             "danger", "stop", "lab-sweep-stop")
         self.ladder_box = ipw.VBox([self.ladder_widths, self.ladder_depths, self.tokens_per_param, self.ladder_seeds,
                                     self.ladder_tuned])
@@ -136,7 +136,7 @@ class SweepPanel(ipw.VBox):
         st = self.c.state
         p = st.sweep_plan
         for name in self._names:           # a preset may have set the inputs (Controller.set_sweep)
-            w, want = getattr(self, name), self.c.sweep_form.get(name)
+            w, want = getattr(self, name), self.c.sweep.values.get(name)
             if want is not None and w.value != want:
                 w.value = want
         for mode, box in (("ladder", self.ladder_box), ("grid", self.grid_box), ("isoflop", self.iso_box)):
@@ -160,38 +160,38 @@ class ScalingPanel(ipw.VBox):
                                    tooltip="Runs that differ only in model size, tokens and seed. A law is fitted to "
                                            "one family at a time: mixing families mixes laws")
         self.family.add_class("lab-family")
-        self.family.observe(lambda change: self._chosen(c.set_family, change.new), names="value")
+        self.family.observe(lambda change: self._chosen(c.scaling.set_family, change.new), names="value")
         self.variable = ipw.Dropdown(options=[("parameters N", "N"), ("tokens D", "D"), ("compute C", "C")],
                                      value=c.state.fit.get("variable", "N"), description="Loss against",
                                      style=STYLE, tooltip="the x axis of the right-hand plot and of the fit")
         self.variable.add_class("lab-variable")
-        self.variable.observe(lambda change: c.set_variable(change.new), names="value")
+        self.variable.observe(lambda change: c.scaling.set_variable(change.new), names="value")
         self.holdout = ipw.BoundedIntText(value=c.state.holdout, min=0, max=20, description="Hold out K largest",
                                           style=STYLE, layout=ipw.Layout(width="200px"),
                                           tooltip="A ladder's law in N: fit it to all but the K largest sizes, then "
                                                   "predict those and compare with their measured loss (2 once the "
                                                   "family has 6 sizes)")
         self.holdout.add_class("lab-holdout")
-        self.holdout.observe(lambda change: self._chosen(c.set_holdout, change.new), names="value")
+        self.holdout.observe(lambda change: self._chosen(c.scaling.set_holdout, change.new), names="value")
         self.fit = _button("Fit", "Fit L = E + A·x^-α to the family's finished runs (diverged ones are left out)",
-                           lambda _: c.fit(self.variable.value), "primary", "line-chart", "lab-fit")
+                           lambda _: c.scaling.fit(self.variable.value), "primary", "line-chart", "lab-fit")
         self.equation = ipw.HTML(layout=ipw.Layout(flex="1 1 55%"))
         self.warnings = ipw.HTML(layout=ipw.Layout(flex="1 1 45%"))
         self.held_out = ipw.HTML()
         self.budget = ipw.Text(value="1e15", description="Budget C (FLOPs)", style=STYLE,
                                tooltip="a compute budget in FLOPs, e.g. 1e15")
         self.calc = _button("Calculate", "Best model size and data for this budget, and its predicted loss",
-                            lambda _: c.budget(self.budget.value))
+                            lambda _: c.scaling.budget(self.budget.value))
         self.budget_out = ipw.HTML()
         self.width = ipw.BoundedIntText(value=256, min=8, max=16384, description="Bigger width", style=STYLE,
                                         tooltip="a model you have not trained yet")
         self.depth = ipw.BoundedIntText(value=4, min=1, max=256, description="Bigger depth", style=STYLE,
                                         tooltip="its number of blocks")
         self.predict = _button("Predict", "Extrapolate the fitted law to this model (the family's setup with this "
-                                          "width and depth)", lambda _: c.predict(self.width.value, self.depth.value),
+                                          "width and depth)", lambda _: c.scaling.predict(self.width.value, self.depth.value),
                                hook="lab-predict")
         self.check = _button("Train it", "Train the predicted model and compare prediction and measurement; it stays "
-                                         "out of the law it checks", lambda _: c.train_prediction(), "success", "play",
+                                         "out of the law it checks", lambda _: c.scaling.train_prediction(), "success", "play",
                              "lab-check")
         self.prediction = ipw.HTML()
         super().__init__([self.family, ipw.HBox([self.variable, self.holdout, self.fit]),
@@ -290,14 +290,14 @@ class RunsPanel(ipw.VBox):
         self.select = ipw.SelectMultiple(options=[], rows=8, description="Runs", style={"description_width": "50px"},
                                          layout=ipw.Layout(width="560px"),
                                          tooltip="Ctrl/Shift-click to choose several runs")
-        self.select.observe(lambda change: c.select(change.new), names="value")
+        self.select.observe(lambda change: c.runs.select(change.new), names="value")
         self.compare = ipw.Checkbox(value=False, description="Plot only the selected runs", indent=False)
-        self.compare.observe(lambda change: c.set_compare(change.new), names="value")
-        self.delete = _button("Delete", "Delete the selected runs from the store", lambda _: c.delete_selected(),
+        self.compare.observe(lambda change: c.runs.set_compare(change.new), names="value")
+        self.delete = _button("Delete", "Delete the selected runs from the store", lambda _: c.runs.delete_selected(),
                               "danger", "trash")
-        self.export = _button("Export CSV", "The selected runs (or all) as a CSV file", lambda _: c.export_csv(),
+        self.export = _button("Export CSV", "The selected runs (or all) as a CSV file", lambda _: c.runs.export_csv(),
                               "", "download")
-        self.refresh = _button("Refresh", "Reload the run store", lambda _: c.refresh_runs(), "", "refresh")
+        self.refresh = _button("Refresh", "Reload the run store", lambda _: c.runs.refresh(), "", "refresh")
         self.download = ipw.HTML()
         self.table = ipw.HTML()
         super().__init__([self.select, ipw.HBox([self.compare, self.delete, self.export, self.refresh]),
@@ -356,7 +356,7 @@ class SamplePanel(ipw.VBox):
         self.temperature = ipw.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="Temperature",
                                            style={"description_width": "90px"},
                                            tooltip="0: always the likeliest next byte; 1: the model's own odds")
-        self.go = _button("Sample", "Let the model write", lambda _: c.sample(self.run.value, self.prompt.value,
+        self.go = _button("Sample", "Let the model write", lambda _: c.runs.sample(self.run.value, self.prompt.value,
                                                                              self.length.value, self.temperature.value),
                           "primary", "pencil", "lab-sample")
         self.run.add_class("lab-sample-run")
@@ -396,7 +396,8 @@ class SharePanel(ipw.VBox):
                                        layout=ipw.Layout(width="300px"),
                                        tooltip="Controls the link shows but does not let students change (their "
                                                "value is fixed by the link); Ctrl/Shift-click to choose several")
-        self.tab = ipw.Dropdown(options=[("(the first)", ""), *((title, key) for key, title in fields.TABS.items())],
+        self.tab = ipw.Dropdown(options=[("(the first)", ""), *((title, key) for key, title in fields.TABS.items()
+                                                               if key not in fields.TEACHER_TABS)],
                                 value="", description="Open tab", style={"description_width": "70px"},
                                 tooltip="The tab the link opens")
         for name in ("hide", "lock", "tab"):
@@ -414,7 +415,7 @@ class SharePanel(ipw.VBox):
 
     def _chosen(self, name, value) -> None:
         if not self._syncing:
-            self.c.set_share(**{name: list(value) if name != "tab" else value})
+            self.c.form.set_share(**{name: list(value) if name != "tab" else value})
 
     def _show(self):
         q = self.c.state.share
@@ -432,3 +433,73 @@ class SharePanel(ipw.VBox):
         self.text.value = q
         self.link.value = (f"<a class='lab-share' href='{html.escape(q)}' target='_blank'>open this setup in a new "
                            "tab</a>")
+
+
+class ClassPanel(ipw.VBox):
+    """The teacher's Class tab: who is on, what trains for whom, what waits (with estimated starts),
+    the limits, a button that empties the queue, and the plot of every student's live curve."""
+
+    def __init__(self, c: Controller):
+        self.c = c
+        self.pages = ipw.HTML()
+        self.pages.add_class("lab-class-pages")
+        self.training = ipw.HTML()
+        self.training.add_class("lab-class-training")
+        self.waiting = ipw.HTML()
+        self.waiting.add_class("lab-class-waiting")
+        self.everyone = ipw.ToggleButton(value=False, description="Everyone's curves", icon="users",
+                                         tooltip="Show every student's run in training on the plot (for the "
+                                                 "projector); off: this page's runs")
+        self.everyone.add_class("lab-class-everyone")
+        self.everyone.observe(lambda change: c.classroom.set_plot_mode("class" if change.new else "app"),
+                              names="value")
+        self.clear = _button("Clear the queue", "Remove every waiting run from the queue (runs in training go on; "
+                             "their students can ask again)", lambda _: c.classroom.clear_queue(), "danger",
+                             "trash", "lab-class-clear")
+        self.refresh = _button("Refresh", "Read the class again", lambda _: c.classroom.refresh(), "", "refresh")
+        box = {"style": {"description_width": "150px"}, "layout": ipw.Layout(width="260px")}
+        self.max_queued = ipw.BoundedIntText(min=0, max=1000, description="Runs queued per page",
+                                             tooltip="How many runs one student's page may have waiting at once (0: "
+                                                     "no limit)", **box)
+        self.max_tokens = ipw.BoundedIntText(min=0, max=10**12, step=100_000, description="Tokens per run",
+                                             tooltip="The most training tokens a student's run may use (0: no "
+                                                     "limit); bigger runs are refused with a message", **box)
+        self.max_pages = ipw.BoundedIntText(min=0, max=1000, description="Pages at once",
+                                            tooltip="The most pages open at once; the next visitor reads that the "
+                                                    "class is full (0: no limit)", **box)
+        self.set_limits = _button("Set limits", "Apply these limits now (the training service enforces them)",
+                                  lambda _: c.classroom.set_limits(max_queued=self.max_queued.value,
+                                                                   max_tokens=self.max_tokens.value,
+                                                                   max_pages=self.max_pages.value), "", "check",
+                                  "lab-class-limits")
+        super().__init__([ipw.HBox([self.everyone, self.clear, self.refresh]), self.pages, self.training,
+                          self.waiting, ipw.HTML("<b>Limits</b>"),
+                          ipw.HBox([self.max_queued, self.max_tokens, self.max_pages, self.set_limits])])
+        _observe(c.state, ("classroom", "plot_mode"), self._show)
+
+    @staticmethod
+    def _table(title: str, head: tuple, rows: list) -> str:
+        if not rows:
+            return f"<div><b>{html.escape(title)}</b>: none</div>"
+        cells = "".join("<tr>" + "".join(f"<td style='padding:1px 8px'>{html.escape(str(v))}</td>" for v in r)
+                        + "</tr>" for r in rows)
+        heads = "".join(f"<th style='text-align:left;padding:1px 8px'>{html.escape(h)}</th>" for h in head)
+        return (f"<div><b>{html.escape(title)}</b><table class='lab-class-table' style='font-size:90%'>"
+                f"<tr>{heads}</tr>{cells}</table></div>")
+
+    def _show(self):
+        st = self.c.state
+        cl = st.classroom or {}
+        self.everyone.value = st.plot_mode == "class"
+        self.pages.value = self._table(f"Pages open ({len(cl.get('pages', []))})", ("name", "role"),
+                                       [(p["name"], p["role"]) for p in cl.get("pages", [])])
+        self.training.value = self._table(
+            f"Training now ({cl.get('workers', 0)} worker(s))", ("for", "run", "step"),
+            [(t["who"], t["what"], f"{t['step']:,} of {t['steps']:,}" + (" (stopping)" if t["cancelling"] else ""))
+             for t in cl.get("training", [])])
+        self.waiting.value = self._table("Waiting in the queue", ("place", "for", "run", "starts in about"),
+                                         [(w["place"], w["who"], w["what"], w["starts"])
+                                          for w in cl.get("waiting", [])])
+        limits = cl.get("limits") or {}
+        for name in ("max_queued", "max_tokens", "max_pages"):
+            getattr(self, name).value = int(limits.get(name) or 0)

@@ -89,7 +89,8 @@ class Plots:
         f.update_yaxes(type="log", title_text="loss (nats/token)", row=1, col=1)
         f.update_xaxes(type="log", title_text=SCALING["N"][1], row=1, col=2)
         f.update_yaxes(type="log", title_text="final validation loss", row=1, col=2)
-        for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view", "family"):
+        for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view", "family", "plot_mode",
+                     "class_live"):
             state.observe(lambda _change: self.redraw(), names=name)
         self.redraw()
 
@@ -111,6 +112,9 @@ class Plots:
     def _curves(self) -> list[dict]:
         """Runs to draw: live ones first, then stored ones newest first (only selected when comparing)."""
         st = self.state
+        if st.plot_mode == "class":           # the teacher's projector: every student's run in training
+            return [{"run_id": k, "label": v["label"], "params": v["params"], "points": v["points"], "selected": False}
+                    for k, v in st.class_live.items()][:MAX_CURVES]
         sel = set(st.selected)
         out, seen = [], set()
         for run_id, v in st.live.items():

@@ -6,8 +6,9 @@ ladder's L(N) with its largest sizes held out (lab.laws.fit_family), else a powe
 C with a bootstrap band and the Chinchilla law L(N, D). A prediction extrapolates the law to a
 model not trained yet; training it checks the law.
 
-`ScalingActions` is a mixin of `widgets.controller.Controller`: it uses the controller's `state`,
-`report`, `_records` and `_fit_objects`, and `start_training` to train a prediction.
+`ScalingActions` takes the page's `Session` (state, store records, errors) and the Train actions
+(to train a prediction); it refits when the runs change (`runs_changed`) and after a job
+(`job_ended`).
 """
 
 import asyncio
@@ -39,6 +40,31 @@ def _size(row: dict) -> tuple:
 class ScalingActions:
     """The Scaling tab's actions. Public: set_family, set_holdout, set_variable, fit, budget,
     predict, train_prediction."""
+
+    def __init__(self, session, train):
+        self.session, self.train = session, train
+        self.state, self.report = session.state, session.report
+        self._fit_objects: dict = {}                # the last fits (objects stay here, not in the state)
+        self._holdout_chosen = False                # the student set "Hold out": keep it while the family stays
+        session.on_runs.append(self.runs_changed)
+        session.on_job_end.append(self.job_ended)
+
+    def runs_changed(self) -> None:
+        self._update_families()
+
+    def job_ended(self, job, out) -> None:
+        """After a job: a sweep's family is chosen, a prediction checked, the law fitted again."""
+        family = self.train.jobs.family_of(out)
+        if family:
+            self._update_families(prefer=family)
+        self._check_prediction()
+        self._auto_fit()
+
+    def selected(self, run_ids) -> None:
+        """Runs chosen in the table, all of one family: that family is the one to fit."""
+        key = self._selected_family()
+        if key and key != self.state.family and key in self._family_keys():
+            self.set_family(key)
 
     def _family_keys(self) -> list[str]:
         return [f["key"] for f in self.state.families]
@@ -115,7 +141,7 @@ class ScalingActions:
             self.fit()
 
     def _config(self, row: dict) -> RunConfig:
-        rec = self._records.get(row["run_id"])
+        rec = self.session.records.get(row["run_id"])
         return rec.config if rec is not None else RunConfig.from_dict(row["config"])
 
     def _fit_pool(self) -> dict:
@@ -292,8 +318,8 @@ class ScalingActions:
         """A ladder family's L(N) (lab.laws.fit_family): fitted on the smaller sizes, checked on the
         `state.holdout` largest, with the reasons to doubt it in words."""
         rows = pool["rows"]
-        results = [self._records[r["run_id"]].result for r in rows
-                   if r["run_id"] in self._records and self._records[r["run_id"]].result is not None]
+        results = [self.session.records[r["run_id"]].result for r in rows
+                   if r["run_id"] in self.session.records and self.session.records[r["run_id"]].result is not None]
         notes = out["notes"] = self._scope_notes(pool, len(results))
         k = int(self.state.holdout)
         try:
@@ -398,12 +424,12 @@ class ScalingActions:
             return self.report("fit a law first (Scaling: Fit), then predict a bigger model")
         variable, family = self._fit_objects["variable"], self._fit_objects["family"]
         try:
-            from lab.training import check_memory
+            from lab.estimate import check_memory
             cfg = self._fit_objects["template"].replace(model__width=int(width), model__depth=int(depth))
             if not cfg.tokens_per_param:
                 tokens = self._fit_objects["tokens"] if variable != "D" else None
                 cfg = cfg.replace(tokens=int(tokens or round(self.state.form["tokens"])))
-            check_memory(cfg, 1)
+            check_memory(cfg, 1, self.session.speed())
         except (ConfigError, ValueError) as e:
             return self.report(e, "predict")
         size = (cfg.model.width, cfg.model.depth, cfg.tokens_trained)
@@ -450,7 +476,7 @@ class ScalingActions:
         pred = self.state.prediction
         if not pred or pred.get("loss") is None:
             return self.report("make a prediction first (width and depth, then Predict)")
-        return self.start_training(RunConfig.from_dict(pred["config"]))
+        return self.train.start(RunConfig.from_dict(pred["config"]))
 
     def _check_prediction(self) -> None:
         """Once the predicted model is trained: measured against predicted (the prediction was made

@@ -32,7 +32,7 @@ class AppState(tr.HasTraits):
     view = tr.Dict({"x_axis": "tokens", "log": True})  # the live panel: x axis (steps, tokens, flops), log-log
 
     # the current job
-    job = tr.Unicode("")           # "", "train" or "sweep"
+    job = tr.Unicode("")           # "", "train" or "sweep" (a job asks the queue and follows its runs)
     progress = tr.Dict()           # {"fraction": 0..1, "text": "..."}
 
     # sweeps and scaling
@@ -47,6 +47,17 @@ class AppState(tr.HasTraits):
     # text sampling and export
     sample_text = tr.Unicode("")
     download = tr.Unicode("")      # HTML link to the last CSV export
+
+    # who this page is (widgets.session): a display name, student or teacher, and the queue's words
+    name = tr.Unicode("")          # the display name the student typed (shown escaped, never as markup)
+    role = tr.Unicode("student")   # "student" or "teacher" (the link's teacher token)
+    queue_text = tr.Unicode("")    # this page's runs in the queue: place and estimated start, in words
+
+    # the teacher's view of the class (widgets.classroom): open pages, what trains, what waits
+    classroom = tr.Dict()          # {"pages": [...], "training": [...], "waiting": [...], "limits": {...}}
+    class_live = tr.Dict()         # run id -> {"label", "params", "points"}: every student's live curve
+    plot_mode = tr.Unicode("app")  # "app": this page's runs; "class": everyone's live curves (the projector)
+    full = tr.Unicode("")          # why this page cannot join (the class is full), in words; "" when it can
 
     # messages
     error = tr.Unicode("")         # the last error, in words (shown in the error area)

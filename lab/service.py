@@ -1,0 +1,320 @@
+"""The training service: workers that take queued runs from the store and train them.
+
+Pages of the app never train (they never import JAX): they ask the queue (`lab.runqueue`) and
+follow what the store holds. The service is where training lives:
+
+- `Worker`: a loop that takes the head of the queue with the queued runs of its batch (the same
+  config but for the seed, up to `max_batch`, trained together through `vmap`), trains them
+  under the store's claims, and answers small tasks (text from a stored model) between runs
+  and between chunks. Stop (`stop` event, SIGTERM) ends the current chunk and puts the runs
+  back in the queue; a page's withdrawal (`cancel`) stops a run nobody waits for any more.
+- `Service`: starts N workers (processes, `scaling-lab worker`, or threads in this process for
+  tests and scripts), restarts a worker that died, and keeps house (`RunQueue.reap`: a killed
+  worker's run goes back to the queue, requests of vanished pages are dropped). With
+  `mode="ray"` the workers are Ray tasks instead: this process claims, relays their curve
+  points and commits their results, staying the store's single writer.
+
+Workers are processes by default because JAX on CPU keeps every core busy with one model and
+each process holds its compiled programs (hundreds of MB); their number follows the cores.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from lab.config import ConfigError
+from lab.estimate import cores
+from lab.liveness import owner_alive, process_id
+from lab.runqueue import RunQueue
+from lab.store import RunStore, StoreTracker
+
+POLL_S = 0.5          # an idle worker looks at the queue this often
+CANCEL_POLL_S = 0.5   # a training worker asks whether its runs are still wanted at most this often
+BEAT_S = 5.0          # the service says it is alive this often
+RESTART_S = 2.0       # a worker that died is started again after this long
+
+
+def default_workers() -> int:
+    """Workers for this machine: one per two cores (one JAX process keeps two CPU cores busy;
+    more workers than that slow each run without training more), at least one."""
+    return max(1, cores() // 2)
+
+
+def default_batch(platform: str) -> int:
+    """Queued runs of one batch trained together: on CPU a vmap of K models runs at about K
+    models' cost (bench/README.md, "A class on one small server": 1.0-1.3x), so a handful, to
+    serve many students' seeds at once; on an accelerator vmap is how the device fills."""
+    return 4 if platform == "cpu" else 16
+
+
+class _ServiceTracker(StoreTracker):
+    """The store's tracker for a worker: a run cancelled because the worker stops goes back to the
+    queue instead of being stored `cancelled`."""
+
+    def __init__(self, store, queue: RunQueue, stopping, budgets: dict):
+        super().__init__(store)
+        self.queue, self.stopping, self.budgets = queue, stopping, budgets
+
+    def finish(self, result):
+        if result.status == "cancelled" and self.stopping():
+            self.queue.requeue([result.run_id], why="the training service stopped; queued again")
+            return
+        self.budget = self.budgets.get(result.run_id)
+        super().finish(result)
+
+
+def device_facts() -> dict:
+    """What a worker tells pages about its device (they never import JAX): `lab.estimate.Speed`."""
+    from lab.estimate import local_speed
+    return local_speed().to_dict()
+
+
+class Worker:
+    """Trains what the queue holds, a batch at a time, until `stop` is set.
+
+    Args:
+        store: the run store (or its folder).
+        max_batch: most queued runs of one batch trained together (default: `default_batch`).
+        name: how logs name it.
+    """
+
+    def __init__(self, store: RunStore | str | os.PathLike, *, max_batch: int | None = None, name: str = "worker",
+                 log=None):
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.queue = RunQueue(self.store)
+        self.max_batch = max_batch
+        self.name = name
+        self.log = log or (lambda msg: print(f"[{name}] {msg}", file=sys.stderr, flush=True))
+        self._checked = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        from lab import runtime
+        runtime.setup()
+        facts = device_facts()
+        self.queue.set_setting("device", facts)
+        batch = self.max_batch or default_batch(facts["platform"])
+        while not stop.is_set():
+            if self.serve_task():
+                continue
+            held = self.queue.claim_next(batch)
+            if held is None or not held.claimed:
+                stop.wait(POLL_S)
+                continue
+            self.train(held, stop)
+
+    def train(self, held, stop: threading.Event) -> None:
+        from lab.training import train_seeds
+        configs = held.claimed
+        ids = [c.run_id for c in configs]
+        self.log(f"training {len(ids)} run(s) {', '.join(i[:8] for i in ids)}")
+
+        def cancel() -> bool:
+            if stop.is_set():
+                return True
+            now = time.monotonic()
+            if now - self._checked < CANCEL_POLL_S:
+                return False
+            self._checked = now
+            self.serve_task()                 # a student's text sample need not wait for the run
+            return self.queue.cancelled(ids)
+
+        tracker = _ServiceTracker(self.store, self.queue, stop.is_set, held.budgets)
+        try:
+            with held:
+                train_seeds(configs[0], [c.seed for c in configs], trackers=[tracker], cancel=cancel)
+                held.claimed = []             # committed, or queued again by the tracker
+        except Exception as e:                # stored failed by the claims; the worker goes on
+            self.log(f"run(s) {', '.join(i[:8] for i in ids)} failed: {type(e).__name__}: {e}")
+
+    def serve_task(self) -> bool:
+        """Answer one waiting task, if any (kind "sample": text from a stored model)."""
+        task = self.queue.take_task()
+        if task is None:
+            return False
+        task_id, kind, args = task
+        try:
+            if kind != "sample":
+                raise ConfigError(f"unknown task kind {kind!r}")
+            from lab.sample import sample
+            text = sample(self.store, args["run_id"], args.get("prompt", ""), length=int(args.get("length", 200)),
+                          temperature=float(args.get("temperature", 0.8)), seed=int(args.get("seed", 0)))
+            self.queue.finish_task(task_id, result=text)
+        except Exception as e:
+            self.queue.finish_task(task_id, error=str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}")
+        return True
+
+
+def worker_main(store: str, max_batch: int | None = None, name: str = "worker") -> int:
+    """`scaling-lab worker`: one worker process; SIGTERM or SIGINT ends it after the current chunk,
+    its runs back in the queue."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Worker(store, max_batch=max_batch, name=name).run(stop)
+    return 0
+
+
+class Service:
+    """The training service of one store: N workers and their keeper.
+
+    Args:
+        store: the run store (or its folder).
+        workers: how many (default `default_workers()`).
+        mode: "process" (each worker a `scaling-lab worker` process: the app), "thread" (workers in
+            this process: tests, scripts) or "ray" (Ray tasks on a local or given cluster).
+        address: with mode "ray": an existing cluster; None starts a local Ray.
+        max_batch: queued runs of one batch trained together (default per platform).
+        parent: a pid; the service ends when that process does (a notebook's kernel).
+        log: where the service's lines go (default stderr).
+    """
+
+    def __init__(self, store: RunStore | str | os.PathLike, *, workers: int | None = None, mode: str = "process",
+                 address: str | None = None, max_batch: int | None = None, parent: int | None = None,
+                 env: dict | None = None, log=None):
+        if mode not in ("process", "thread", "ray"):
+            raise ConfigError(f"the training service's workers are processes, threads or ray, not {mode!r}")
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ConfigError(f"--workers must be 1 or more (or ray), got {workers!r}")
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.queue = RunQueue(self.store)
+        self.mode, self.address, self.max_batch, self.parent = mode, address, max_batch, parent
+        self.workers = int(workers) if workers is not None else default_workers()
+        self.env = env
+        self.log = log or (lambda msg: print(f"[training service] {msg}", file=sys.stderr, flush=True))
+        self.stopping = threading.Event()
+        self._procs: list = []
+        self._threads: list[threading.Thread] = []
+        self._keeper: threading.Thread | None = None
+        self._ray = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> "Service":
+        other = self.queue.service()
+        if other is not None and other.get("owner") != process_id():
+            raise ConfigError(f"a training service (process {other['owner'].split('|')[2]}) already serves the store "
+                              f"{self.store.path}; stop it first or use another --store")
+        self.queue.reap()
+        self._say()
+        if self.mode == "process":
+            self._procs = [None] * self.workers
+            self._restarted = [0.0] * self.workers
+            for i in range(self.workers):
+                self._spawn(i)
+        elif self.mode == "thread":
+            for i in range(self.workers):
+                t = threading.Thread(target=Worker(self.store, max_batch=self.max_batch, name=f"worker {i + 1}",
+                                                   log=self.log).run, args=(self.stopping,),
+                                     name=f"scaling-lab worker {i + 1}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        else:
+            from lab.ray_service import RayWorkers
+            self._ray = RayWorkers(self.store, address=self.address, max_batch=self.max_batch, log=self.log)
+            self.workers = self._ray.start(self.stopping)
+            self._say()
+        self._keeper = threading.Thread(target=self._keep, name="scaling-lab service keeper", daemon=True)
+        self._keeper.start()
+        self.log(f"{self.workers} worker(s) ({self.mode}) on the store {self.store.path}")
+        return self
+
+    def _say(self) -> None:
+        self.queue.set_setting("service", {"owner": process_id(), "workers": self.workers, "mode": self.mode,
+                                           "pid": os.getpid(), "beat": time.time(), "store": str(self.store.path)})
+
+    def _spawn(self, i: int) -> None:
+        cmd = [sys.executable, "-m", "lab", "worker", "--store", str(self.store.path), "--name", f"worker {i + 1}"]
+        if self.max_batch:
+            cmd += ["--max-batch", str(self.max_batch)]
+        from lab import runtime
+        env = runtime.fast_allocator_env(self.env)
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        self._procs[i] = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        self._restarted[i] = time.monotonic()
+
+    def _keep(self) -> None:
+        last_beat = 0.0
+        while not self.stopping.wait(1.0):
+            try:
+                if time.monotonic() - last_beat >= BEAT_S:
+                    self._say()
+                    last_beat = time.monotonic()
+                done = self.queue.reap()
+                for run_id in done["requeued"]:
+                    self.log(f"run {run_id[:8]}: its worker died; queued again")
+                for run_id in done["failed"]:
+                    self.log(f"run {run_id[:8]}: its worker died {len(done['failed'])} time(s); failed")
+                for i, p in enumerate(self._procs):
+                    if p is not None and p.poll() is not None and time.monotonic() - self._restarted[i] > RESTART_S:
+                        self.log(f"worker {i + 1} ended (status {p.returncode}); starting it again")
+                        self._spawn(i)
+                if self.parent is not None and not owner_alive(f"{process_id().rsplit('|', 2)[0]}|{self.parent}|-",
+                                                               None):
+                    self.log(f"its parent process {self.parent} ended; stopping")
+                    threading.Thread(target=self.stop, daemon=True).start()
+                    return
+            except Exception:        # housekeeping must never kill the service; say what happened
+                self.log("housekeeping failed:\n" + traceback.format_exc(limit=3))
+
+    def alive(self) -> int:
+        """Workers running now."""
+        if self.mode == "process":
+            return sum(1 for p in self._procs if p is not None and p.poll() is None)
+        if self.mode == "thread":
+            return sum(1 for t in self._threads if t.is_alive())
+        return self.workers
+
+    def stop(self, timeout: float = 60.0) -> list[str]:
+        """Stop every worker after its current chunk; their runs go back to the queue. Returns the
+        run ids queued again."""
+        if self.stopping.is_set() and not self._procs and not self._threads:
+            return []
+        before = {t.run_id for t in self.queue.view().training}
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        for p in self._procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self._procs:
+            if p is None:
+                continue
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        if self._ray is not None:
+            self._ray.stop(deadline)
+        self._procs, self._threads = [], []
+        self.queue.reap()            # a worker killed after the timeout: its runs go back too
+        back = [w.run_id for w in self.queue.view().waiting if w.run_id in before]
+        with self.store._tx() as con:
+            con.execute("DELETE FROM settings WHERE key = 'service'")
+        return back
+
+
+def ensure_service(store: RunStore, *, log_path: Path | None = None, workers: int = 1) -> dict | None:
+    """A live training service for `store`: the running one, else one started now as a process of its
+    own (`scaling-lab service`), ending when this process ends. Returns what the store says of the
+    service (None until the new one has said it is alive)."""
+    queue = RunQueue(store)
+    info = queue.service()
+    if info is not None:
+        return info
+    log = open(log_path or (store.path / "service.log"), "ab")
+    subprocess.Popen([sys.executable, "-m", "lab", "service", "--store", str(store.path), "--workers", str(workers),
+                      "--parent", str(os.getpid())], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=True, env={**os.environ, "SCALING_LAB_REEXEC": os.environ.get(
+                         "SCALING_LAB_REEXEC", "")})
+    log.close()
+    return None
+
+
+__all__ = ["Service", "Worker", "default_workers", "default_batch", "device_facts", "ensure_service", "worker_main"]

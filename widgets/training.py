@@ -1,0 +1,129 @@
+"""Train, Train again, Stop, and the Sweep tab: what they ask of the queue (the job itself is
+`widgets.jobs`)."""
+
+import asyncio
+
+from lab import sweep as lsweep
+from lab.config import ConfigError, RunConfig
+from widgets import fields
+from widgets.form import FormActions
+from widgets.jobs import Jobs
+from widgets.session import Session
+from widgets.text import reported
+
+QUICK_LADDER_WIDTHS = (8, 12, 16, 20, 24, 32)   # quick mode: a ladder of tiny models, seconds each
+
+
+class TrainActions:
+    """Train the form's config (all its seeds), train it again beside its stored runs, stop."""
+
+    def __init__(self, session: Session, form: FormActions, jobs: Jobs):
+        self.session, self.form, self.jobs = session, form, jobs
+        self.state, self.report = session.state, session.report
+
+    @reported
+    def start(self, config: RunConfig | None = None, *, again: bool = False) -> asyncio.Task | None:
+        """Ask for the form's config (all its seeds) and follow it in the background; returns the job's task.
+
+        Runs the store holds finished are shown from the store instead (no training); runs another
+        page asked for are joined (trained once, followed here). `again`: a new attempt of every
+        seed beside the stored runs (Train again), whatever the store holds."""
+        if self.state.job:
+            return self.report("a job is running; press Stop or wait for it to finish")
+        try:
+            cfg = config or self.form.checked_config()
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "cannot train")
+        n = int(self.state.form["seeds"]) if config is None else 1
+        return self.jobs.launch("train", [cfg.replace(seed=s) for s in range(cfg.seed, cfg.seed + n)], again=again)
+
+    @reported
+    def again(self) -> asyncio.Task | None:
+        """Train the form's config anew, as a new attempt beside its finished runs (never over them)."""
+        return self.start(again=True)
+
+    @reported
+    def stop(self) -> None:
+        """This page stops waiting: its queued runs leave the queue, a running run nobody else waits
+        for stops after its current chunk (kept, marked cancelled); a run other pages wait for goes on."""
+        self.jobs.stop()
+
+    async def run(self, config: RunConfig | None = None, *, again: bool = False):
+        """Train and wait (for notebooks and tests): `await controller.train.run()`."""
+        task = self.start(config, again=again)
+        return await task if task is not None else None
+
+
+class SweepActions:
+    """The Sweep tab: a ladder, a grid or an IsoFLOP plan, its cost stated first, then asked of the
+    queue (fed within the page's queue limit) and followed."""
+
+    def __init__(self, session: Session, form: FormActions, jobs: Jobs):
+        self.session, self.form, self.jobs = session, form, jobs
+        self.state, self.report = session.state, session.report
+        ladder_widths = QUICK_LADDER_WIDTHS if fields.quick() else lsweep.LADDER_WIDTHS
+        self.values = {"mode": "ladder", "widths": "16,32,64", "depths": "1", "tokens": "", "budgets": "3e11,1e12",
+                       "sizes": "16,32,64", "ladder_widths": ",".join(map(str, ladder_widths)),
+                       "ladder_depths": "1" if fields.quick() else "",
+                       "tokens_per_param": f"{lsweep.CHINCHILLA_TOKENS_PER_PARAM:g}", "ladder_seeds": 1,
+                       "ladder_tuned": True}
+        form.on_change.append(self.restate)
+        form.on_preset.append(lambda values: self.set(**values))
+
+    def restate(self) -> None:
+        self.set()
+
+    @reported
+    def set(self, **values) -> None:
+        """Sweep inputs (mode ladder, grid or isoflop; comma lists) -> the plan's cost, stated before it starts."""
+        self.values.update(values)
+        try:
+            plan = self.build_plan()
+            text = plan.summary(self.session.store_or_none(), self.session.speed())
+            self.state.sweep_plan = {"text": text, "runs": len(plan), "error": ""}
+        except (ConfigError, ValueError) as e:
+            self.state.sweep_plan = {"text": "", "runs": 0, "error": str(e)}
+
+    def build_plan(self) -> lsweep.Plan:
+        s = self.values
+        base = self.form.build_config()
+
+        def ints(name):
+            return [int(fields.number(t)) for t in str(s[name]).split(",") if t.strip()] or None
+
+        if s["mode"] not in ("ladder", "grid", "isoflop"):
+            raise ValueError(f"a sweep is a ladder, a grid or an IsoFLOP plan, not {s['mode']!r}")
+        if s["mode"] == "ladder":
+            text = str(s["tokens_per_param"]).strip()
+            if not text:
+                raise ConfigError("tokens per parameter is empty; 20 is Chinchilla's compute-optimal ratio")
+            n = int(s["ladder_seeds"])
+            if n < 1:
+                raise ConfigError(f"seeds per size must be 1 or more, got {n}")
+            if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.sweep.ladder_base)
+                base = lsweep.ladder_base(base)
+            return lsweep.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
+                                 tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)))
+        if s["mode"] == "grid":
+            if base.tokens_per_param and ints("tokens"):
+                raise ConfigError(f"the form's \"Tokens per parameter\" is {base.tokens_per_param:g}, so each run's "
+                                  "tokens follow its size; set it to 0 to sweep tokens, or leave Tokens empty")
+            return lsweep.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
+        budgets = [fields.number(t) for t in str(s["budgets"]).split(",") if t.strip()]
+        # an IsoFLOP plan sets each run's tokens from its budget, never from its size
+        return lsweep.isoflop(base.replace(tokens_per_param=0.0), budgets, widths=ints("sizes"))
+
+    @reported
+    def start(self) -> asyncio.Task | None:
+        """Ask for the sweep's runs (the store's finished ones are reused) and follow them."""
+        if self.state.job:
+            return self.report("a job is running; press Stop or wait for it to finish")
+        try:
+            plan = self.build_plan()
+        except (ConfigError, ValueError) as e:
+            return self.report(e, "cannot start the sweep")
+        return self.jobs.launch("sweep", plan.configs, budgets=plan.budgets)
+
+    async def run(self):
+        task = self.start()
+        return await task if task is not None else None
