@@ -75,11 +75,39 @@ def _kernels(server_pid: int) -> list[psutil.Process]:
     return [p for p in _descendants(server_pid) if "ipykernel" in _cmd(p)]
 
 
+def _workers(server_pid: int) -> list[psutil.Process]:
+    """The training service's worker processes (`scaling-lab worker`)."""
+    return [p for p in _descendants(server_pid) if " lab worker " in f" {_cmd(p)} "]
+
+
 def _stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
     return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
             "total": sum(values)}
+
+
+def cpu_seconds(server_pid: int) -> dict:
+    """CPU seconds used so far by the server's processes (Voila, kernels, workers) and by the browser:
+    where the time of a page load goes on a machine that runs both."""
+    server_tree = [psutil.Process(server_pid)] + _descendants(server_pid)
+    ids = {p.pid for p in server_tree}
+    browser = [p for p in psutil.Process().children(recursive=True) if p.pid not in ids]
+
+    def total(procs, pick=lambda p: True):
+        out = 0.0
+        for p in procs:
+            try:
+                if pick(p):
+                    t = p.cpu_times()
+                    out += t.user + t.system + getattr(t, "children_user", 0) * 0
+            except psutil.Error:
+                pass
+        return out
+    return {"kernels": total(server_tree, lambda p: "ipykernel" in _cmd(p)),
+            "workers": total(server_tree, lambda p: " lab worker " in f" {_cmd(p)} "),
+            "voila": total(server_tree, lambda p: "ipykernel" not in _cmd(p) and " lab worker " not in f" {_cmd(p)} "),
+            "browser": total(browser)}
 
 
 def memory_sample(server_pid: int, seen: dict) -> dict:
@@ -91,8 +119,9 @@ def memory_sample(server_pid: int, seen: dict) -> dict:
             seen[p.pid] = p.create_time()
         except psutil.NoSuchProcess:
             pass
+    workers = [m for m in (_mem(p) for p in _workers(server_pid)) if m]
     server = [m for m in (_mem(p) for p in [psutil.Process(server_pid)] + _descendants(server_pid)
-                          if "ipykernel" not in _cmd(p)) if m]
+                          if "ipykernel" not in _cmd(p) and " lab worker " not in f" {_cmd(p)} ") if m]
     browser = [m for m in (_mem(p) for p in psutil.Process().children(recursive=True)
                            if p.pid != server_pid and p.pid not in {d.pid for d in _descendants(server_pid)}) if m]
     return {"kernels": len(kernels),
@@ -100,6 +129,10 @@ def memory_sample(server_pid: int, seen: dict) -> dict:
             "kernel_pss_mib": _stats([k["pss"] / MiB for k in kernels]),
             "kernel_uss_mib": _stats([k["uss"] / MiB for k in kernels]),
             "server_rss_mib": sum(m["rss"] for m in server) / MiB,    # `python -m lab app` and Voila
+            "server_pss_mib": sum(m["pss"] for m in server) / MiB,
+            "workers": len(workers), "worker_pss_mib": _stats([w["pss"] / MiB for w in workers]),
+            "total_pss_mib": (sum(k["pss"] for k in kernels) + sum(w["pss"] for w in workers)
+                              + sum(m["pss"] for m in server)) / MiB,   # kernels, workers and the server together
             "browser_pss_mib": sum(m["pss"] for m in browser) / MiB,  # Chromium and Playwright's driver (the clients)
             "available_mib": psutil.virtual_memory().available / MiB,
             "per_kernel": kernels}
@@ -171,7 +204,8 @@ class MemoryGuard:
         self._thread.join()
 
 
-def start_server(tmp: Path, jemalloc: bool, iopub_timeout: float | None = None) -> tuple[subprocess.Popen, str, Path]:
+def start_server(tmp: Path, jemalloc: bool, iopub_timeout: float | None = None, class_size: int | None = None,
+                 workers: str | None = None) -> tuple[subprocess.Popen, str, Path]:
     """`python -m lab app` as `make lab` runs it (and tests/test_serving.py), on a free port, fresh store."""
     port = _free_port()
     store = tmp / "store"
@@ -186,15 +220,16 @@ def start_server(tmp: Path, jemalloc: bool, iopub_timeout: float | None = None) 
         (conf / "voila.json").write_text(json.dumps({"VoilaExecutor": {"iopub_timeout": iopub_timeout}}))
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(conf), env.get("JUPYTER_CONFIG_PATH", "")]).rstrip(os.pathsep)
     log = open(tmp / "app.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "lab", "app", "--port", str(port), "--store", str(store)],
+    extra = (["--class", str(class_size)] if class_size else []) + (["--workers", workers] if workers else [])
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "app", "--port", str(port), "--store", str(store), *extra],
                             cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return proc, f"http://127.0.0.1:{port}/", store
 
 
-def wait_for_server(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> float:
-    """Until Voila answers (a static path, so no kernel is taken) and its preheated kernel has built
-    the app and gone idle. Returns the seconds it took."""
+def wait_for_server(proc: subprocess.Popen, url: str, log: Path, timeout: float, kernels: int = 1) -> float:
+    """Until Voila answers (a static path, so no kernel is taken) and its `kernels` preheated kernels
+    have built the app and gone idle (the warm-up). Returns the seconds it took."""
     t0 = time.monotonic()
     deadline = t0 + timeout
 
@@ -216,7 +251,7 @@ def wait_for_server(proc: subprocess.Popen, url: str, log: Path, timeout: float)
         check()
         ks = _kernels(proc.pid)
         try:
-            cpu = sum(sum(k.cpu_times()[:2]) for k in ks) if ks else None
+            cpu = sum(sum(k.cpu_times()[:2]) for k in ks) if len(ks) >= kernels else None
         except psutil.NoSuchProcess:
             cpu = None
         quiet = quiet + 1 if cpu is not None and last is not None and cpu > 2 and cpu - last < 0.05 else 0
@@ -234,9 +269,9 @@ async def open_page(browser, i: int, url: str, args, t_start: float, rec: dict):
     console: list[str] = []                  # the front end's warnings and errors: what went wrong, if anything
     page.on("console", lambda m: m.type in ("error", "warning") and len(console) < 12
             and console.append(f"{m.type}: {m.text[:200]}"))
-    link = url + "?" + LINK.format(seed=i) + (f"&tokens={args.tokens}" if args.tokens else "")
+    link = url + "?" + LINK.format(seed=0 if args.same else i) + (f"&tokens={args.tokens}" if args.tokens else "")
     t0 = time.monotonic()
-    rec.update({"page": i, "seed": i, "opened_s": round(t0 - t_start, 2), "page_errors": errors, "console": console})
+    rec.update({"page": i, "seed": 0 if args.same else i, "opened_s": round(t0 - t_start, 2), "page_errors": errors, "console": console})
     deadline = t0 + args.timeout
     ms = lambda: max(1, (deadline - time.monotonic()) * 1000)          # noqa: E731
     try:
@@ -260,16 +295,51 @@ async def open_page(browser, i: int, url: str, args, t_start: float, rec: dict):
     return page
 
 
+CURVE = """() => { const el = document.querySelector('.js-plotly-plot'); if (!el || !el.data) return 0;
+    return el.data.filter(t => (t.xaxis || 'x') === 'x' && t.visible !== false)
+                  .reduce((n, t) => n + (t.x ? t.x.length : 0), 0) }"""
+
+
+async def _watch_page(page, rec: dict, t0: float, stop: asyncio.Event) -> None:
+    """While the class trains: when this page first drew a live curve (2+ points while Train is
+    still disabled), its queue places as it read them, and when its Train was enabled again."""
+    w = rec["watch"] = {"places": [], "live_s": None, "enabled_s": None, "curve_points": 0}
+    while not stop.is_set():
+        try:
+            status = await page.inner_text(".lab-status", timeout=5000)
+            points = await page.evaluate(CURVE)
+            enabled = await page.evaluate("() => { const b = document.querySelector('button.lab-train');"
+                                          " return !!b && !b.disabled }")
+        except Exception:                                              # noqa: BLE001  a busy page: look again
+            await asyncio.sleep(1)
+            continue
+        now = round(time.monotonic() - t0, 1)
+        if "place" in status:
+            place = status.split("place ", 1)[1].split(",")[0].split(" ·")[0]
+            if not w["places"] or w["places"][-1][1] != place:
+                w["places"].append((now, place))
+        if points >= 2 and not enabled and w["live_s"] is None:
+            w["live_s"] = now
+        w["curve_points"] = max(w["curve_points"], points)
+        if enabled and now > 2 and w["enabled_s"] is None:
+            w["enabled_s"] = now
+            return
+        await asyncio.sleep(1.0)
+
+
 async def train(pages: list, recs: list[dict], store_dir: Path, k: int, timeout: float) -> dict:
-    """Press Train on the first k ready pages at once; wait for every run done and every Train enabled."""
+    """Press Train on the first k ready pages at once; wait for every run done and every page's Train
+    enabled again, watching each page's live curve and its place in the queue meanwhile."""
     from lab.store import RunStore
     chosen = [(p, r) for p, r in zip(pages, recs) if "ready_s" in r][:k]
     if not chosen:
-        return {"pages": 0, "requested": k, "done": 0, "statuses": {}, "attempts_max": 0, "pages_enabled_again": 0,
-                "all_done_s": None, "done_s": _stats([]), "tokens_per_s": _stats([]), "integrity": "not trained"}
+        return {"pages": 0, "requested": k, "done": 0, "runs": 0, "statuses": {}, "attempts_max": 0,
+                "pages_enabled_again": 0, "all_done_s": None, "done_s": _stats([]), "tokens_per_s": _stats([]),
+                "live_s": _stats([]), "pages_live": 0, "pages_placed": 0, "integrity": "not trained"}
     t0 = time.monotonic()
-    for page, _ in chosen:
-        await page.click("button.lab-train")
+    await asyncio.gather(*(page.click("button.lab-train") for page, _ in chosen))
+    stop = asyncio.Event()
+    watchers = [asyncio.create_task(_watch_page(page, r, t0, stop)) for page, r in chosen]
     seeds = {r["seed"] for _, r in chosen}
     done_at: dict[int, float] = {}
     status: dict[int, str] = {}
@@ -281,25 +351,30 @@ async def train(pages: list, recs: list[dict], store_dir: Path, k: int, timeout:
             status[s] = rec.status
             if s in seeds and rec.status in ("done", "diverged", "failed", "cancelled", "interrupted"):
                 done_at.setdefault(s, time.monotonic() - t0)
-        if seeds <= set(done_at):
+        if seeds <= set(done_at) and all(w.done() for w in watchers):
             break
-    enabled_at = {}
-    for page, r in chosen:                   # every page saw its own run end
-        try:
-            await page.wait_for_function("() => { const b = document.querySelector('button.lab-train');"
-                                         " return b && !b.disabled }", timeout=60_000)
-            enabled_at[r["seed"]] = time.monotonic() - t0
-        except Exception:                                              # noqa: BLE001
-            pass
+    try:
+        await asyncio.wait_for(asyncio.gather(*watchers), 60)
+    except asyncio.TimeoutError:
+        stop.set()
+    for _, r in chosen:
         r["trained"] = {"status": status.get(r["seed"]), "done_s": round(done_at.get(r["seed"], float("nan")), 1)}
     records = store.records()
-    return {"pages": len(chosen), "requested": k,
+    watched = [r["watch"] for _, r in chosen if "watch" in r]
+    return {"pages": len(chosen), "requested": k, "runs": len(seeds),
             "done": sum(status.get(s) == "done" for s in seeds),
             "statuses": {s: status.get(s) for s in sorted(seeds)},
+            "runs_in_store": len(records),
             "attempts_max": max((r.attempts for r in records), default=0),
-            "pages_enabled_again": len(enabled_at),
+            "pages_enabled_again": sum(1 for w in watched if w["enabled_s"] is not None),
             "all_done_s": max(done_at.values()) if seeds <= set(done_at) else None,
             "done_s": _stats(list(done_at.values())),
+            "enabled_s": _stats([w["enabled_s"] for w in watched if w["enabled_s"] is not None]),
+            "live_s": _stats([w["live_s"] for w in watched if w["live_s"] is not None]),
+            "pages_live": sum(1 for w in watched if w["live_s"] is not None),
+            "pages_placed": sum(1 for w in watched if w["places"]),
+            "first_places": sorted(int(w["places"][0][1].split()[0]) for w in watched if w["places"]
+                                   and w["places"][0][1].split()[0].isdigit()),
             "tokens_per_s": _stats([r.result.tokens_per_s for r in records
                                     if r.result is not None and getattr(r.result, "tokens_per_s", None)]),
             "integrity": store.integrity()}
@@ -324,6 +399,7 @@ async def drive(args, url: str, store: Path, server_pid: int, report: dict, seen
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             t_start = time.monotonic()
+            cpu0 = cpu_seconds(server_pid)
             recs = report["pages"] = [{} for _ in range(args.pages)]
             watch = asyncio.create_task(progress(recs, server_pid, t_start, report))
             try:
@@ -332,6 +408,8 @@ async def drive(args, url: str, store: Path, server_pid: int, report: dict, seen
             finally:
                 watch.cancel()
             ready = [r["ready_s"] for r in recs if "ready_s" in r]
+            cpu1 = cpu_seconds(server_pid)
+            report["load_cpu_s"] = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
             report["ready"] = {"pages": len(ready), "of": args.pages, "ready_s": _stats(ready),
                                "loaded_s": _stats([r["loaded_s"] for r in recs if "loaded_s" in r]),
                                "all_ready_after_s": round(time.monotonic() - t_start, 1),
@@ -387,6 +465,10 @@ def _mib(x: float) -> str:
 def table(report: dict) -> str:
     rows = []
     add = lambda k, v: rows.append(f"| {k} | {v} |")                      # noqa: E731
+    if report.get("server_ready_s") is not None:
+        idle = report["memory"].get("server_idle", {})
+        add("server warm-up", f"{report['server_ready_s']:.0f} s until {report.get('class') or 1} preheated kernel(s) "
+            f"had built the app (then {_mib(idle.get('total_pss_mib', 0))} PSS in all)")
     r = report.get("ready", {})
     if r:
         s = r["ready_s"]
@@ -403,6 +485,13 @@ def table(report: dict) -> str:
                 shown[what] = shown.get(what, 0) + 1
         if shown:
             add("pages not ready show", "; ".join(f"{v} × {k}" for k, v in shown.items()))
+    if report.get("load_cpu_s"):
+        c = report["load_cpu_s"]
+        n = max(1, report["pages_asked"])
+        add("CPU while the pages loaded: server (Voila, kernels, workers) / browser",
+            f"{c['voila'] + c['kernels'] + c['workers']:.0f} s (Voila {c['voila']:.0f}, kernels {c['kernels']:.0f}) / "
+            f"{c['browser']:.0f} s; per page {(c['voila'] + c['kernels']) / n:.2f} s server, {c['browser'] / n:.2f} s "
+            "browser")
     for phase, label in (("ready", "pages ready"), ("trained", "after training")):
         m = report["memory"].get(phase)
         if not m:
@@ -414,6 +503,10 @@ def table(report: dict) -> str:
                 add(f"kernel {kind.upper()}: median / max / total ({label})",
                     f"{_mib(st['median'])} / {_mib(st['max'])} / {_mib(st['total'])}")
         add(f"server RSS, browser PSS ({label})", f"{_mib(m['server_rss_mib'])}, {_mib(m['browser_pss_mib'])}")
+        if m.get("workers") is not None:
+            w = m["worker_pss_mib"]
+            add(f"workers: PSS each ({label})", f"{m['workers']} × " + (f"{_mib(w['median'])}" if w["n"] else "-"))
+            add(f"the whole server: kernels + workers + Voila, PSS ({label})", _mib(m["total_pss_mib"]))
     mem = report["memory"]
     add("available memory: before / pages ready / after training / after the end",
         " / ".join(_mib(mem[k]["available_mib"]) if k in mem else "-" for k in ("before", "ready", "trained", "after")))
@@ -422,8 +515,18 @@ def table(report: dict) -> str:
     t = report.get("train")
     if t:
         add("Train pressed at once on", f"{t['pages']} of the pages")
-        add("runs done", f"{t['done']} / {t['pages']} (statuses {sorted(set(t['statuses'].values()), key=str)}; "
-                         f"pages' Train enabled again: {t['pages_enabled_again']}; store {t['integrity']})")
+        add("runs done", f"{t['done']} / {t['runs']} asked, {t.get('runs_in_store', '?')} in the store (statuses "
+                         f"{sorted(set(t['statuses'].values()), key=str)}; pages' Train enabled again: "
+                         f"{t['pages_enabled_again']} / {t['pages']}; store {t['integrity']})")
+        if t.get("live_s", {}).get("n"):
+            add("pages that drew the curve live; first live point: median / max",
+                f"{t['pages_live']} / {t['pages']}; {t['live_s']['median']:.0f} / {t['live_s']['max']:.0f} s")
+        if t.get("pages_placed"):
+            add("pages that showed their place in the queue", f"{t['pages_placed']} / {t['pages']} (first places "
+                f"{t['first_places'][:3]}…{t['first_places'][-3:]})")
+        if t.get("enabled_s", {}).get("n"):
+            add("page done (Train enabled again): median / max",
+                f"{t['enabled_s']['median']:.0f} / {t['enabled_s']['max']:.0f} s")
         if t["done_s"]["n"]:
             add("run done after: median / max", f"{t['done_s']['median']:.0f} / {t['done_s']['max']:.0f} s")
         if t["tokens_per_s"]["n"]:
@@ -454,6 +557,10 @@ def main(argv=None) -> dict:
     p.add_argument("--iopub-timeout", type=int, default=None, metavar="S", help="Voila's wait for a cell's "
                    "last output after its reply (nbclient's iopub_timeout, 4 s unless set; the app as served sets none)")
     p.add_argument("--no-jemalloc", action="store_true", help="kernels without jemalloc (SCALING_LAB_JEMALLOC=0)")
+    p.add_argument("--class", dest="class_size", type=int, default=None, metavar="N",
+                   help="serve with `scaling-lab app --class N`: N pages preheated (a warmed server)")
+    p.add_argument("--same", action="store_true", help="every page asks for the same run (seed 0): one run, N followers")
+    p.add_argument("--workers", default=None, help="the service's workers (as `scaling-lab app --workers`)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (store, server log)")
     p.add_argument("--json", default=None, help="output file (default bench/results/class-<time>.json)")
     args = p.parse_args(argv)
@@ -468,7 +575,8 @@ def main(argv=None) -> dict:
               "cpu_count": os.cpu_count(), "memory_total_mib": psutil.virtual_memory().total / MiB,
               "pages_asked": args.pages, "train_asked": args.train, "link": LINK, "tokens": args.tokens or "100k",
               "stagger_s": args.stagger, "jemalloc": not args.no_jemalloc,
-              "iopub_timeout_s": args.iopub_timeout, "memory": {}, "neighbours": {},
+              "iopub_timeout_s": args.iopub_timeout, "class": args.class_size, "same": args.same,
+              "workers": args.workers, "memory": {}, "neighbours": {},
               "failures": []}
     server, seen = None, {}
     try:
@@ -476,10 +584,11 @@ def main(argv=None) -> dict:
         time.sleep(3)
         report["neighbours"]["before"] = neighbours(procs)
         report["memory"]["before"] = {"available_mib": psutil.virtual_memory().available / MiB}
-        server, url, store = start_server(tmp, jemalloc=not args.no_jemalloc, iopub_timeout=args.iopub_timeout)
-        report["server_ready_s"] = wait_for_server(server, url, tmp / "app.log", 300)
+        server, url, store = start_server(tmp, jemalloc=not args.no_jemalloc, iopub_timeout=args.iopub_timeout,
+                                          class_size=args.class_size, workers=args.workers)
+        report["server_ready_s"] = wait_for_server(server, url, tmp / "app.log", 900, kernels=args.class_size or 1)
         report["memory"]["server_idle"] = memory_sample(server.pid, seen)
-        print(f"server up with its preheated kernel after {report['server_ready_s']:.0f} s ({url}, log {tmp}/app.log); "
+        print(f"server up with {args.class_size or 1} preheated kernel(s) after {report['server_ready_s']:.0f} s ({url}, log {tmp}/app.log); "
               f"opening {args.pages} pages",
               flush=True)
         procs = cpu_watch()                  # others' CPU use while the pages load (and train): averaged over the run
@@ -498,8 +607,8 @@ def main(argv=None) -> dict:
             if "error" in r:
                 report["failures"].append(f"page {r['page']}: {r['error']}")
         t = report.get("train")
-        if t and t["done"] != t["pages"]:
-            report["failures"].append(f"{t['pages'] - t['done']} runs not done: {t['statuses']}")
+        if t and t["done"] != t["runs"]:
+            report["failures"].append(f"{t['runs'] - t['done']} runs not done: {t['statuses']}")
     except KeyboardInterrupt:
         report["failures"].append("interrupted")
         print("interrupted: ending the server, its kernels and the browser", file=sys.stderr)

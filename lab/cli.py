@@ -273,7 +273,6 @@ def _app(args) -> int:
     import threading
     from pathlib import Path
 
-    from lab import runtime
     from lab.runqueue import RunQueue
     from lab.service import Service, default_workers
     from lab.store import RunStore
@@ -290,7 +289,9 @@ def _app(args) -> int:
         queue.set_limits(**limits)
     limits = queue.limits()
     token = args.teacher_token or secrets.token_urlsafe(12)
-    env = runtime.fast_allocator_env()
+    # pages never train: their kernels keep the system allocator (jemalloc keeps a process's peak
+    # memory; only the service's workers, which train, run under it: lab.service)
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
     env["SCALING_LAB_STORE"] = str(store.path.resolve())
     env["SCALING_LAB_TEACHER_SHA256"] = teacher_hash(token)
     env["SCALING_LAB_SERVICE"] = "external"           # pages follow this service, never start their own
@@ -298,7 +299,7 @@ def _app(args) -> int:
     if limits["max_pages"]:
         env["SCALING_LAB_MAX_PAGES"] = str(limits["max_pages"])
     if args.class_size:
-        env.setdefault("SCALING_LAB_REFILL_QUIET_S", "20")   # refills wait while a class's pages are opened
+        env.setdefault("SCALING_LAB_REFILL_QUIET_S", "60")   # refills wait while a class's pages are opened
     n_workers = workers or (default_workers() if mode == "process" else 0)
     if args.class_size:
         mib = pool * PAGE_MIB + n_workers * WORKER_MIB + SERVER_MIB

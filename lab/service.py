@@ -232,7 +232,8 @@ class Service:
         if self.max_batch:
             cmd += ["--max-batch", str(self.max_batch)]
         from lab import runtime
-        env = runtime.fast_allocator_env(self.env)
+        env = runtime.fast_allocator_env({k: v for k, v in (self.env or os.environ).items()
+                                          if k not in ("LD_PRELOAD", "MALLOC_CONF")})
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         self._procs[i] = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
         self._restarted[i] = time.monotonic()

@@ -148,6 +148,7 @@ def _train_and_watch(page, *, stop: bool = False) -> list[int]:
         if stop and len(seen) >= 3:                      # it has gained points twice: now stop it
             page.click("button.lab-stop")
             _wait(lambda: "cancelled" in _status(page), 60, "the run to end cancelled", page)
+            time.sleep(0.8)                              # the last throttled redraw
             seen.append(curve())
             return seen
         if page.is_enabled("button.lab-train") and "·" in _status(page) and "step" not in _status(page):
@@ -184,7 +185,9 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
             page.keyboard.press("Enter")
             _wait(lambda: page.inner_text(".lab-readouts") != size, 30,
                   "the size readout to follow the width", page)
-            assert "width=16" in page.input_value(".lab-share-text input")
+            page.click(".lm-TabBar-tab:has-text('Share')")             # (a tab's panel is built when opened)
+            _wait(lambda: "width=16" in page.input_value(".lab-share-text input"), 30, "the share link", page)
+            page.click(".lm-TabBar-tab:has-text('Sweep')")
             seen = _train_and_watch(page, stop=True)
             assert seen[-1] > seen[0] and len(set(seen)) >= 3, seen      # the live curve gained points
             page.screenshot(path=str(ARTIFACTS / "voila-1-trained-and-stopped.png"), full_page=True)

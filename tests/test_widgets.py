@@ -51,8 +51,9 @@ def test_app_builds_with_labelled_controls_readouts_and_one_figure(app):
     for w in app.form.inputs.values():
         assert w.description and w.tooltip            # a label and a tooltip a student can read
     assert "parameters" in app.form.readouts.value and not app.form.train.disabled and app.form.stop.disabled
-    figures = [w for w in _walk(app) if type(w).__name__ == "FigureWidget"]
-    assert figures == [app.plots.fig]                 # one FigureWidget for the whole app
+    figures = [w for w in _walk(app) if type(w).__name__ in ("FigureWidget", "LivePlot")]
+    assert figures == [app.plots.view]                # one figure for the whole app
+    assert app.plots.view.figure_data and app.plots.view.figure_layout["xaxis"]["title"]["text"]   # as JSON
     assert st.share.startswith("?") and "width=16" in st.share
 
 

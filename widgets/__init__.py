@@ -7,7 +7,7 @@ Modules: `state` (the app's state), `controller` (the app's actions on `lab`: fo
 sweeps, runs, sampling), `jobs` (the background job: worker thread, relay, live state, following
 another page's run), `scaling` (families, fits, budget, predictions), `text` (counts, runs and
 errors in words), `fields` (the run form as data; the share link), `controls` (the form),
-`plots` (the one FigureWidget),
+`plots` (the one figure), `liveplot` (its view on the page),
 `panels` (sweep, scaling, runs, sampling, share, messages), `app` (`Lab`, composing them);
 `lessons` holds small pieces for the lesson notebooks.
 `Lab` is imported lazily so that `import widgets` stays cheap.

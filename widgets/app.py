@@ -48,21 +48,15 @@ class Lab(ipw.VBox):
         self.form = ConfigForm(c)
         self.plots = Plots(self.state)
         self.messages = Messages(c)
-        self.sweep = SweepPanel(c)
-        self.scaling = ScalingPanel(c)
-        self.runs = RunsPanel(c)
-        self.sample = SamplePanel(c)
-        self.share = SharePanel(c)
-        self.classroom = ClassPanel(c)
         self.tabs = ipw.Tab()
-        self._panels = {"sweep": self.sweep, "scaling": self.scaling, "runs": self.runs, "sample": self.sample,
-                        "share": self.share, "class": self.classroom}
+        self._built: dict = {}                  # tab key -> its panel, built when first shown (or asked for)
+        self._blank: dict = {}                  # tab key -> the empty box that stands in for it until then
         self._show_tabs()
         self.tabs.observe(lambda change: self._tab_opened(change.new), names="selected_index")
         self.state.observe(lambda change: self._show_tab(), names="tab")
         self.state.observe(lambda change: self._show_tabs(), names="role")
         self.toolbar = PlotToolbar(c)
-        right = ipw.VBox([self.form.actions, self.toolbar, self.plots.fig, self.tabs],
+        right = ipw.VBox([self.form.actions, self.toolbar, self.plots.view, self.tabs],
                          layout=ipw.Layout(flex="1 1 600px", min_width="600px"))
         title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>Train small language "
                          "models, watch the loss fall, and fit the power laws that predict bigger ones.</div>")
@@ -88,6 +82,7 @@ class Lab(ipw.VBox):
         super().__init__([header, self.messages, self.body, self.full, self.presence.widget],
                          layout=ipw.Layout(width="100%"))
         self.state.observe(lambda change: self._show_full(), names="full")
+        c.on_page_opened.append(self.presence.expect)
         follow_link(c, query)
 
     def _named(self, name: str) -> None:
@@ -111,13 +106,39 @@ class Lab(ipw.VBox):
                            f"border:1px solid #e0c060;border-radius:6px'>{html.escape(msg)}</div>" if msg else "")
         self.body.layout.display = "none" if msg else ""
 
+    # The panels of the tabs are built when first opened: a page that is not looked at costs no
+    # widgets (a page's widget models are sent to its browser one by one when it connects; thirty
+    # pages opening at once wait on every one of them).
+    PANELS = {"sweep": SweepPanel, "scaling": ScalingPanel, "runs": RunsPanel, "sample": SamplePanel,
+              "share": SharePanel, "class": ClassPanel}
+
+    def panel(self, key: str):
+        """The panel of tab `key`, built now if it was not yet (and put in its tab)."""
+        if key not in self._built:
+            self._built[key] = self.PANELS[key](self.controller)
+            keys = self._keys()
+            if key in keys and self.tabs.children and self.tabs.children[keys.index(key)] is self._blank.get(key):
+                children = list(self.tabs.children)
+                children[keys.index(key)] = self._built[key]
+                self.tabs.children = children
+        return self._built[key]
+
+    sweep = property(lambda self: self.panel("sweep"))
+    scaling = property(lambda self: self.panel("scaling"))
+    runs = property(lambda self: self.panel("runs"))
+    sample = property(lambda self: self.panel("sample"))
+    share = property(lambda self: self.panel("share"))
+    classroom = property(lambda self: self.panel("class"))
+
     def _keys(self) -> list[str]:
         return [k for k in fields.TABS if k not in fields.TEACHER_TABS or self.state.role == "teacher"]
 
     def _show_tabs(self) -> None:
         """The tabs this page may see (the Class tab: the teacher only)."""
         keys = self._keys()
-        children = [self._panels[k] for k in keys]
+        want = keys.index(self.state.tab) if self.state.tab in keys else (self.tabs.selected_index or 0)
+        children = [self._built.get(k) or (self.panel(k) if i == want else
+                                          self._blank.setdefault(k, ipw.VBox())) for i, k in enumerate(keys)]
         if list(self.tabs.children) != children:
             self.tabs.children = children
             self.tabs.titles = [fields.TABS[k] for k in keys]
@@ -126,6 +147,7 @@ class Lab(ipw.VBox):
     def _tab_opened(self, index) -> None:
         keys = self._keys()
         if index is not None and index < len(keys):
+            self.panel(keys[index])
             self.controller.form.open_tab(keys[index])
             if keys[index] == "class":
                 self.controller.classroom.watch()
@@ -134,6 +156,7 @@ class Lab(ipw.VBox):
         """The tab the state asks for (a link's `tab=`, a preset's tab)."""
         keys = self._keys()
         if self.state.tab in keys and self.tabs.selected_index != keys.index(self.state.tab):
+            self.panel(self.state.tab)
             self.tabs.selected_index = keys.index(self.state.tab)
 
     def close(self):

@@ -48,6 +48,7 @@ class Controller:
         self.scaling = ScalingActions(s, self.train)
         self.classroom = ClassActions(s)
         self.runs.on_select.append(self.scaling.selected)
+        self.on_page_opened: list = []          # the app's views: e.g. the heartbeat expects its page now
         s.on_job_end.insert(0, self._job_ended)
         self.state.role = s.role
         s.refresh_runs()
@@ -81,6 +82,8 @@ class Controller:
         self.session.refresh_runs()
         self.form.changed()
         self._register()
+        for fn in self.on_page_opened:
+            fn()
         if self.session.teacher and (self.state.tab == "class" or self.state.plot_mode == "class"):
             self.classroom.watch()
 

@@ -157,10 +157,10 @@ class Jobs:
         finally:
             if job.timer is not None:
                 job.timer.cancel()
+            self.session.refresh_runs()       # the ended runs' stored curves first, then the live ones go
             self._flush(job)
             self.state.job = ""
             self.state.queue_text = ""
-            self.session.refresh_runs()
             try:
                 self._done(job, out)
                 for fn in self.session.on_job_end:

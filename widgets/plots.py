@@ -1,26 +1,47 @@
-"""The app's one Plotly FigureWidget: live loss curves (left) and final loss against N, D or C with
-the fitted law (right), redrawn in place from the state.
+"""The app's one figure: live loss curves (left) and final loss against N, D or C with the fitted
+law (right), redrawn in place from the state.
 
-Why one figure with two subplots: two FigureWidgets on one Voila page often stop updating
-(plotly.py#4933) while one figure stays in sync, and each FigureWidget ships plotly's ~5 MB
-bundle per page load. Every trace exists from the start (a pool of curve traces grows when
-more runs are shown), and each redraw sets whole traces inside `fig.batch_update()`.
-
-Edits made before a view exists reach no browser (they are messages, not state), so after each
-redraw the figure's synced state (`_widget_data`, `_widget_layout`) is refreshed as plotly does
-when it displays a figure by itself: a view that opens later (a Voila page, a reloaded tab)
-starts from the current picture. Redraws are throttled upstream: the controller flushes live
-data at most 4 times a second.
+The picture is built with plotly's `go.Figure` (every trace exists from the start; a pool of
+curve traces grows when more runs are shown; each redraw sets whole traces inside
+`fig.batch_update()`) and drawn on the page by `widgets.liveplot.LivePlot`, which receives the
+figure's JSON and redraws with `Plotly.react` (zoom kept: `uirevision`). One figure with two
+subplots, not two: two plotly widgets on one Voila page often stopped updating (plotly.py#4933).
+The JSON goes to the page at most every SYNC_S inside a kernel (the live data arrive up to 4
+times a second), at once without an event loop; a view that opens later starts from the
+current picture (it is the widget's state).
 """
 
+import asyncio
+import json
 import math
-from copy import deepcopy
+import os
+import sys
+import time
 
-import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
-from plotly.subplots import make_subplots
 
+def _import_plotly():
+    """plotly, in a served page's kernel without nbformat: plotly imports it only to check notebook
+    mime rendering (which the app never uses), and with it jsonschema's format
+    checkers and a parser grammar, about 15 MB of every page's kernel. Notebooks keep it."""
+    hide = bool(os.environ.get("VOILA_BASE_URL")) and "nbformat" not in sys.modules
+    if hide:
+        sys.modules["nbformat"] = None          # an import of it fails: plotly's optional import says None
+    try:
+        import plotly.graph_objects as go
+        from plotly.colors import sample_colorscale
+        from plotly.subplots import make_subplots
+    finally:
+        if hide:
+            del sys.modules["nbformat"]
+    return go, sample_colorscale, make_subplots
+
+
+go, sample_colorscale, make_subplots = _import_plotly()
+
+from widgets.liveplot import LivePlot
 from widgets.state import AppState
+
+SYNC_S = 0.5               # the page's figure is sent at most this often while runs train
 
 MAX_CURVES = 24            # runs drawn at once in the live panel (newest first; live and selected always)
 X_AXES = {"steps": ("step", "optimizer steps"), "tokens": ("tokens_seen", "tokens seen (D)"),
@@ -38,11 +59,16 @@ def _colour(t: float) -> str:
 
 
 class Plots:
-    """Owns the FigureWidget (`self.fig`) and redraws it whenever the state changes."""
+    """Owns the figure (`self.fig`, a go.Figure) and its view on the page (`self.view`), redrawn whenever the
+    state changes."""
 
     def __init__(self, state: AppState):
         self.state = state
-        self.fig = go.FigureWidget(make_subplots(
+        self.view = LivePlot()
+        self.view.add_class("lab-plot")
+        self._pending = None
+        self._pushed = 0.0
+        self.fig = go.Figure(make_subplots(
             rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
             subplot_titles=("Loss while training (solid: train, dotted: validation)", "Final validation loss")))
         f = self.fig
@@ -253,12 +279,25 @@ class Plots:
         f.layout.annotations = keep
 
     def _sync(self) -> None:
-        """Refresh the synced figure state, as plotly does when it displays a figure by itself,
-        so that a view opened later starts from the current picture (see module doc)."""
-        f = self.fig
-        if hasattr(f, "_widget_data") and hasattr(f, "_layout_obj"):
-            f._widget_layout = deepcopy(f._layout_obj._props)
-            f._widget_data = deepcopy(f._data)
+        """Send the figure to the page: now, or within SYNC_S when it was sent a moment ago."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._push()
+        if self._pending is not None:
+            return
+        wait = self._pushed + SYNC_S - time.monotonic()
+        if wait <= 0:
+            self._push()
+        else:
+            self._pending = loop.call_later(wait, self._push)
+
+    def _push(self) -> None:
+        self._pending = None
+        self._pushed = time.monotonic()
+        figure = json.loads(self.fig.to_json())
+        self.view.figure_layout = figure.get("layout", {})     # unchanged: no message (traitlets compare)
+        self.view.figure_data = figure.get("data", [])
 
     def points(self, trace: str = "curves") -> int:
         """How many points the figure shows: in the live curves, or in a fixed trace (tests)."""

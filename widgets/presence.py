@@ -21,8 +21,11 @@ import os
 import time
 
 import anywidget
+import ipywidgets as ipw
 
 BEAT_S = 5.0
+RETRY_S = 12.0          # a page that has not said hello this long after it opened gets a new heartbeat widget
+RETRIES = 6             # (anywidget gives up on a model whose module takes over 2 s to load: a busy page)
 STORE_BEAT_S = 15.0     # the store hears a page's heartbeat at most this often (the teacher's view reads it)
 
 
@@ -68,17 +71,42 @@ class Presence:
     `on_hello(client, name)` when the browser says who it is, `on_beat()` at every beat."""
 
     def __init__(self, on_gone, timeout: float | None = None, *, on_hello=None, on_beat=None):
-        self.widget = Heartbeat()
+        self.heartbeat = self._heartbeat()
+        self.widget = ipw.Box([self.heartbeat], layout=ipw.Layout(display="none"))
         self.timeout = page_timeout() if timeout is None else timeout
         self.last: float | None = None
         self._told: float | None = None   # when the store last heard that this page is alive
+        self._expected: float | None = None
+        self.retries = 0
         self.on_gone, self.on_hello, self.on_beat = on_gone, on_hello, on_beat
-        self.widget.on_msg(lambda _w, content, _b: self.message(content))
         self.task = None
         try:
             self.task = asyncio.get_running_loop().create_task(self._watch())
         except RuntimeError:  # no event loop (a plain script): nothing to watch
             pass
+
+    def _heartbeat(self) -> Heartbeat:
+        w = Heartbeat()
+        w.on_msg(lambda _w, content, _b: self.message(content))
+        return w
+
+    def expect(self) -> None:
+        """A page has opened: it should say hello soon (else its heartbeat is made anew)."""
+        self._expected = time.monotonic()
+
+    def retry(self, now: float | None = None) -> bool:
+        """A page that opened but never said hello: its heartbeat widget failed to start (anywidget
+        gives up after 2 s on a busy page); give it a new one. Returns whether it did."""
+        now = time.monotonic() if now is None else now
+        if self.last is not None or self._expected is None or now - self._expected < RETRY_S or \
+                self.retries >= RETRIES:
+            return False
+        self.retries += 1
+        self._expected = now
+        old, self.heartbeat = self.heartbeat, self._heartbeat()
+        self.widget.children = (self.heartbeat,)
+        old.close()
+        return True
 
     def message(self, content) -> None:
         if isinstance(content, dict) and "hello" in content and self.on_hello is not None:
@@ -87,7 +115,7 @@ class Presence:
 
     def remember_name(self, name: str) -> None:
         """Ask the browser to keep the student's name for the next visit."""
-        self.widget.send({"name": name})
+        self.heartbeat.send({"name": name})
 
     def beat(self) -> None:
         self.last = now = time.monotonic()
@@ -102,6 +130,7 @@ class Presence:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(min(BEAT_S, self.timeout / 2))
+            self.retry()
             if self.gone():
                 self.last = None          # once per disappearance; a page that comes back beats again
                 self.on_gone()

@@ -6,8 +6,8 @@ and, each time a page takes one, starts a replacement a second later. Thirty pag
 together would then start thirty more kernels while the thirty pages are still being drawn,
 competing with them for the cores, and double the memory. Here a refill waits until no page
 has been opened for REFILL_QUIET_S seconds (`SCALING_LAB_REFILL_QUIET_S`: 1 s as Voila's own,
-20 s for a class), and refills only as many kernels as pages may still arrive
-(`SCALING_LAB_MAX_PAGES` minus the pages open, at least one, at most the pool size).
+60 s for a class), and refills only as many kernels as pages may still arrive (the class's size,
+or `SCALING_LAB_MAX_PAGES`, minus the pages open; at least one, at most the pool size).
 `scaling-lab app` starts the server this way; this module is the server's, not a page's.
 """
 
@@ -51,8 +51,8 @@ def class_pool(cls):
             size = int(config.get("pool_size", 1))
             pool = self._pools.get(notebook_name, [])
             pages = max(0, len(self.list_kernel_ids()) - sum(1 for t in pool if t.done()))
-            limit = _max_pages()
-            target = size if limit is None else max(1, min(size, limit - pages))
+            limit = _max_pages() or size         # a class of `size` pages: refill for those still to come
+            target = max(1, min(size, limit - pages))
             self.log.info("Refilling the kernel pool of %s to %d (pages open: %d)", notebook_name, target, pages)
             saved = dict(config)
             config["pool_size"] = target
@@ -76,7 +76,10 @@ def main(argv=None) -> int:
         return class_pool(cls) if preheat_kernel else cls
 
     voila_app.voila_kernel_manager_factory = factory
-    sys.argv = ["voila", *(sys.argv[1:] if argv is None else argv)]
+    args = [*(sys.argv[1:] if argv is None else argv),
+            # plotly's notebook renderer (4.8 MB a page): the app draws its figure itself (widgets.liveplot)
+            "--VoilaConfiguration.extension_denylist=jupyterlab-plotly"]
+    sys.argv = ["voila", *args]
     voila_app.main()
     return 0
 
