@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="two smallest shapes, fewer rounds (a smoke run)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape (median reported)")
     p.add_argument("--steps", type=int, default=8, help="timed steps per round")
-    p.add_argument("--only", default="", help="comma list of parts: train,gemm,latency,vmap,fit,app")
+    p.add_argument("--only", default="", help="comma list of parts: train,gemm,latency,vmap,batch,fit,app")
     p.add_argument("--shapes", default="", help="training shapes instead of the four defaults, "
                    "WIDTHxDEPTHxCONTEXTxBATCH, comma-separated (e.g. 256x4x128x32,384x6x256x16)")
     p.add_argument("--gpu-check", action="store_true", help="run the accelerator check instead "
@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
     runtime.setup()
     from bench import bench_train
     import jax
-    parts = set(args.only.split(",")) if args.only else {"train", "gemm", "latency", "vmap", "fit", "app"}
+    parts = set(args.only.split(",")) if args.only else {"train", "gemm", "latency", "vmap", "batch", "fit", "app"}
     try:
         shapes = bench_train.parse_shapes(args.shapes) or (bench_train.SHAPES[:2] if args.quick else bench_train.SHAPES)
     except ValueError as e:
@@ -89,6 +89,10 @@ def main(argv=None) -> dict:
         report["vmap"] = vm
         print(f"\nvmap of {vm['seeds']} seeds: {vm['vmapped_tokens_per_s']:,.0f} tok/s vs one seed "
               f"{vm['one_seed_tokens_per_s']:,.0f} tok/s: {vm['efficiency']:.2f}x")
+    if "batch" in parts:
+        from bench import bench_batch
+        print("\nqueued runs of one config trained together (the service's batches):")
+        report["batch"] = bench_batch.main(["--rounds", str(rounds)])
     if "fit" in parts:
         try:
             from bench import bench_fit

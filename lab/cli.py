@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training workers: a number of processes (default: one per two cores), ray (a local Ray) or "
                         "a Ray cluster's address; the server stays the store's single writer")
     p.add_argument("--max-batch", type=integer, default=None, metavar="K",
-                   help="queued runs of one config (different seeds) trained together through vmap (default: 4 on "
+                   help="queued runs of one config (different seeds) trained together through vmap (default: 2 on "
                         "CPU, 16 on an accelerator)")
     p.add_argument("--class", dest="class_size", type=integer, default=None, metavar="N",
                    help="preheat N pages for a class (their memory is stated before the server starts)")

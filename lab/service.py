@@ -46,10 +46,11 @@ def default_workers() -> int:
 
 
 def default_batch(platform: str) -> int:
-    """Queued runs of one batch trained together: on CPU a vmap of K models runs at about K
-    models' cost (bench/README.md, "A class on one small server": 1.0-1.3x), so a handful, to
-    serve many students' seeds at once; on an accelerator vmap is how the device fills."""
-    return 4 if platform == "cpu" else 16
+    """Queued runs of one config (seeds) trained together. On CPU a vmap of K first-run models runs
+    1.12x (K=2), 1.09x (4) and 1.05x (8) faster than K runs in a row (bench/bench_batch.py), but the
+    first of them then waits for all: two at a time keeps most of the gain. On an accelerator vmap
+    is how the device fills (bench/gpu_check.py measures 8 seeds against one)."""
+    return 2 if platform == "cpu" else 16
 
 
 class _ServiceTracker(StoreTracker):
