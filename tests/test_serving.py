@@ -1,6 +1,7 @@
 """The served app as a deployment: `scaling-lab app` exposes the app and nothing else; a worker or a
 page's kernel killed mid-run loses nothing; closed pages and reloads leave no kernels behind; a
-class trains at once; two pages never lose each other's runs."""
+class trains at once; two pages never lose each other's runs; a teacher and two students share one worker
+(queue places, one shared run, names as text, Delete refused to a student)."""
 
 import os
 import signal
@@ -296,3 +297,87 @@ def test_two_pages_on_one_server_never_lose_each_others_runs(app):
         finally:
             browser.close()
     assert RunStore(store_dir).integrity() == "ok"
+
+
+@pytest.fixture
+def busy():
+    """A CPU-bound process beside the server, as on a class server that does other work."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+def test_a_teacher_and_two_students_share_one_worker(start_app, busy):
+    """Issue 19 with a few pages, one worker and a busy CPU: the teacher's long run holds the worker;
+    a student's run waits and says its place; a second student (a wrong teacher token: student mode)
+    asking for the same run follows it, trained once; names are shown as text on the teacher's
+    projector view; a student's Delete of the teacher's run is refused, the teacher's works."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    from lab.store import RunStore
+    url, store_dir = start_app("--workers", "1", "--teacher-token", "sesame")
+    store = RunStore(store_dir)
+    small = f"{TINY.replace('width=32', 'width=16')}&tokens=48k&seed=2"
+    name = "<b>Cyd</b>"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            teacher, a, b, projector = (browser.new_context().new_page() for _ in range(4))
+            for page in (teacher, a, b, projector):
+                page.set_viewport_size({"width": 1400, "height": 1100})
+            _open(teacher, url + f"/?teacher=sesame&{TINY}&tokens=50M&seed=1")
+            assert "teacher" in teacher.inner_text(".lab-role")
+            teacher.click("button.lab-train")                        # the teacher's long run holds the worker
+            _wait(lambda: any(r.status == "running" for r in store.records()), 180, "the teacher's run to start",
+                  teacher)
+
+            _open(a, url + f"/?name={quote(name)}&{small}")
+            assert name in a.inner_text(".lab-role")                  # the name, as text
+            a.click("button.lab-train")
+            a.wait_for_selector(".lab-status:has-text('waiting in the queue: place 1 of 1')", timeout=60_000)
+
+            _open(b, url + f"/?teacher=wrong&name=Bo&{small}")
+            assert "student mode" in b.inner_text(".lab-notice") and "teacher" not in b.inner_text(".lab-role")
+            b.click("button.lab-train")                              # the same run: B waits on A's
+            b.wait_for_selector(".lab-status:has-text('waiting in the queue: place 1 of 1')", timeout=60_000)
+
+            _open(projector, url + "/?teacher=sesame&view=class")      # the teacher's projector view
+            for hook, words in ((".lab-class-pages", "Bo"), (".lab-class-waiting", "Bo"),
+                                (".lab-class-training", "teacher")):
+                projector.wait_for_selector(f"{hook}:has-text('{words}')", timeout=60_000)
+            projector.wait_for_selector(f".lab-class-waiting:has-text('{name}')", timeout=30_000)
+            assert projector.locator(".lab-class-waiting b:has-text('Cyd')").count() == 0   # escaped, not bold
+            assert projector.locator(".lab-class-pages b:has-text('Cyd')").count() == 0
+
+            teacher.click("button.lab-stop")                         # the worker is free: A's run trains
+            grow = {pg: pg.evaluate(CURVE_POINTS)[0] for pg in (a, b)}
+            _wait(lambda: all(pg.is_enabled("button.lab-train") for pg in (a, b)), 300, "A's and B's run to end", a)
+            time.sleep(1)                                            # the last throttled redraw
+            for pg in (a, b):                                        # both drew the curve of the one run
+                assert pg.evaluate(CURVE_POINTS)[0] > grow[pg] + 1, pg.inner_text(".lab-status")
+            shared = [r for r in store.records() if r.config.seed == 2]
+            assert [(r.status, r.attempts) for r in shared] == [("done", 1)]
+            (mine,) = [r for r in store.records() if r.config.seed == 1]
+            assert mine.status == "cancelled"
+
+            for page in (a, teacher):                                # Delete the teacher's run: A, then the teacher
+                page.click(".lm-TabBar-tab:has-text('Runs')")
+                page.wait_for_selector(f".lab-runs-select option:has-text('{mine.run_id[:8]}')", state="attached",
+                                       timeout=60_000)
+                label = page.inner_text(f".lab-runs-select option:has-text('{mine.run_id[:8]}')")
+                page.select_option(".lab-runs-select select", label=label)
+                page.click("button.lab-runs-delete")
+                if page is a:
+                    a.wait_for_selector(".lab-error:has-text('only they or the teacher can')", timeout=60_000)
+                    assert mine.run_id in [r.run_id for r in store.records()]
+            _wait(lambda: mine.run_id not in [r.run_id for r in store.records()], 60, "the teacher's Delete", teacher)
+            assert [r.run_id for r in store.records()] == [shared[0].run_id]
+        finally:
+            browser.close()
+    assert store.integrity() == "ok"

@@ -290,11 +290,12 @@ class RunsPanel(ipw.VBox):
         self.select = ipw.SelectMultiple(options=[], rows=8, description="Runs", style={"description_width": "50px"},
                                          layout=ipw.Layout(width="560px"),
                                          tooltip="Ctrl/Shift-click to choose several runs")
+        self.select.add_class("lab-runs-select")
         self.select.observe(lambda change: c.runs.select(change.new), names="value")
         self.compare = ipw.Checkbox(value=False, description="Plot only the selected runs", indent=False)
         self.compare.observe(lambda change: c.runs.set_compare(change.new), names="value")
-        self.delete = _button("Delete", "Delete the selected runs from the store", lambda _: c.runs.delete_selected(),
-                              "danger", "trash")
+        self.delete = _button("Delete", "Delete the selected runs from the store (a student: only the runs they "
+                              "asked for)", lambda _: c.runs.delete_selected(), "danger", "trash", "lab-runs-delete")
         self.export = _button("Export CSV", "The selected runs (or all) as a CSV file", lambda _: c.runs.export_csv(),
                               "", "download")
         self.refresh = _button("Refresh", "Reload the run store", lambda _: c.runs.refresh(), "", "refresh")
