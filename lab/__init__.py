@@ -6,7 +6,10 @@ The public API (the app and notebooks use only this):
     Tracker, Event, RunResult, EventLog, ProgressBar                -- lab.trackers
     param_counts, flops_per_token, run_flops, memory_bytes          -- lab.counting
     load_dataset                                                    -- lab.data
-    RunStore, StoreTracker                                          -- lab.store
+    RunStore, StoreTracker, Asker                                   -- lab.store
+    RunQueue                                                        -- lab.runqueue
+    Service, ensure_service                                         -- lab.service
+    pack, unpack                                                    -- lab.pack
     grid, isoflop, run_sweep                                        -- lab.sweep
     fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
 Names are imported on first use, so `import lab` and the pure-Python modules (`lab.config`,
@@ -24,7 +27,8 @@ _WHERE = {
     "load_dataset": "data", "train": "training", "train_seeds": "training",
     "Event": "trackers", "EventLog": "trackers", "ProgressBar": "trackers", "RunResult": "trackers",
     "Tracker": "trackers",
-    "RunStore": "store", "StoreTracker": "store",
+    "RunStore": "store", "StoreTracker": "store", "Asker": "store", "RunQueue": "runqueue",
+    "Service": "service", "ensure_service": "service", "pack": "pack", "unpack": "pack",
     "grid": "sweep", "isoflop": "sweep", "run_sweep": "sweep",
     "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
     "bootstrap": "fit", "holdout_check": "fit",

@@ -30,6 +30,20 @@ def test_importing_the_engine_loads_no_ui_module():
     assert out.stdout.strip() == ""
 
 
+def test_no_module_shadows_a_standard_library_module():
+    """`lab/queue.py` would shadow `queue` for any script run from inside `lab/` (and did break
+    imports once): module names stay clear of the standard library's."""
+    for pkg in ("lab", "widgets", "bench"):
+        clash = sorted(p.stem for p in (ROOT / pkg).glob("*.py") if p.stem in sys.stdlib_module_names)
+        assert not clash, f"{pkg}/ has modules named like the standard library's: {clash}; rename them"
+
+
+def test_the_public_api_resolves():
+    import lab
+    for name in lab.__all__:
+        assert getattr(lab, name) is not None, name
+
+
 def _name(req: str) -> str:
     return re.split(r"[<>=!~ \[;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
 

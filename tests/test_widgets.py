@@ -616,7 +616,7 @@ def test_a_waiting_page_says_its_place_and_when_it_starts_while_another_trains(a
     """One worker, two pages asking for different runs: the second waits in the queue and says so."""
     from widgets import Lab
     a, b = app, Lab()
-    a.controller.form.set_values(tokens=LONG)
+    a.controller.form.set_values(tokens=20 * LONG)       # it must outlast B's wait on a quiet machine too
     b.controller.form.set_values(tokens=LONG, seed=9)
     seen = []
 
