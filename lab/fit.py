@@ -330,7 +330,8 @@ def _power_result(obj, theta, fx, ok, msg, n, variable) -> PowerLawFit:
                        message=msg, n_points=n, variable=variable, delta=obj.delta)
 
 
-def fit_power_law(x, loss, *, irreducible: bool = True, delta: float = DELTA, variable: str = "x") -> PowerLawFit:
+def fit_power_law(x, loss, *, irreducible: bool = True, delta: float = DELTA, variable: str = "x",
+                  weights=None) -> PowerLawFit:
     """Fit L(x) = E + A·x^-α (or A·x^-α) by Huber loss on log L in log-sum-exp form.
 
     log L̂ = LSE(log A − α·log x, log E), summed Huber_δ of log L̂ − log L (as in Hoffmann et al.
@@ -343,14 +344,20 @@ def fit_power_law(x, loss, *, irreducible: bool = True, delta: float = DELTA, va
         irreducible: include E; False fits a pure power law (Kaplan et al.'s form).
         delta: Huber threshold on log-loss residuals.
         variable: the name printed by equation().
+        weights: one positive weight per point (default: all 1), e.g. the inverse noise
+            variance of each point's log loss (`lab.laws`).
 
     Raises:
         ValueError: too few points (3 without E, 4 with), non-positive or non-finite values,
-            mismatched lengths, constant loss.
+            mismatched lengths, constant loss, weights not positive or of another length.
     """
     x, loss = _inputs(3 + irreducible, "a power-law fit", **{variable: x, "loss": loss})
+    if weights is not None:
+        weights = np.asarray(weights, float)
+        if weights.shape != x.shape or not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise ValueError(f"weights must be {x.size} positive numbers, one per point; got {weights!r}")
     obj = _power_objective(x, loss, irreducible, delta)
-    return _power_result(obj, *_fit(obj, _power_starts(obj, x, loss)), x.size, variable)
+    return _power_result(obj, *_fit(obj, _power_starts(obj, x, loss), weights), x.size, variable)
 
 
 # ----------------------------------------------------------------------------- Chinchilla

@@ -198,13 +198,16 @@ def _family_law(args) -> dict:
                      "--law out")
     if args.holdout < 0:
         raise _Usage(f"--holdout must be 0 or more sizes, got {args.holdout}")
+    if args.bootstrap:
+        raise _Usage("--holdout's intervals come from the fit itself (calibrated by simulation, see the README), "
+                     "not from resampling: leave --bootstrap out")
     _table(args)                              # picks the family (or refuses to pool)
     records = [r for r in RunStore(args.store).records() if r.result is not None and r.status in ("done", "diverged")]
     from lab.family import family_key
     results = [r.result for r in records if args.family_key is None or family_key(r.config) == args.family_key]
     diverged = sum(r.status == "diverged" for r in results)
-    law = laws.fit_family([r for r in results if r.status == "done"], holdout=args.holdout,
-                          bootstrap=args.bootstrap or 400, seed=args.seed, confidence=args.confidence)
+    law = laws.fit_family([r for r in results if r.status == "done"], holdout=args.holdout, seed=args.seed,
+                          confidence=args.confidence)
     return {"law": "family", "source": f"store {args.store}", "left_out": diverged} | law.to_dict()
 
 
@@ -325,7 +328,7 @@ def _family_summary(out: dict) -> str:
     lines = [f"family {out['family']} ({out['label']}), from {out['source']}", f"  {out['equation']}"]
     iv = out["intervals"]
     lines.append("  " + ", ".join(f"{k} {v['estimate']:.4g} [{v['low']:.4g}, {v['high']:.4g}]" for k, v in iv.items())
-                 + f" ({out['confidence']:.0%}, resampling {out['interval_from']})")
+                 + f" ({out['confidence']:.0%}, from {out['interval_from']})")
     lines.append(f"  fitted on {len(out['fitted'])} sizes: N " + ", ".join(f"{z['N']:,}" for z in out["fitted"]))
     if out["held_out"]:
         lines.append(f"  {'held out N':>12}{'predicted':>11}{'interval':>20}{'measured':>10}{'error':>9}")

@@ -366,3 +366,17 @@ def test_power_law_and_other_input_errors():
         bootstrap(GOOD_N, GOOD_D, law(GOOD_N, GOOD_D), law="kaplan-q")
     with pytest.raises(ValueError, match="confidence"):
         bootstrap(GOOD_N, GOOD_D, law(GOOD_N, GOOD_D), confidence=95)
+
+
+def test_a_weight_counts_as_that_many_copies_of_a_point():
+    rng = np.random.default_rng(5)
+    x = np.array([1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6])
+    y = (1.0 + 300 * x ** -0.45) * np.exp(0.01 * rng.standard_normal(x.size))
+    w = np.array([1, 3, 1, 2, 1, 1], float)
+    weighted = fit_power_law(x, y, delta=1.0, weights=w)
+    copies = fit_power_law(np.repeat(x, w.astype(int)), np.repeat(y, w.astype(int)), delta=1.0)
+    assert weighted.alpha == pytest.approx(copies.alpha, rel=1e-5)
+    assert weighted.E == pytest.approx(copies.E, rel=1e-5)
+    assert fit_power_law(x, y, delta=1.0).alpha != pytest.approx(weighted.alpha, rel=1e-3)
+    with pytest.raises(ValueError, match="weights must be 6 positive numbers"):
+        fit_power_law(x, y, weights=[1, 1, 1, 1, 1, 0])

@@ -99,9 +99,11 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 # --- the family law ---------------------------------------------------------------------------
 
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
-    res = laws.fit_family(ladder_results(), holdout=2, bootstrap=200)
+    res = laws.fit_family(ladder_results(), holdout=2)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "sizes and seeds"
+    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2
+    assert len(res.held_out) == 2
+    assert "seeds' spread at 6 sizes" in res.interval_from
     assert res.trusted, res.warnings
     for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
         assert p.seeds == 3 and abs(p.rel_error) < 0.02
@@ -127,19 +129,23 @@ def test_family_law_says_why_it_cannot_be_trusted():
     # repeated data
     rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in sweep.ladder(RunConfig())]
     assert any("epochs" in w for w in laws.fit_family(rep).warnings)
-    # one noisy seed per size: a wide interval is named
-    noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2, bootstrap=200)
-    assert any("interval" in w for w in noisy.warnings) and noisy.interval_from == "sizes"
-    # one seed at each of the fewest sizes a law needs: resampling cannot vary the fit, so the
-    # interval is unknown, not zero
-    few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1, bootstrap=100)
-    assert len(few.fitted) == laws.MIN_SIZES and math.isnan(few.held_out[0].low)
-    assert any("no interval" in w for w in few.warnings)
+    # one noisy seed per size: a wide interval is named, and its noise came from the residuals
+    noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2)
+    assert any("interval of the prediction" in w for w in noisy.warnings)
+    assert "one seed a size" in noisy.interval_from
+    # one seed at each of the fewest sizes a law needs: one degree of freedom, so the interval is
+    # honest and wide (Student t with 1 dof), and said to be too wide to use
+    few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1)
+    assert len(few.fitted) == laws.MIN_SIZES and few.dof == 1
+    p = few.held_out[0]
+    assert p.low < p.predicted < p.high and (p.high - p.low) / p.predicted > 0.04
+    assert any("interval of the prediction" in w for w in few.warnings)
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
     smallest = min(sweep.LADDER_WIDTHS)
     off = [r if r.config.model.width != smallest else result(r.config, r.eval_loss * 1.15) for r in off]
-    assert any("without the smallest size" in w for w in laws.fit_family(off, holdout=1, bootstrap=100).warnings)
+    assert any("smallest fitted size" in w and "sits off the law" in w
+               for w in laws.fit_family(off, holdout=1).warnings)
 
 
 def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
@@ -147,7 +153,7 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
     store = RunStore(tmp_path / "s")
     for r in ladder_results(seeds=(0, 1)):
         store.commit(r, save_weights=False)
-    assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--bootstrap", "100", "--json"]) == 0
+    assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["law"] == "family" and len(out["held_out"]) == 2
     for p in out["held_out"]:
@@ -261,6 +267,6 @@ def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
 def test_a_retrain_is_not_counted_as_another_seed():
     runs = ladder_results(seeds=(0,))
     again = [result(r.config.replace(attempt=1), r.eval_loss * 1.001) for r in runs[:2]]
-    law = laws.fit_family(runs + again, holdout=2, bootstrap=50)
+    law = laws.fit_family(runs + again, holdout=2)
     assert all(len(z.losses) == 1 for z in law.fitted)
     assert law.fitted[0].losses == (again[0].eval_loss,)          # the newest attempt counts

@@ -511,6 +511,11 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
     assert pred["run_id"] == cfg.run_id and family_key(cfg) == family_key(plan.configs[0])
     assert pred["config"]["tokens_per_param"] == 1 and pred["x"] == param_counts(cfg.model).total
     assert pred["low"] <= pred["loss"] <= pred["high"] and "interval" in app.scaling.prediction.value
+    shown = app.scaling.prediction.value                        # what the prediction rests on, before Train it
+    reach = param_counts(cfg.model).total / max(z["N"] for z in app.state.fit["sizes"])
+    assert f"{reach:.1f}x the largest fitted size" in shown
+    assert "epochs of this family" in shown
+    assert "training it:" in shown and "FLOPs, about" in shown
     assert app.plots.points("predicted") == 1
     (result,) = run(_click_and_wait(app.scaling.check, c))      # Train it
     assert result.status == "done" and result.config.run_id == pred["run_id"] and not app.state.error

@@ -24,7 +24,6 @@ from widgets.text import fmt_count, in_words, reported
 
 BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
 FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
-LAW_BOOTSTRAP = 400             # resamples for a family law's intervals (lab.laws.fit_family)
 
 
 def _num(v):
@@ -323,7 +322,7 @@ class ScalingActions:
         notes = out["notes"] = self._scope_notes(pool, len(results))
         k = int(self.state.holdout)
         try:
-            law = laws.fit_family(results, holdout=k, bootstrap=LAW_BOOTSTRAP)
+            law = laws.fit_family(results, holdout=k)
         except (ConfigError, ValueError) as e:
             self.state.fit = out
             self._fit_objects = {}
@@ -341,12 +340,8 @@ class ScalingActions:
                            "seeds": len(z.losses), "role": "fitted"} for z in law.fitted]
                    + [{"width": p.width, "depth": p.depth, "N": p.N, "D": p.D, "mean": _num(p.measured),
                        "sd": _num(p.sd), "seeds": p.seeds, "role": "held out"} for p in law.held_out])
-        s = law.samples
-        if len(s.get("A", ())):
-            curves = s["E"][:, None] + s["A"][:, None] * grid[None, :] ** -s["alpha"][:, None]
-            q = 100 * np.array([(1 - law.confidence) / 2, (1 + law.confidence) / 2])
-            lo, hi = np.percentile(curves, q, axis=0)
-            out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+        lo, hi = law.band(grid)
+        out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
         notes[0] = (f"fitted on {sum(len(z.losses) for z in law.fitted)} run(s) at the {len(law.fitted)} smallest "
                     f"size(s) of {pool['scope']}: {law.label}")
         if law.held_out:
@@ -354,7 +349,7 @@ class ScalingActions:
                             f"largest error {law.max_abs_rel_error:.1%}")
         a = law.intervals["alpha"]
         notes.append(f"α = {a.estimate:.3g} ({law.confidence:.0%} interval {a.low:.3g} to {a.high:.3g}, from "
-                     f"resampling {law.interval_from})")
+                     f"{law.interval_from})")
         notes.append(f"no Chinchilla L(N, D): this family ties D to N (D = {law.tokens_per_param:g} x N), so the two "
                      "cannot be told apart; an IsoFLOP sweep varies them apart")
         self._fit_objects = {"law": law.fit, "family_law": law, "variable": "N", **self._template(pool)}
@@ -459,6 +454,8 @@ class ScalingActions:
                 text += f" ({family_law.confidence:.0%} interval {low:.3f} to {high:.3f})"
             if family_law.warnings:
                 text += f"; mind the {len(family_law.warnings)} reason(s) to doubt the law, above"
+            text += ". It rests on: " + "; ".join(family_law.footing(counts.total, cfg.tokens_trained))
+            text += "; " + self._cost_words(cfg)
         else:
             loss = float(law.predict(x))
             text += f": {loss:.3f} nats/token"
@@ -470,6 +467,16 @@ class ScalingActions:
                                  "base": text, "text": text, "rel_error": None}
         self._check_prediction()
         return self.state.prediction
+
+    def _cost_words(self, cfg: RunConfig) -> str:
+        """'training it: 1.3e15 FLOPs, about 3 h on cpu (…)': what Train it would cost here."""
+        from lab.estimate import estimate, format_seconds
+        flops = counting.run_flops(cfg)
+        try:
+            est = estimate([cfg], list(self.session.records.values()), self.session.speed())
+        except Exception:                    # an estimate must never break the prediction
+            return f"training it: {flops:.3g} FLOPs"
+        return f"training it: {flops:.3g} FLOPs, about {format_seconds(est.seconds)} ({est.source})"
 
     @reported
     def train_prediction(self) -> asyncio.Task | None:
