@@ -250,8 +250,9 @@ def wait_for_server(proc: subprocess.Popen, url: str, log: Path, timeout: float,
     while quiet < 3:                         # the preheated kernel: busy importing and building, then idle
         check()
         ks = _kernels(proc.pid)
+        died = log.read_text(errors="replace").count("died, removing from map")   # a preheated kernel lost
         try:
-            cpu = sum(sum(k.cpu_times()[:2]) for k in ks) if len(ks) >= kernels else None
+            cpu = sum(sum(k.cpu_times()[:2]) for k in ks) if len(ks) >= kernels - died else None
         except psutil.NoSuchProcess:
             cpu = None
         quiet = quiet + 1 if cpu is not None and last is not None and cpu > 2 and cpu - last < 0.05 else 0

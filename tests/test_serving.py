@@ -381,3 +381,48 @@ def test_a_teacher_and_two_students_share_one_worker(start_app, busy):
         finally:
             browser.close()
     assert store.integrity() == "ok"
+
+
+def test_a_preheated_kernel_that_died_is_never_handed_to_a_page():
+    """Thirty kernels started at once can lose a port to another process and die in the pool; the
+    class pool drops such a kernel (and refills) instead of giving a page a dead one."""
+    import asyncio
+
+    from widgets.serve import class_pool
+
+    import logging
+
+    class Pool:                          # the part of Voila's pooled kernel manager that class_pool uses
+        fill_delay = 0
+        log = logging.getLogger("test-pool")
+
+        def __init__(self, **kwargs):
+            self._pools, self.kernel_pools_config, self.fills, self.alive = {}, {"default": {"pool_size": 3}}, [], set()
+
+        def list_kernel_ids(self):
+            return list(self.alive)
+
+        def get_pool_size(self, name):
+            return len(self._pools.get(name, []))
+
+        def fill_if_needed(self, delay=None, notebook_name=None, extra_kernel_env_variables={}, **kwargs):
+            self.fills.append(delay)
+
+        async def get_rendered_notebook(self, name, extra={}, **kwargs):
+            return (await self._pools[name].pop(0))["kernel_id"]
+
+    async def go():
+        m = class_pool(Pool)()
+        ready = []
+        for kid in ("a", "b", "c"):
+            f = asyncio.get_running_loop().create_future()
+            f.set_result({"kernel_id": kid})
+            ready.append(f)
+        m._pools["lab.ipynb"] = ready
+        m.alive = {"b", "c"}                                    # "a" died while it waited
+        assert m.get_pool_size("lab.ipynb") == 2                # dropped ...
+        assert m._refill is not None and not m._refill.done()   # ... and a refill on its way
+        assert await m.get_rendered_notebook("lab.ipynb") == "b"
+        m._refill.cancel()
+
+    asyncio.run(go())

@@ -35,7 +35,27 @@ def class_pool(cls):
 
         async def get_rendered_notebook(self, notebook_name, extra_kernel_env_variables={}, **kwargs):
             self._taken_at = time.monotonic()
+            self._prune(notebook_name)
             return await super().get_rendered_notebook(notebook_name, extra_kernel_env_variables, **kwargs)
+
+        def get_pool_size(self, notebook_name: str) -> int:
+            self._prune(notebook_name)
+            return super().get_pool_size(notebook_name)
+
+        def _prune(self, notebook_name) -> None:
+            """Drop preheated kernels that died while they waited (thirty kernels started at once can
+            lose a port to another process: "Address already in use"), so that no page is handed a
+            dead kernel and left at "Loading widget..."; a refill replaces them."""
+            pool = self._pools.get(notebook_name, [])
+            alive = set(self.list_kernel_ids())
+            dead = [t for t in pool if t.done() and (t.cancelled() or t.exception() is not None
+                                                      or t.result().get("kernel_id") not in alive)]
+            for t in dead:
+                pool.remove(t)
+            if dead:
+                self.log.warning("Dropped %d preheated kernel(s) of %s that died; refilling", len(dead),
+                                 notebook_name)
+                self.fill_if_needed(notebook_name=notebook_name)
 
         def fill_if_needed(self, delay=None, notebook_name=None, extra_kernel_env_variables={}, **kwargs):
             if delay is not None:                  # the first fill, at start-up: at once
