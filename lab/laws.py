@@ -55,6 +55,7 @@ E_LOW = 0.05               # E below 5 % of the smallest loss: pinned at zero
 CONFIDENCE = 0.95          # of the intervals shown
 CHECK_LEVEL = 0.99         # a check fires past its 99 % point (with the noise itself estimated, 1.8-4.1 %
                            # of correct laws raise each check: tests/test_law_calibration.py)
+MIN_NOISE_DOF = 4          # the seeds' spread is used from 4 degrees of freedom on (e.g. 4 sizes of 2 seeds)
 LS_DELTA = 1.0             # Huber δ far above log-loss residuals (~1e-2): least squares
 DRAWS = 2000               # parameter draws for the plotted band and the parameters' intervals
 ALARM = "(a correct law raises this in under 5 % of simulated ladders like the default one)"
@@ -242,6 +243,41 @@ def sizes(results: Sequence) -> list[Size]:
     return out
 
 
+def sizes_from_table(N, loss, *, seed=None, tokens=None, epochs=None) -> list[Size]:
+    """A table's rows (one run each: parameters, final loss, and optionally its seed, tokens and
+    epochs) grouped by N into sizes, smallest first: what `scaling-lab fit FILE.csv --holdout K`
+    fits. Rows of one N are its seeds.
+
+    Raises:
+        ConfigError: lengths that differ, N or loss not positive and finite, two rows of one N and
+            one seed, or one N trained on different numbers of tokens.
+    """
+    N, loss = np.asarray(N, float), np.asarray(loss, float)
+    cols = {"seed": seed, "tokens": tokens, "epochs": epochs}
+    cols = {k: np.asarray(v, float) for k, v in cols.items() if v is not None}
+    for name, col in {"params": N, "loss": loss, **cols}.items():
+        if col.shape != N.shape:
+            raise ConfigError(f"the {name} column has {col.size} values for {N.size} rows; give one per row")
+    bad = ~(np.isfinite(N) & (N > 0) & np.isfinite(loss) & (loss > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigError(f"row {i + 1}: params {N[i]!r} and loss {loss[i]!r} must be positive numbers; fix or drop "
+                          "the row (a diverged run has no loss to fit)")
+    out = []
+    for n in np.unique(N):
+        rows = np.flatnonzero(N == n)
+        if "seed" in cols and len(set(cols["seed"][rows])) < len(rows):
+            raise ConfigError(f"params {n:,.0f}: two rows have the same seed; keep one row per run")
+        D = cols["tokens"][rows] if "tokens" in cols else np.zeros(len(rows))
+        if len(set(D)) > 1:
+            raise ConfigError(f"params {n:,.0f}: rows trained on different tokens ({', '.join(f'{d:,.0f}' for d in sorted(set(D)))}); "
+                              "a law in N alone needs one D per size")
+        ep = cols["epochs"][rows] if "epochs" in cols else np.zeros(len(rows))
+        out.append(Size(width=0, depth=0, N=int(n), D=int(D[0]), losses=tuple(map(float, loss[rows])),
+                        epochs=float(np.max(ep))))
+    return out
+
+
 def _points(fit_points: list[Size]) -> tuple[np.ndarray, np.ndarray]:
     """(N, loss) with every seed of every size a point."""
     return (np.array([z.N for z in fit_points for _ in z.losses], float),
@@ -262,10 +298,11 @@ def _log_chi2_bias(dof: np.ndarray) -> np.ndarray:
 
 
 def noise(fit_points: list[Size]) -> Noise | None:
-    """σ²(N) from the seeds' spreads (see the module doc); None when no size has two seeds."""
+    """σ²(N) from the seeds' spreads (see the module doc); None when the seeds give fewer than
+    MIN_NOISE_DOF degrees of freedom (then the points' scatter about the law is the noise)."""
     seeded = [z for z in fit_points if len(z.losses) > 1]
-    if not seeded:
-        return None
+    if sum(len(z.losses) - 1 for z in seeded) < MIN_NOISE_DOF:
+        return None                             # a spread from one or two pairs of seeds says too little
     dof = np.array([len(z.losses) - 1 for z in seeded], float)
     s2 = np.array([np.var(np.log(z.losses), ddof=1) for z in seeded])
     s2 = np.maximum(s2, 1e-12)                  # identical seeds (a test's copies): no information, not -inf
@@ -289,11 +326,11 @@ def _fit_law(fit_points: list[Size]):
     dof = N.size - 3
     g = _gradient(law, N)
     cov = np.linalg.pinv(g.T @ (g * w[:, None]))
-    if nz is None:                              # σ from the residuals alone: one seed a size
+    if nz is None:                              # σ from the residuals alone: (almost) one seed a size
         scatter = float(np.sum(r * r) / dof)
         cov = cov * scatter
         nz = Noise(a=math.log(max(scatter, 1e-12)), b=0.0, dof=0, source="the points' scatter about the law "
-                   "(one seed a size)")
+                   "(too few seeds to measure their spread)")
         scatter = 1.0
     else:
         scatter = float(np.sum(w * r * r) / dof)
@@ -436,7 +473,7 @@ def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
         half = (p.high - p.low) / 2 / p.predicted
         if not math.isfinite(half) or half > TARGET_ERROR:
             out.append(f"The {law.confidence:.0%} interval of the prediction at N={p.N:,.0f} is ±{half:.1%} "
-                       f"(from {law.interval_from}): wider than the ±{TARGET_ERROR:.0%} a useful prediction "
+                       f"(from {law.interval_from}): wider than the ±{TARGET_ERROR:.1%} a useful prediction "
                        "needs; train more seeds per size or more sizes.")
             break
     repeated = [z for z in all_sizes if z.epochs > MAX_EPOCHS]
@@ -445,7 +482,7 @@ def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
         out.append(f"{len(repeated)} size(s) repeat their data over {MAX_EPOCHS:g} times (N={z.N:,}: "
                    f"{z.epochs:.1f} epochs): their loss is limited by data, not size; use a bigger corpus "
                    "(the default stdlib) or fewer tokens per parameter.")
-    if not law.tokens_per_param:
+    if not law.tokens_per_param and all(z.D > 0 for z in all_sizes):     # (a table may not give tokens)
         ratios = [z.D / z.N for z in all_sizes]
         if max(ratios) / min(ratios) > 1.5 and min(ratios) < MIN_TOKENS_PER_PARAM:
             z = all_sizes[int(np.argmin(ratios))]

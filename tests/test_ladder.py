@@ -132,7 +132,7 @@ def test_family_law_says_why_it_cannot_be_trusted():
     # one noisy seed per size: a wide interval is named, and its noise came from the residuals
     noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2)
     assert any("interval of the prediction" in w for w in noisy.warnings)
-    assert "one seed a size" in noisy.interval_from
+    assert "too few seeds" in noisy.interval_from
     # one seed at each of the fewest sizes a law needs: one degree of freedom, so the interval is
     # honest and wide (Student t with 1 dof), and said to be too wide to use
     few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1)
