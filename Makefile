@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder lr-transfer system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder markov-floor lr-transfer system-packages clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,10 @@ LADDER_STORE ?= .ladder-store
 ladder: setup
 	$(BIN)/python -m lab sweep --tokens-per-param 20 --eval-tokens 65536 --store $(LADDER_STORE) $(LADDER_ARGS)
 	$(BIN)/python -m lab fit --store $(LADDER_STORE) --holdout 2
+
+# A floor that is known: the default ladder on a synthetic Markov source, E against its entropy rate.
+markov-floor: setup
+	$(BIN)/python -m bench.markov_floor $(MARKOV_ARGS)
 
 # Does a learning rate tuned at width 32 hold at width 256? μP against the standard parameterisation.
 lr-transfer: setup
