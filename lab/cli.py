@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from lab.config import ConfigError, RunConfig
+from lab.config import ConfigError, RunConfig, default
 from lab.schema import SETTINGS, cli_fix, number as schema_number
 
 
@@ -78,7 +78,8 @@ def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False):
         if title not in groups:
             groups[title] = p.add_argument_group(title)
         words = s.sweep_help if sweep and s.sweep_help else s.help
-        kw = dict(dest=s.key, default=s.default, metavar=s.metavar, help=f"{words} (default {_shown(s.default)})")
+        kw = dict(dest=s.key, default=default(s.path), metavar=s.metavar,
+                  help=f"{words} (default {_shown(default(s.path))})")
         if s.key == "data":
             pass                             # a source name, hf:NAME or a file path: see data_settings
         elif s.kind == "choice":
@@ -92,7 +93,7 @@ def add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False):
     for s in listed:
         g.add_argument(s.sweep_flag, type={"int": integer_list, "float": number_list}.get(s.kind, names),
                        default=None, metavar=f"{s.metavar or s.key.upper()},...",
-                       help=f"{s.sweep_help or s.help} (default {_shown(s.default)})")
+                       help=f"{s.sweep_help or s.help} (default {_shown(default(s.path))})")
     return g
 
 

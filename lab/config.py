@@ -11,8 +11,23 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lab.schema import (ARCHS, BY_PATH, OPTIMIZERS, PARAMETERISATIONS, POSITIONS, PRECISIONS, SCHEDULES,  # noqa: F401
-                        SOURCES, Fix, Name, plain_fix, plain_name, spell)
+from lab.counting import param_counts
+from lab.schema import (  # noqa: F401
+    ARCHS,
+    BY_PATH,
+    OPTIMIZERS,
+    PARAMETERISATIONS,
+    POSITIONS,
+    PRECISIONS,
+    SCHEDULES,
+    SOURCES,
+    Fix,
+    Name,
+    plain_fix,
+    plain_name,
+    setting,
+    spell,
+)
 
 MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  # μP's Adam rules hold for these
 
@@ -52,7 +67,7 @@ def _check(path: str, value, *, low=None, note: str | None = None) -> None:
         return
     low = s.low if low is None else low
     high, note = s.high, s.note if note is None else note
-    fix = s.fix_value
+    fix = default(path) if s.fix is None else s.fix
     if s.kind == "int":
         inside = lambda v: isinstance(v, int) and v >= low and (high is None or v <= high)  # noqa: E731
         if isinstance(value, bool) or not isinstance(value, int):
@@ -191,7 +206,6 @@ class RunConfig:
         _check("seed", self.seed)
         _check("tokens_per_param", self.tokens_per_param)
         if self.tokens_per_param > 0:
-            from lab.counting import param_counts
             derived = max(self.batch * self.model.context, round(self.tokens_per_param * param_counts(self.model).total))
             object.__setattr__(self, "tokens", derived)
         _check("tokens", self.tokens)
@@ -293,3 +307,14 @@ class RunConfig:
         shape = {"model": dataclasses.asdict(self.model), "batch": self.batch, "optim": self.optim.name,
                  "clip_on": self.optim.clip > 0, "data": dataclasses.asdict(self.data), "precision": self.precision}
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default(path: str):
+    """A setting's default (`lab.schema` path or key): its dataclass field's default, or for a
+    setting that is not a config field (the number of seeds) the table's own."""
+    s = setting(path)
+    if not s.config:
+        return s.default_
+    part, _, name = s.path.rpartition(".")
+    cls = {"": RunConfig, "model": ModelConfig, "optim": OptimConfig, "data": DataConfig}[part]
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)

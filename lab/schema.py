@@ -3,7 +3,7 @@
 One table, three readers:
 
 - `lab.config` validates each field against its entry here (bounds, choices, the words of the
-  message) and the default is the dataclass field's own default;
+  message); a setting's default is its dataclass field's own (`lab.config.default`);
 - the command line (`lab.cli.add_run_options`) makes a flag per entry for `scaling-lab train` and
   `scaling-lab sweep` (name, type, default, help; a sweep's list flags such as `--widths`);
 - the app's run form (`widgets.fields`) makes a control per entry marked with a form section
@@ -14,8 +14,8 @@ front end spells them its own way: `width must be ...; try --width 64` on the co
 `Width must be ...; try Width = 64` in the app, `width=64` in plain `str(error)`.
 
 To add a setting: add the field (with its default) to its dataclass in `lab.config` and an entry
-to `SETTINGS` here; use it in the engine; test it. Pure Python: no JAX, no `lab.config` import at
-load time (`lab.config` imports this module).
+to `SETTINGS` here; use it in the engine; test it. Pure Python, no imports of the lab's own: `lab.config`
+imports this module.
 """
 
 import dataclasses
@@ -31,7 +31,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PARAMETERISATIONS = ("standard", "mup")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
-_FROM_CONFIG = object()   # the default is the dataclass field's default
 FORM_SECTIONS = ("Model", "Data", "Optimizer", "Run")   # the app's run form, in this order
 
 
@@ -50,7 +49,7 @@ class Setting:
     word: str = ""             # how messages name it when not `name` ("learning rate")
     note: str = ""             # said after the bounds in a refusal, e.g. "(a fraction of the run's steps)"
     fix: object = None         # the value a refusal suggests (default: the default)
-    default_: object = _FROM_CONFIG   # only for settings that are not RunConfig fields
+    default_: object = None    # only for settings that are not RunConfig fields (`lab.config.default`)
     config: bool = True        # a RunConfig field (False: how to run it, e.g. the number of seeds)
     flag: str | None = ""      # command-line flag ("": --name with dashes; None: no flag)
     metavar: str | None = None
@@ -70,20 +69,6 @@ class Setting:
     @property
     def words(self) -> str:
         return self.word or self.key
-
-    @property
-    def default(self):
-        if self.default_ is not _FROM_CONFIG:
-            return self.default_
-        from lab import config   # pure Python, loaded by now whenever a default is asked for
-        part, _, field = self.path.rpartition(".")
-        cls = {"": config.RunConfig, "model": config.ModelConfig, "optim": config.OptimConfig,
-               "data": config.DataConfig}[part]
-        return next(f.default for f in dataclasses.fields(cls) if f.name == field)
-
-    @property
-    def fix_value(self):
-        return self.default if self.fix is None else self.fix
 
     @property
     def cli_flag(self) -> str | None:

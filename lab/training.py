@@ -12,7 +12,6 @@ are data, not static arguments: a second run of an already-compiled shape starts
 
 import collections
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,10 +23,11 @@ import jax.random as jr
 import numpy as np
 import optax
 
-from lab import optim
+from lab import estimate, optim
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
+from lab.device import device_name, memory_limit, platform
 from lab.models import lr_multipliers, make_model, width_mult
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
@@ -44,28 +44,10 @@ def explode_threshold(vocab: int) -> float:
     return 2.0 * math.log(vocab)
 
 
-def platform() -> str:
-    return jax.devices()[0].platform
-
-
-def device_name() -> str:
-    d = jax.devices()[0]
-    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"
-
-
-def memory_limit() -> int:
-    """Bytes this process may use on its device: the accelerator's limit, or physical RAM on CPU."""
-    d = jax.devices()[0]
-    stats = d.memory_stats() if d.platform != "cpu" else None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def check_memory(cfg: RunConfig, seeds: int = 1) -> None:
     """Refuse, before allocating anything, a run whose estimate exceeds 90 % of the device's memory."""
-    from lab.estimate import Speed, check_memory as check
-    check(cfg, seeds, Speed(device=device_name(), platform=platform(), flops_per_s=0.0, memory_bytes=memory_limit()))
+    estimate.check_memory(cfg, seeds, estimate.Speed(device=device_name(), platform=platform(), flops_per_s=0.0,
+                                                     memory_bytes=memory_limit()))
 
 
 def compute_dtype(cfg: RunConfig):

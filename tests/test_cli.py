@@ -48,6 +48,7 @@ def test_every_option_has_help():
 
 def test_flags_come_from_the_schema():
     from lab.cli import build_parser
+    from lab.config import default
     from lab.schema import SETTINGS
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     train = {o: a for a in sub.choices["train"]._actions for o in a.option_strings}
@@ -57,7 +58,8 @@ def test_flags_come_from_the_schema():
             continue
         assert s.cli_flag in train and train[s.cli_flag].dest in (s.key, "data"), s.path
         if s.cli_flag != "--data":
-            assert train[s.cli_flag].default == s.default and s.help in train[s.cli_flag].help
+            assert train[s.cli_flag].default == default(s.path), s.path
+            assert s.help in train[s.cli_flag].help, s.path
         if s.sweep_flag:
             assert sweep[s.sweep_flag].default is None
         elif s.sweep:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig, default
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -65,15 +65,16 @@ def test_every_field_is_in_the_schema_once_with_its_dataclass_default():
     leaves |= {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("model", "optim", "data")}
     in_schema = [s.path for s in schema.SETTINGS if s.config]
     assert sorted(in_schema) == sorted(leaves) and len(set(s.key for s in schema.SETTINGS)) == len(schema.SETTINGS)
-    assert schema.BY_PATH["model.width"].default == 64 and schema.BY_PATH["optim.lr"].default == 3e-3
+    assert default("model.width") == 64
+    assert default("optim.lr") == 3e-3
     for s in schema.SETTINGS:
         assert s.label and s.help and s.kind in ("int", "float", "choice", "text"), s.path
         if s.kind == "choice":
-            assert s.default in s.choices, s.path
+            assert default(s.path) in s.choices, s.path
         elif s.kind in ("int", "float"):
             low, high = s.range
             assert s.low <= low and (s.high is None or high <= s.high), s.path      # the slider stays valid
-            assert low <= s.default and (high is None or s.default <= high), s.path
+            assert low <= default(s.path) and (high is None or default(s.path) <= high), s.path
 
 
 @pytest.mark.parametrize("path, bad", [("model.width", 0), ("model.depth", 300), ("optim.warmup", 0.95),
@@ -84,7 +85,7 @@ def test_bounds_come_from_the_schema(path, bad):
     with pytest.raises(ConfigError, match=f"{s.words} must be") as e:
         RunConfig.from_settings({path: bad})
     assert str(s.high) in str(e.value) or str(s.low) in str(e.value)
-    RunConfig.from_settings({path: s.default})                                 # the default is valid
+    RunConfig.from_settings({path: default(path)})                               # the default is valid
 
 
 def test_errors_name_the_setting_and_each_front_end_spells_the_fix():

@@ -528,10 +528,11 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
 
 def test_the_form_fields_come_from_the_schema():
     from lab import schema
+    from lab.config import default
     from widgets import controls, fields
     for f in fields.FIELDS:
         s = schema.BY_KEY[f.name]
-        assert (f.label, f.default, f.path) == (s.label, s.default, s.path if s.config else None)
+        assert (f.label, f.default, f.path) == (s.label, default(s.path), s.path if s.config else None)
         assert f.help == (s.tip or s.help)
         if f.kind in ("int", "float"):
             assert (f.low, f.high) == s.range

@@ -14,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from lab import schema
+from lab.config import default
 from lab.schema import number  # noqa: F401  (the one number parser: fields.number in the app)
 from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 
@@ -43,7 +44,7 @@ class Field:
 def _field(s: schema.Setting) -> Field:
     choices = OFFERED.get(s.key, s.choices) or s.presets
     low, high = (None, None) if choices else s.range
-    return Field(s.key, "choice" if choices else s.kind, s.default, s.label, s.tip or s.help, low, high,
+    return Field(s.key, "choice" if choices else s.kind, default(s.path), s.label, s.tip or s.help, low, high,
                  choices=tuple(choices), log=s.log, section=s.form, path=s.path if s.config else None)
 
 
