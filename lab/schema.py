@@ -4,7 +4,7 @@ One table, three readers:
 
 - `lab.config` validates each field against its entry here (bounds, choices, the words of the
   message); a setting's default is its dataclass field's own (`lab.config.default`);
-- the command line (`lab.cli.add_run_options`) makes a flag per entry for `scaling-lab train` and
+- the command line (`lab.cli.options.add_run_options`) makes a flag per entry for `scaling-lab train` and
   `scaling-lab sweep` (name, type, default, help; a sweep's list flags such as `--widths`);
 - the app's run form (`widgets.fields`) makes a control per entry marked with a form section
   (label, tooltip, slider range, choices), and the share link uses the same names.
@@ -18,7 +18,6 @@ to `SETTINGS` here; use it in the engine; test it. Pure Python, no imports of th
 imports this module.
 """
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -240,7 +239,8 @@ class Fix:
     value: object
 
 
-def _value(v) -> str:
+def shown(v) -> str:
+    """A value as messages and help texts write it: floats in `%g` form (0.003, 2e+05)."""
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -251,14 +251,20 @@ def plain_name(path: str) -> str:
 
 def plain_fix(path: str, value) -> str:
     s = BY_PATH.get(path)
-    return f"{s.key if s else path}={_value(value)}"
+    return f"{s.key if s else path}={shown(value)}"
+
+
+def cli_name(path: str) -> str:
+    """A setting named by its flag (`--target-loss`); one without a flag by its plain name."""
+    s = BY_PATH.get(path)
+    return (s and s.cli_flag) or plain_name(path)
 
 
 def cli_fix(path: str, value, *, sweep: bool = False) -> str:
     """`--width 64` (in a sweep `--widths 64`); a setting without a flag keeps its plain spelling."""
     s = BY_PATH.get(path)
     flag = s and ((sweep and s.sweep_flag) or s.cli_flag)
-    return f"{flag} {_value(value)}" if flag else plain_fix(path, value)
+    return f"{flag} {shown(value)}" if flag else plain_fix(path, value)
 
 
 def app_name(path: str) -> str:
@@ -268,7 +274,7 @@ def app_name(path: str) -> str:
 
 def app_fix(path: str, value) -> str:
     s = BY_PATH.get(path)
-    return f"{s.label} = {_value(value)}" if s else plain_fix(path, value)
+    return f"{s.label} = {shown(value)}" if s else plain_fix(path, value)
 
 
 def spell(parts, name=plain_name, fix=plain_fix) -> str:

@@ -32,7 +32,7 @@ def test_bad_values_give_one_line_and_exit_2(capsys, args, words):
 
 
 def test_numbers_accept_scientific_and_suffixes():
-    from lab.cli import integer, number
+    from lab.cli.options import integer, number
     assert integer("2e5") == 200_000 and integer("200k") == 200_000 and number("3e-3") == 0.003
 
 
@@ -121,7 +121,8 @@ def test_train_with_a_store_prints_a_finished_run_and_force_trains_a_new_attempt
 
 def test_train_refuses_a_run_another_process_is_training(capsys, tmp_path):
     import threading
-    from lab.cli import build_parser, run_config
+    from lab.cli import build_parser
+    from lab.cli.options import run_config
     from lab.store import RunStore
     cfg = run_config(build_parser().parse_args(TINY_TRAIN))
     store = RunStore(tmp_path)

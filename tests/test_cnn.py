@@ -101,7 +101,8 @@ def test_flops_per_token_counts_the_models_own_products():
 
 
 def test_settings_cli_and_form():
-    from lab.cli import build_parser, run_config
+    from lab.cli import build_parser
+    from lab.cli.options import run_config
     from widgets.fields import BY_NAME
     cfg = run_config(build_parser().parse_args(["train", "--arch", "cnn", "--kernel", "5", "--context", "32"]))
     assert cfg.model.arch == "cnn" and cfg.model.kernel == 5

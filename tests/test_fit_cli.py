@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab.fit_cli import register
+from lab.cli.fit import register
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "chinchilla" / "svg_extracted_data.csv"
@@ -195,16 +195,11 @@ def test_store_defaults_to_non_embedding_params_for_kaplan(capsys, tmp_path, fak
     assert res["columns"]["N"] == "params_non_embedding"
 
 
-def test_store_module_missing_or_failing(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lab.store", None)     # import raises ImportError
-    assert "needs lab.store" in fails(capsys, "--store", tmp_path)
-
-    class Broken:
-        def __init__(self, path):
-            raise KeyError("schema")
-
-    monkeypatch.setitem(sys.modules, "lab.store", types.SimpleNamespace(RunStore=Broken))
-    assert "could not read the run store" in fails(capsys, "--store", tmp_path)
+def test_a_store_that_cannot_be_read_ends_in_one_line(capsys, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a run store " * 100)
+    assert "not a folder" in fails(capsys, "--store", notes / "sub")
+    assert "cannot open the run store" in fails(capsys, "--store", notes)
 
 
 @pytest.mark.skipif(not (ROOT / "lab" / "__main__.py").exists(), reason="lab/__main__.py not written yet")

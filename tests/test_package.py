@@ -48,7 +48,7 @@ def test_the_wheel_carries_the_notebooks(installed):
 @pytest.mark.slow
 def test_installed_lessons_and_app_work_outside_a_checkout(installed, tmp_path):
     _, site = installed
-    where = subprocess.run([sys.executable, "-c", "import lab.cli; print(lab.cli.__file__, lab.cli.notebooks_folder())"],
+    where = subprocess.run([sys.executable, "-c", "import lab.cli.app; print(lab.cli.app.__file__, lab.cli.app.notebooks_folder())"],
                            capture_output=True, text=True, cwd=tmp_path, env=_env(site), timeout=120)
     assert where.returncode == 0, where.stderr
     module, folder = where.stdout.split()
