@@ -199,7 +199,7 @@ def test_names_are_cleaned_and_bounded():
 
 def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
     import sqlite3
-    from lab.store import SCHEMA
+    from lab.storedb import SCHEMA
     db = tmp_path / "runs.sqlite"
     con = sqlite3.connect(db)
     con.executescript(SCHEMA + "PRAGMA user_version = 1;")

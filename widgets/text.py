@@ -10,8 +10,8 @@ import math
 
 from lab import schema
 from lab.config import ConfigError
-from lab.store import when_words  # noqa: F401  (re-exported: "trained 3 minutes ago")
 from lab.trackers import STOP_REASONS
+from lab.when import when_words  # noqa: F401  (re-exported: "trained 3 minutes ago")
 
 STOP_WORDS = {why: schema.spell(parts, name=schema.app_name) for why, parts in STOP_REASONS.items()}
 

@@ -160,7 +160,8 @@ def _stored(store, held, *, force: bool) -> dict:
     not trained (said on stderr); `force` trains a new attempt beside it instead (never over it);
     a run another process is training is refused (StoreError: one line, exit status 2).
     Returns {seed: stored result}."""
-    from lab.store import StoreError, when_words
+    from lab.storedb import StoreError
+    from lab.when import when_words
     if force:
         c = held.claimed[0]
         print(f"training attempt {held.attempt} of run {c.replace(attempt=0).run_id} (run {c.run_id}); the store "
