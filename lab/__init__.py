@@ -10,7 +10,8 @@ The public API (the app and notebooks use only this):
     RunQueue                                                        -- lab.runqueue
     Service, ensure_service                                         -- lab.service
     pack, unpack                                                    -- lab.pack
-    grid, isoflop, run_sweep                                        -- lab.sweep
+    Plan, grid, ladder, isoflop                                     -- lab.plans
+    run_sweep, plan_summary                                         -- lab.sweep
     fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
 Names are imported on first use, so `import lab` and the pure-Python modules (`lab.config`,
 `lab.family`, `lab.fit`, `lab.laws`, `lab.counting`) load neither JAX nor Equinox; the
@@ -29,7 +30,7 @@ _WHERE = {
     "Tracker": "trackers",
     "RunStore": "store", "StoreTracker": "store", "Asker": "store", "RunQueue": "runqueue",
     "Service": "service", "ensure_service": "service", "pack": "pack", "unpack": "pack",
-    "grid": "sweep", "isoflop": "sweep", "run_sweep": "sweep",
+    "Plan": "plans", "grid": "plans", "ladder": "plans", "isoflop": "plans", "run_sweep": "sweep", "plan_summary": "sweep",
     "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
     "bootstrap": "fit", "holdout_check": "fit",
 }

@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from lab import laws, sweep
+from lab import laws, plans
 from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
 from lab.counting import flops_per_token, param_counts
 from lab.family import check_one_family, differing_fields, family_key
 from lab.store import RunStore
+from lab.sweep import plan_summary
 from lab.trackers import RunResult
 
 E, A, ALPHA = 0.9, 60.0, 0.3
@@ -32,9 +33,9 @@ def result(cfg: RunConfig, loss: float, epochs: float = 0.5, status: str = "done
         unigram_loss=3.3, entropy_rate=None, dataset="stdlib", curve=())
 
 
-def ladder_results(seeds=(0, 1, 2), noise=0.002, widths=sweep.LADDER_WIDTHS, base=None):
+def ladder_results(seeds=(0, 1, 2), noise=0.002, widths=plans.LADDER_WIDTHS, base=None):
     rng = np.random.default_rng(0)
-    plan = sweep.ladder(base or RunConfig(model=ModelConfig(param="mup")), widths=widths, seeds=seeds)
+    plan = plans.ladder(base or RunConfig(model=ModelConfig(param="mup")), widths=widths, seeds=seeds)
     return [result(c, law(param_counts(c.model).total) * (1 + noise * rng.standard_normal())) for c in plan]
 
 
@@ -82,18 +83,18 @@ def test_family_is_everything_but_size_tokens_and_seed():
 
 
 def test_ladder_plan_states_sizes_and_tokens_per_parameter():
-    plan = sweep.ladder(RunConfig(), tokens_per_param=20, seeds=[0, 1])
-    assert len(plan) == 2 * len(sweep.LADDER_WIDTHS)
+    plan = plans.ladder(RunConfig(), tokens_per_param=20, seeds=[0, 1])
+    assert len(plan) == 2 * len(plans.LADDER_WIDTHS)
     assert len({family_key(c) for c in plan}) == 1
     for c in plan:
         assert c.tokens == round(20 * param_counts(c.model).total)
     ns = [param_counts(c.model).total for c in plan]
     assert max(ns) / min(ns) >= 8
-    text = plan.summary()
+    text = plan_summary(plan)
     assert "ladder" in text and "D = 20 x N" in text and "N=526,048" in text
-    assert len(sweep.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
+    assert len(plans.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
     with pytest.raises(ConfigError, match="tokens per parameter"):
-        sweep.ladder(RunConfig(), tokens_per_param=0)
+        plans.ladder(RunConfig(), tokens_per_param=0)
 
 
 # --- the family law ---------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
     res = laws.fit_family(ladder_results(), holdout=2, bootstrap=200)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "sizes and seeds"
+    assert len(res.fitted) == len(plans.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "sizes and seeds"
     assert res.trusted, res.warnings
     for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
         assert p.seeds == 3 and abs(p.rel_error) < 0.02
@@ -125,7 +126,7 @@ def test_family_law_says_why_it_cannot_be_trusted():
     text = " ".join(laws.fit_family(fixed).warnings)
     assert "tokens per parameter" in text and "ladder" in text
     # repeated data
-    rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in sweep.ladder(RunConfig())]
+    rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in plans.ladder(RunConfig())]
     assert any("epochs" in w for w in laws.fit_family(rep).warnings)
     # one noisy seed per size: a wide interval is named
     noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2, bootstrap=200)
@@ -137,7 +138,7 @@ def test_family_law_says_why_it_cannot_be_trusted():
     assert any("no interval" in w for w in few.warnings)
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
-    smallest = min(sweep.LADDER_WIDTHS)
+    smallest = min(plans.LADDER_WIDTHS)
     off = [r if r.config.model.width != smallest else result(r.config, r.eval_loss * 1.15) for r in off]
     assert any("without the smallest size" in w for w in laws.fit_family(off, holdout=1, bootstrap=100).warnings)
 
@@ -160,10 +161,10 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
     assert "2 families" in err and "optim.lr" in err and "--family" in err
     assert main(["fit", "--store", str(tmp_path / "s"), "--families", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [f["runs"] for f in listed["families"]] == [2 * len(sweep.LADDER_WIDTHS), 1] and "optim.lr" in listed["differ_in"]
+    assert [f["runs"] for f in listed["families"]] == [2 * len(plans.LADDER_WIDTHS), 1] and "optim.lr" in listed["differ_in"]
     assert main(["fit", "--store", str(tmp_path / "s"), "--families"]) == 0
     assert "2 families of finished runs" in capsys.readouterr().out
-    key = family_key(sweep.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
+    key = family_key(plans.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--family", key[:6]]) == 0
     assert "held out N" in capsys.readouterr().out
 
@@ -177,6 +178,7 @@ def _logit_scale_after_steps(param: str, width: int, steps: int = 4, lr: float =
     import jax.numpy as jnp
     import jax.random as jr
     import optax
+
     from lab.data import load_dataset, sample_batch
     from lab.models import lr_multipliers, make_model, width_mult
     cfg = ModelConfig(width=width, depth=2, heads=4, param=param, base_width=32)
@@ -212,6 +214,7 @@ def test_mup_lr_multipliers_touch_hidden_matrices_only():
     import equinox as eqx
     import jax
     import jax.random as jr
+
     from lab.models import lr_multipliers, make_model
     model = make_model(ModelConfig(width=128, param="mup", base_width=32), key=jr.PRNGKey(0))
     params, _ = eqx.partition(model, eqx.is_inexact_array)
@@ -232,6 +235,7 @@ def test_head_size_rule_keeps_one_family_along_the_width():
     # μP's attention scale is 1/head size times sqrt(base head size): with a fixed head size it is
     # the standard 1/sqrt(head size) at every width
     import jax.random as jr
+
     from lab.models import make_model
     assert make_model(wide.model, key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(16 ** -0.5)
     assert make_model(ModelConfig(width=128, param="mup"), key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(
@@ -239,12 +243,12 @@ def test_head_size_rule_keeps_one_family_along_the_width():
 
 
 def test_ladder_base_applies_the_tuned_settings_where_they_hold():
-    tuned = sweep.ladder_base(RunConfig())
-    assert tuned.model.param == sweep.LADDER_PARAM and tuned.optim.lr == sweep.LADDER_LR
-    assert tuned.eval_tokens == sweep.LADDER_EVAL_TOKENS
-    lstm = sweep.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
+    tuned = plans.ladder_base(RunConfig())
+    assert tuned.model.param == plans.LADDER_PARAM and tuned.optim.lr == plans.LADDER_LR
+    assert tuned.eval_tokens == plans.LADDER_EVAL_TOKENS
+    lstm = plans.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
     assert lstm.model.param == "standard"            # μP is the Transformer's
-    sgd = sweep.ladder_base(RunConfig(optim=OptimConfig(name="sgd")))
+    sgd = plans.ladder_base(RunConfig(optim=OptimConfig(name="sgd")))
     assert sgd.model.param == "standard"
 
 
@@ -252,7 +256,7 @@ def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
     from lab.cli import main
     assert main(["sweep", "--tokens-per-param", "20", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [r["width"] for r in runs] == list(sweep.LADDER_WIDTHS) and {r["lr"] for r in runs} == {sweep.LADDER_LR}
+    assert [r["width"] for r in runs] == list(plans.LADDER_WIDTHS) and {r["lr"] for r in runs} == {plans.LADDER_LR}
     assert main(["sweep", "--tokens-per-param", "20", "--widths", "32,64", "--lrs", "1e-3", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [r["width"] for r in runs] == [32, 64] and {r["lr"] for r in runs} == {1e-3}

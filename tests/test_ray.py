@@ -3,8 +3,10 @@
 import pytest
 from store_helpers import ROOT, TINY
 
+from lab.executors import RayExecutor
+from lab.plans import grid
 from lab.store import RunStore
-from lab.sweep import RayExecutor, grid, run_sweep
+from lab.sweep import run_sweep
 
 ray = pytest.importorskip("ray")
 

@@ -9,8 +9,9 @@ import pytest
 from store_helpers import TINY, TINY_ARGS, lab_process
 
 from lab.cli import main
+from lab.plans import grid, isoflop
 from lab.store import RunStore
-from lab.sweep import grid, isoflop, run_sweep
+from lab.sweep import run_sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
 

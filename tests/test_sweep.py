@@ -13,8 +13,10 @@ from store_helpers import TINY, TINY_ARGS, lab_process, statuses
 
 from lab.config import ConfigError
 from lab.counting import flops_per_token, param_counts, run_flops
+from lab.executors import LocalExecutor
+from lab.plans import Plan, aspect_depth, grid, isoflop
 from lab.store import RunStore
-from lab.sweep import LocalExecutor, Plan, SweepTracker, aspect_depth, grid, isoflop, run_sweep
+from lab.sweep import SweepTracker, plan_estimate, plan_summary, run_sweep
 from lab.trackers import Tracker
 from lab.training import train
 
@@ -54,7 +56,7 @@ def test_isoflop_sets_tokens_from_the_budget_and_refuses_sizes_below_one_batch()
     assert {(c.model.width, b) for c, b in zip(plan.configs, plan.budgets)} == {(16, 2e9), (32, 2e9), (16, 8e9),
                                                                                  (32, 8e9), (512, 8e9)}
     assert len(plan.refused) == 1 and "width 512" in plan.refused[0] and "less than one batch" in plan.refused[0]
-    assert "C=2e+09" in plan.summary()
+    assert "C=2e+09" in plan_summary(plan)
 
 
 def test_isoflop_sizes_around_the_chinchilla_optimum_and_a_depth_rule():
@@ -74,15 +76,15 @@ def test_isoflop_sizes_around_the_chinchilla_optimum_and_a_depth_rule():
 
 def test_plan_summary_states_runs_flops_and_time(tmp_path):
     plan = grid(TINY, tokens=[4096, 8192])
-    text = plan.summary()
+    text = plan_summary(plan)
     assert "2 runs" in text and f"{plan.total_flops:.3g}" in text and "estimated time" in text
-    est = plan.estimate()
+    est = plan_estimate(plan)
     assert est.runs == 2 and est.done == 0 and est.seconds > 0 and "probe" in est.source
     store = RunStore(tmp_path)
     run_sweep(grid(TINY), store)
-    est = plan.estimate(store)                       # TINY is done; its shape's speed is known now
+    est = plan_estimate(plan, store)                     # TINY is done; its shape's speed is known now
     assert est.done == 1 and est.runs == 1 and "past runs" in est.source
-    assert "1 already finished" in plan.summary(store)
+    assert "1 already finished" in plan_summary(plan, store)
     with pytest.raises(ConfigError, match="same run twice"):
         Plan(configs=(TINY, TINY))
 

@@ -354,7 +354,7 @@ def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypat
 
 def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     from lab.family import family_key
-    from lab.sweep import LADDER_WIDTHS
+    from lab.plans import LADDER_WIDTHS
     from widgets.controller import Controller
     from widgets.training import QUICK_LADDER_WIDTHS
     from widgets.state import AppState
@@ -370,7 +370,7 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
         assert words in plan["text"] and words in sw.plan.value
     built = c.sweep.build_plan()
     assert all(cfg.tokens_per_param == 20 for cfg in built) and len({family_key(cfg) for cfg in built}) == 1
-    from lab.sweep import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
+    from lab.plans import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
     assert {(cfg.model.param, cfg.optim.lr) for cfg in built} == {(LADDER_PARAM, LADDER_LR)} and "μP" in plan["text"]
     assert sw.ladder_tuned.value and sw.ladder_tuned.tooltip
     sw.ladder_tuned.value = False                                    # off: the form as it is
@@ -406,7 +406,7 @@ def _ladder(store, base, widths, *, tokens_per_param=20.0, seeds=(0,), law=(1.2,
     """A ladder's finished runs written straight to the store, their losses on a known law."""
     import numpy as np
     from lab.counting import param_counts
-    from lab.sweep import ladder
+    from lab.plans import ladder
     E, A, alpha = law
     rng = np.random.default_rng(0)
     plan = ladder(base, widths=widths, tokens_per_param=tokens_per_param, seeds=list(seeds))
@@ -763,7 +763,7 @@ def test_the_share_tab_builds_a_teacher_link(app):
 
 
 def test_every_preset_applies_cleanly_and_opens_its_tab(app, monkeypatch):
-    from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
+    from lab.plans import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
     from widgets import fields
     c, st = app.controller, app.state
     assert {"first-run", "ladder", "optimizers", "data-limited"} <= set(fields.PRESETS)

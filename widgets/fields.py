@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from lab import schema
 from lab.config import default
+from lab.plans import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 from lab.schema import number  # noqa: F401  (the one number parser: fields.number in the app)
-from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 
 DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
             "markov": "synthetic (known entropy)", "file": "my text file"}

@@ -233,7 +233,7 @@ def _format_table(df) -> str:
 # --- sweep -----------------------------------------------------------------------------------
 
 def _plan(args):
-    from lab import sweep
+    from lab import plans
     d, o, m = RunConfig(), OptimConfig(), ModelConfig()
     first = lambda values, default: values[0] if values else default
     if args.tokens_per_param and (args.tokens is not None or args.isoflop is not None):
@@ -250,45 +250,46 @@ def _plan(args):
                       optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
                       tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
                       seed=first(args.seeds, d.seed))
-    if ladder:   # a ladder's tuned settings (lab.sweep.ladder_base); the options given explicitly win
-        tuned = sweep.ladder_base(base)
+    if ladder:   # a ladder's tuned settings (lab.plans.ladder_base); the options given explicitly win
+        tuned = plans.ladder_base(base)
         base = base.replace(model__param=args.param or tuned.model.param,
                             optim__lr=first(args.lrs, tuned.optim.lr),
                             eval_tokens=tuned.eval_tokens if args.eval_tokens == d.eval_tokens else base.eval_tokens)
-        return sweep.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
+        return plans.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
                             optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.isoflop is None:
-        return sweep.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
+        return plans.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
                           optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.optimizers and len(args.optimizers) > 1 or args.lrs and len(args.lrs) > 1:
         raise ConfigError("an IsoFLOP plan takes one optimizer and one learning rate")
     widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
     if widths is None and args.isoflop_sizes is None:
         raise ConfigError("--isoflop needs model sizes: --isoflop-widths 32,64,128 or --isoflop-sizes 5")
-    depth = sweep.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
-    return sweep.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
+    depth = plans.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
+    return plans.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
                          seeds=args.seeds)
 
 
 def _sweep(args) -> int:
     from lab import runtime
     runtime.setup()
+    from lab.executors import LocalExecutor, RayExecutor
     from lab.store import RunStore
-    from lab.sweep import LocalExecutor, RayExecutor, SweepBar, run_sweep
+    from lab.sweep import SweepBar, plan_estimate, run_sweep
     if args.max_seeds < 1:
         raise ConfigError(f"--max-seeds must be at least 1, got {args.max_seeds}")
     plan = _plan(args)
     store = RunStore(args.store)
     if args.dry_run:
         if args.json:
-            est = plan.estimate(store)
+            est = plan_estimate(plan, store)
             print(json.dumps({"runs": [{"run_id": c.run_id, "width": c.model.width, "depth": c.model.depth,
                                         "optimizer": c.optim.name, "lr": c.optim.lr, "tokens": c.tokens_trained,
                                         "seed": c.seed, "budget": b} for c, b in zip(plan.configs, plan.budgets)],
                               "total_flops": plan.total_flops, "estimated_s": est.seconds,
                               "already_done": est.done, "refused": list(plan.refused)}))
         else:
-            print(plan.summary(store))
+            print(plan.summary(plan_estimate(plan, store)))
         return 0
     if args.executor == "ray":
         executor = RayExecutor(address=args.address, num_cpus=args.num_cpus, max_seeds=args.max_seeds)
@@ -297,7 +298,7 @@ def _sweep(args) -> int:
             raise ConfigError("--address needs --executor ray")
         executor = LocalExecutor(max_seeds=args.max_seeds)
     if not args.quiet:
-        print(plan.summary(store), file=sys.stderr)
+        print(plan.summary(plan_estimate(plan, store)), file=sys.stderr)
     report = run_sweep(plan, store, executor=executor, force=args.force, trackers=[] if args.quiet else [SweepBar()])
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
