@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig, default
+from lab.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    default,
+)
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -34,7 +41,8 @@ def test_json_round_trip_and_stable_run_id():
     cfg = RunConfig(model=ModelConfig(width=128, depth=3, positions="rotary"), optim=OptimConfig(name="lion", lr=1e-4),
                     tokens=300_000, seed=7)
     again = RunConfig.from_dict(json.loads(cfg.to_json()))
-    assert again == cfg and again.run_id == cfg.run_id
+    assert again == cfg
+    assert again.run_id == cfg.run_id
     assert cfg.replace(seed=8).run_id != cfg.run_id
     assert cfg.replace(optim__lr=3e-4).shape_id == cfg.shape_id       # lr is data, not shape
     assert cfg.replace(model__width=64).shape_id != cfg.shape_id
@@ -53,7 +61,9 @@ def test_from_dict_refuses_typos():
 
 def test_steps_and_tokens_round_up_to_whole_batches():
     cfg = RunConfig(tokens=5000, batch=4, model=ModelConfig(context=64))
-    assert cfg.tokens_per_step == 256 and cfg.steps == 20 and cfg.tokens_trained == 5120
+    assert cfg.tokens_per_step == 256
+    assert cfg.steps == 20
+    assert cfg.tokens_trained == 5120
 
 
 def test_every_field_is_in_the_schema_once_with_its_dataclass_default():
@@ -64,17 +74,22 @@ def test_every_field_is_in_the_schema_once_with_its_dataclass_default():
               for f in dataclasses.fields(cls)}
     leaves |= {f.name for f in dataclasses.fields(RunConfig) if f.name not in ("model", "optim", "data")}
     in_schema = [s.path for s in schema.SETTINGS if s.config]
-    assert sorted(in_schema) == sorted(leaves) and len(set(s.key for s in schema.SETTINGS)) == len(schema.SETTINGS)
+    assert sorted(in_schema) == sorted(leaves)
+    assert len(set(s.key for s in schema.SETTINGS)) == len(schema.SETTINGS)
     assert default("model.width") == 64
     assert default("optim.lr") == 3e-3
     for s in schema.SETTINGS:
-        assert s.label and s.help and s.kind in ("int", "float", "choice", "text"), s.path
+        assert s.label, s.path
+        assert s.help, s.path
+        assert s.kind in ("int", "float", "choice", "text"), s.path
         if s.kind == "choice":
             assert default(s.path) in s.choices, s.path
         elif s.kind in ("int", "float"):
             low, high = s.range
-            assert s.low <= low and (s.high is None or high <= s.high), s.path      # the slider stays valid
-            assert low <= default(s.path) and (high is None or default(s.path) <= high), s.path
+            assert s.low <= low, s.path
+            assert s.high is None or high <= s.high, s.path   # the slider stays valid
+            assert low <= default(s.path), s.path
+            assert high is None or default(s.path) <= high, s.path
 
 
 @pytest.mark.parametrize("path, bad", [("model.width", 0), ("model.depth", 300), ("optim.warmup", 0.95),
@@ -97,7 +112,8 @@ def test_errors_name_the_setting_and_each_front_end_spells_the_fix():
     assert e.value.spelled(app_name, app_fix) == "Width must be between 1 and 16384, got 0; try Width = 64"
     with pytest.raises(ConfigError) as e:
         RunConfig(tokens=10)
-    assert "--" not in str(e.value) and "use --tokens 2048 or more" in e.value.spelled(fix=cli_fix)
+    assert "--" not in str(e.value)
+    assert "use --tokens 2048 or more" in e.value.spelled(fix=cli_fix)
     with pytest.raises(ConfigError) as e:
         ModelConfig(width=0)
     assert e.value.spelled(fix=lambda p, v: cli_fix(p, v, sweep=True)).endswith("; try --widths 64")   # a sweep's list

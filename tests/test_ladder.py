@@ -55,7 +55,8 @@ def test_tokens_per_param_derives_tokens_from_all_parameters():
     n = param_counts(cfg.model).total
     assert cfg.tokens == round(20 * n)
     big = cfg.replace(model__width=128)
-    assert big.tokens == round(20 * param_counts(big.model).total) and big.tokens > cfg.tokens
+    assert big.tokens == round(20 * param_counts(big.model).total)
+    assert big.tokens > cfg.tokens
     assert RunConfig.from_dict(json.loads(big.to_json())) == big
     with pytest.raises(ConfigError, match="tokens_per_param"):
         RunConfig(tokens_per_param=-1)
@@ -91,7 +92,9 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
     ns = [param_counts(c.model).total for c in plan]
     assert max(ns) / min(ns) >= 8
     text = plan_summary(plan)
-    assert "ladder" in text and "D = 20 x N" in text and "N=526,048" in text
+    assert "ladder" in text
+    assert "D = 20 x N" in text
+    assert "N=526,048" in text
     assert len(plans.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
     with pytest.raises(ConfigError, match="tokens per parameter"):
         plans.ladder(RunConfig(), tokens_per_param=0)
@@ -102,13 +105,18 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
     res = laws.fit_family(ladder_results(), holdout=2, bootstrap=200)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == len(plans.LADDER_WIDTHS) - 2 and len(res.held_out) == 2 and res.interval_from == "sizes and seeds"
+    assert len(res.fitted) == len(plans.LADDER_WIDTHS) - 2
+    assert len(res.held_out) == 2
+    assert res.interval_from == "sizes and seeds"
     assert res.trusted, res.warnings
     for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
-        assert p.seeds == 3 and abs(p.rel_error) < 0.02
-        assert p.low < p.predicted < p.high and p.low < p.measured < p.high
+        assert p.seeds == 3
+        assert abs(p.rel_error) < 0.02
+        assert p.low < p.predicted < p.high
+        assert p.low < p.measured < p.high
     d = res.to_dict()
-    assert d["held_out"][0]["N"] == res.held_out[0].N and isinstance(d["warnings"], list)
+    assert d["held_out"][0]["N"] == res.held_out[0].N
+    assert isinstance(d["warnings"], list)
 
 
 def test_family_law_refuses_to_pool_and_needs_sizes():
@@ -124,17 +132,20 @@ def test_family_law_says_why_it_cannot_be_trusted():
     fixed = [result(RunConfig(model=ModelConfig(width=w)), law(param_counts(ModelConfig(width=w)).total))
              for w in (16, 24, 32, 48, 64, 128)]
     text = " ".join(laws.fit_family(fixed).warnings)
-    assert "tokens per parameter" in text and "ladder" in text
+    assert "tokens per parameter" in text
+    assert "ladder" in text
     # repeated data
     rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in plans.ladder(RunConfig())]
     assert any("epochs" in w for w in laws.fit_family(rep).warnings)
     # one noisy seed per size: a wide interval is named
     noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2, bootstrap=200)
-    assert any("interval" in w for w in noisy.warnings) and noisy.interval_from == "sizes"
+    assert any("interval" in w for w in noisy.warnings)
+    assert noisy.interval_from == "sizes"
     # one seed at each of the fewest sizes a law needs: resampling cannot vary the fit, so the
     # interval is unknown, not zero
     few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1, bootstrap=100)
-    assert len(few.fitted) == laws.MIN_SIZES and math.isnan(few.held_out[0].low)
+    assert len(few.fitted) == laws.MIN_SIZES
+    assert math.isnan(few.held_out[0].low)
     assert any("no interval" in w for w in few.warnings)
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
@@ -150,18 +161,23 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
         store.commit(r, save_weights=False)
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--bootstrap", "100", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["law"] == "family" and len(out["held_out"]) == 2
+    assert out["law"] == "family"
+    assert len(out["held_out"]) == 2
     for p in out["held_out"]:
-        assert {"predicted", "low", "high", "measured", "rel_error"} <= set(p) and abs(p["rel_error"]) < 0.02
+        assert {"predicted", "low", "high", "measured", "rel_error"} <= set(p)
+        assert abs(p["rel_error"]) < 0.02
     # a second family in the store: refused, and the message names the families and the field
     other = RunConfig(model=ModelConfig(param="mup"), optim=OptimConfig(lr=1e-2), tokens_per_param=20)
     store.commit(result(other, 2.0), save_weights=False)
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2"]) == 2
     err = capsys.readouterr().err
-    assert "2 families" in err and "optim.lr" in err and "--family" in err
+    assert "2 families" in err
+    assert "optim.lr" in err
+    assert "--family" in err
     assert main(["fit", "--store", str(tmp_path / "s"), "--families", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [f["runs"] for f in listed["families"]] == [2 * len(plans.LADDER_WIDTHS), 1] and "optim.lr" in listed["differ_in"]
+    assert [f["runs"] for f in listed["families"]] == [2 * len(plans.LADDER_WIDTHS), 1]
+    assert "optim.lr" in listed["differ_in"]
     assert main(["fit", "--store", str(tmp_path / "s"), "--families"]) == 0
     assert "2 families of finished runs" in capsys.readouterr().out
     key = family_key(plans.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
@@ -219,15 +235,20 @@ def test_mup_lr_multipliers_touch_hidden_matrices_only():
     model = make_model(ModelConfig(width=128, param="mup", base_width=32), key=jr.PRNGKey(0))
     params, _ = eqx.partition(model, eqx.is_inexact_array)
     mult = lr_multipliers(4.0, params)
-    assert mult.blocks[0].w_qkv == 0.25 and mult.blocks[1].w_down == 0.25
-    assert mult.tok_emb == 1.0 and mult.head == 1.0 and mult.blocks[0].b_qkv == 1.0 and mult.ln_f.scale == 1.0
+    assert mult.blocks[0].w_qkv == 0.25
+    assert mult.blocks[1].w_down == 0.25
+    assert mult.tok_emb == 1.0
+    assert mult.head == 1.0
+    assert mult.blocks[0].b_qkv == 1.0
+    assert mult.ln_f.scale == 1.0
     assert len(jax.tree.leaves(mult)) == len(jax.tree.leaves(params))
 
 
 def test_head_size_rule_keeps_one_family_along_the_width():
     base = RunConfig(model=ModelConfig(param="mup", head_dim=16), tokens_per_param=20)
     wide = base.replace(model__width=128)
-    assert base.model.heads == 4 and wide.model.heads == 8
+    assert base.model.heads == 4
+    assert wide.model.heads == 8
     assert family_key(base) == family_key(wide)
     assert family_key(base) != family_key(base.replace(model__head_dim=8))
     with pytest.raises(ConfigError, match="multiple of the head size"):
@@ -244,7 +265,8 @@ def test_head_size_rule_keeps_one_family_along_the_width():
 
 def test_ladder_base_applies_the_tuned_settings_where_they_hold():
     tuned = plans.ladder_base(RunConfig())
-    assert tuned.model.param == plans.LADDER_PARAM and tuned.optim.lr == plans.LADDER_LR
+    assert tuned.model.param == plans.LADDER_PARAM
+    assert tuned.optim.lr == plans.LADDER_LR
     assert tuned.eval_tokens == plans.LADDER_EVAL_TOKENS
     lstm = plans.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
     assert lstm.model.param == "standard"            # μP is the Transformer's
@@ -256,10 +278,12 @@ def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
     from lab.cli import main
     assert main(["sweep", "--tokens-per-param", "20", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [r["width"] for r in runs] == list(plans.LADDER_WIDTHS) and {r["lr"] for r in runs} == {plans.LADDER_LR}
+    assert [r["width"] for r in runs] == list(plans.LADDER_WIDTHS)
+    assert {r["lr"] for r in runs} == {plans.LADDER_LR}
     assert main(["sweep", "--tokens-per-param", "20", "--widths", "32,64", "--lrs", "1e-3", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [r["width"] for r in runs] == [32, 64] and {r["lr"] for r in runs} == {1e-3}
+    assert [r["width"] for r in runs] == [32, 64]
+    assert {r["lr"] for r in runs} == {1e-3}
 
 
 def test_a_retrain_is_not_counted_as_another_seed():

@@ -61,14 +61,17 @@ def test_hyperparameters_are_data():
 def test_schedules_warm_up_then_follow_their_shape(kind):
     cfg = OptimConfig(lr=1.0, schedule=kind, warmup=0.1, decay=0.2, final_lr_frac=0.1)
     lr = optim.schedule_curve(cfg, 100)
-    assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)     # linear warmup over 10 steps
+    assert lr[0] == pytest.approx(0.1)
+    assert lr[9] == pytest.approx(1.0)   # linear warmup over 10 steps
     assert np.all(np.diff(lr[:10]) > 0)
     if kind == "constant":
         assert np.allclose(lr[10:], 1.0)
     else:
-        assert lr[-1] == pytest.approx(0.1, abs=1e-6) and np.all(np.diff(lr[10:]) <= 1e-7)
+        assert lr[-1] == pytest.approx(0.1, abs=1e-6)
+        assert np.all(np.diff(lr[10:]) <= 1e-7)
     if kind == "wsd":
-        assert np.allclose(lr[10:80], 1.0) and lr[90] < 1.0
+        assert np.allclose(lr[10:80], 1.0)
+        assert lr[90] < 1.0
     if kind == "cosine":
         assert lr[55] == pytest.approx(0.55, abs=0.02)                       # halfway: the mean of peak and end
 

@@ -68,21 +68,21 @@ def _import_graph(pkg: str) -> dict[str, set[str]]:
 KNOWN_CIRCLES = [{"lab.service", "lab.ray_service"}]
 
 
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def test_no_import_circles():
     for pkg in ("lab", "widgets"):
         graph = _import_graph(pkg)
-
-        def reach(start):
-            seen, todo = set(), [start]
-            while todo:
-                for nxt in graph.get(todo.pop(), ()):
-                    if nxt not in seen:
-                        seen.add(nxt)
-                        todo.append(nxt)
-            return seen
-
         for name in graph:
-            circle = {m for m in reach(name) if name in reach(m)} | {name}
+            circle = {m for m in _reach(graph, name) if name in _reach(graph, m)} | {name}
             if len(circle) > 1:
                 assert circle in KNOWN_CIRCLES, f"import circle through {sorted(circle)}"
 
@@ -95,10 +95,33 @@ def test_no_module_shadows_a_standard_library_module():
         assert not clash, f"{pkg}/ has modules named like the standard library's: {clash}; rename them"
 
 
+def test_the_app_uses_only_the_engines_public_api():
+    """widgets/ imports names `lab` lists, or public names of `lab.PUBLIC_MODULES`, nothing else."""
+    import lab
+    public = {f"lab.{m}" for m in lab.PUBLIC_MODULES}
+    for path in (ROOT / "widgets").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lab":
+                for a in node.names:
+                    where = f"{path.name}:{node.lineno}: from {node.module} import {a.name}"
+                    if node.module == "lab":
+                        assert a.name in lab.__all__ or f"lab.{a.name}" in public, where
+                    else:
+                        assert node.module in public, where
+                        assert not a.name.startswith("_"), where
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    assert a.name.split(".")[0] != "lab" or a.name in public | {"lab"}, f"{path.name}: import {a.name}"
+
+
 def test_the_public_api_resolves():
+    import importlib
+
     import lab
     for name in lab.__all__:
         assert getattr(lab, name) is not None, name
+    for module in lab.PUBLIC_MODULES:
+        importlib.import_module(f"lab.{module}")
 
 
 def _name(req: str) -> str:
@@ -132,7 +155,8 @@ def test_fast_allocator_env(monkeypatch):
     monkeypatch.setattr(runtime, "JEMALLOC_PATHS", (__file__,))      # any existing file stands in
     monkeypatch.setenv("SCALING_LAB_JEMALLOC", "1")
     env = runtime.fast_allocator_env({"LD_PRELOAD": "/other.so"})
-    assert env["LD_PRELOAD"] == f"{__file__}:/other.so" and "dirty_decay_ms:-1" in env["MALLOC_CONF"]
+    assert env["LD_PRELOAD"] == f"{__file__}:/other.so"
+    assert "dirty_decay_ms:-1" in env["MALLOC_CONF"]
     assert runtime.fast_allocator_env(env) == env                      # idempotent
     monkeypatch.setenv("SCALING_LAB_JEMALLOC", "0")
     assert "LD_PRELOAD" not in runtime.fast_allocator_env({})
