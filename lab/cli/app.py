@@ -20,6 +20,23 @@ SERVER_MIB = 300    # Voila itself with a class's pages
 
 ROOT = Path(__file__).resolve().parents[2]   # a checkout's root, or the folder the package is installed in
 
+# The queue's limits for students (`lab.runqueue.RunQueue.set_limits`), each a flag of `app`.
+LIMITS = {"max_pages": "most pages open at once; the next visitor reads that the class is full",
+          "max_queued": "runs a student's page may have waiting in the queue (default 3; the teacher: no limit)",
+          "max_tokens": "most training tokens of one run a student may ask for (default: no limit)"}
+
+
+def _service_options(p, *, workers: bool = True, described: bool = False) -> None:
+    """The store, the workers and their batch: `app` states them, `service` and `worker` take them as `app` does."""
+    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
+    if workers:
+        p.add_argument("--workers", default=None, metavar="N|ray|ADDRESS", help=(
+            "training workers: a number of processes (default: one per two cores), ray (a local Ray) or a Ray "
+            "cluster's address; the server stays the store's single writer") if described else "as for `app`")
+    p.add_argument("--max-batch", type=integer, default=None, metavar="K", help=(
+        "queued runs of one config (different seeds) trained together through vmap (default: 2 on CPU, 16 on an "
+        "accelerator)") if described else "as for `app`")
+
 
 def register(sub) -> None:
     p = sub.add_parser("app", help="serve the interactive lab with Voila, and the training service",
@@ -28,55 +45,45 @@ def register(sub) -> None:
                                    "link (with a secret token).")
     p.add_argument("--port", type=integer, default=8866, help="port (default %(default)s)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
-    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
     p.add_argument("--cull-idle", type=integer, default=300, metavar="SECONDS",
                    help="shut down kernels idle this long whose page is gone (default %(default)s)")
-    p.add_argument("--workers", default=None, metavar="N|ray|ADDRESS",
-                   help="training workers: a number of processes (default: one per two cores), ray (a local Ray) or "
-                        "a Ray cluster's address; the server stays the store's single writer")
-    p.add_argument("--max-batch", type=integer, default=None, metavar="K",
-                   help="queued runs of one config (different seeds) trained together through vmap (default: 2 on "
-                        "CPU, 16 on an accelerator)")
+    _service_options(p, described=True)
     p.add_argument("--class", dest="class_size", type=integer, default=None, metavar="N",
                    help="preheat N pages for a class (their memory is stated before the server starts)")
-    p.add_argument("--max-pages", type=integer, default=None, metavar="N",
-                   help="most pages open at once; the next visitor reads that the class is full")
-    p.add_argument("--max-queued", type=integer, default=None, metavar="N",
-                   help="runs a student's page may have waiting in the queue (default 3; the teacher: no limit)")
-    p.add_argument("--max-tokens", type=integer, default=None, metavar="N",
-                   help="most training tokens of one run a student may ask for (default: no limit)")
+    for key, words in LIMITS.items():
+        p.add_argument("--" + key.replace("_", "-"), type=integer, default=None, metavar="N", help=words)
     p.add_argument("--teacher-token", default=None, metavar="TOKEN",
                    help="the teacher link's secret (default: a new random one each start)")
     p.set_defaults(func=_app)
-    p = sub.add_parser("service", help="run the training service alone (workers that train queued runs)",
-                       description="Train what pages of the app queue in the store, until Ctrl-C.")
-    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
-    p.add_argument("--workers", default=None, metavar="N|ray|ADDRESS", help="as for `app`")
-    p.add_argument("--max-batch", type=integer, default=None, metavar="K", help="as for `app`")
+    p = _command(sub, "service", _service, "run the training service alone (workers that train queued runs)",
+                 "Train what pages of the app queue in the store, until Ctrl-C.")
+    _service_options(p)
     p.add_argument("--parent", type=integer, default=None, metavar="PID", help="stop when this process ends")
-    p.set_defaults(func=_service)
-    p = sub.add_parser("worker", help="one training worker (the service starts these)",
-                       description="Train queued runs from the store until SIGTERM; its run goes back to the queue.")
-    p.add_argument("--store", default=None, metavar="PATH", help="run store folder")
-    p.add_argument("--max-batch", type=integer, default=None, metavar="K", help="as for `app`")
+    p = _command(sub, "worker", _worker, "one training worker (the service starts these)",
+                 "Train queued runs from the store until SIGTERM; its run goes back to the queue.")
+    _service_options(p, workers=False)
     p.add_argument("--name", default="worker", help="how its log lines are named")
-    p.set_defaults(func=_worker)
-    p = sub.add_parser("pack", help="write a store's finished runs into one file, for a class server",
-                       description="Pack the store's finished runs (curves and weights) into FILE.")
-    p.add_argument("store", metavar="STORE", help="the run store folder")
-    p.add_argument("file", metavar="FILE", help="the pack to write (a .tar.gz)")
-    p.set_defaults(func=_pack)
-    p = sub.add_parser("unpack", help="add a pack's runs to a store (checked first)",
-                       description="Check FILE (a pack) and add its runs to STORE; nothing is written unless it is "
-                                   "sound.")
-    p.add_argument("file", metavar="FILE", help="a pack made by `scaling-lab pack`")
-    p.add_argument("store", metavar="STORE", help="the run store folder (created if missing)")
-    p.set_defaults(func=_unpack)
-    p = sub.add_parser("lessons", help="copy the lesson notebooks into a folder",
-                       description="Copy the lesson notebooks (shipped with the package) into FOLDER.")
-    p.add_argument("folder", metavar="FOLDER", help="where to copy them (created if missing)")
+    _command(sub, "pack", _pack, "write a store's finished runs into one file, for a class server",
+             "Pack the store's finished runs (curves and weights) into FILE.",
+             ("store", "STORE", "the run store folder"), ("file", "FILE", "the pack to write (a .tar.gz)"))
+    _command(sub, "unpack", _unpack, "add a pack's runs to a store (checked first)",
+             "Check FILE (a pack) and add its runs to STORE; nothing is written unless it is sound.",
+             ("file", "FILE", "a pack made by `scaling-lab pack`"),
+             ("store", "STORE", "the run store folder (created if missing)"))
+    p = _command(sub, "lessons", _lessons, "copy the lesson notebooks into a folder",
+                 "Copy the lesson notebooks (shipped with the package) into FOLDER.",
+                 ("folder", "FOLDER", "where to copy them (created if missing)"))
     p.add_argument("--force", action="store_true", help="overwrite lessons already in FOLDER")
-    p.set_defaults(func=_lessons)
+
+
+def _command(sub, name: str, func, summary: str, description: str, *positionals):
+    """A subcommand's parser: its one-line help, its description, its positional arguments as
+    (name, metavar, help), and the function it runs."""
+    p = sub.add_parser(name, help=summary, description=description)
+    for dest, metavar, words in positionals:
+        p.add_argument(dest, metavar=metavar, help=words)
+    p.set_defaults(func=func)
+    return p
 
 
 def notebooks_folder():
@@ -162,8 +169,7 @@ def _app(args) -> int:
         raise ConfigError(f"--class must be between 1 and 200 pages, got {pool}")
     store = RunStore(args.store)
     queue = RunQueue(store)
-    limits = {k: v for k, v in (("max_queued", args.max_queued), ("max_tokens", args.max_tokens),
-                                ("max_pages", args.max_pages)) if v is not None}
+    limits = {k: getattr(args, k) for k in LIMITS if getattr(args, k) is not None}
     if limits:
         queue.set_limits(**limits)
     limits = queue.limits()
