@@ -117,3 +117,33 @@ def test_errors_name_the_setting_and_each_front_end_spells_the_fix():
     with pytest.raises(ConfigError) as e:
         ModelConfig(width=0)
     assert e.value.spelled(fix=lambda p, v: cli_fix(p, v, sweep=True)).endswith("; try --widths 64")   # a sweep's list
+
+
+# (setting, another valid value): whether it changes the compiled shape, and the family.
+CHANGES = [("model.width", 128), ("model.depth", 3), ("model.param", "mup"), ("optim.name", "lion"),
+           ("optim.lr", 1e-3), ("optim.schedule", "wsd"), ("optim.clip", 0.5), ("optim.clip", 0.0), ("batch", 16),
+           ("data.source", "builtin"), ("precision", "bf16"), ("tokens", 400_000), ("seed", 3), ("evals", 5),
+           ("target_loss", 1.5)]
+
+
+@pytest.mark.parametrize("path, value", CHANGES)
+def test_the_settings_table_says_what_is_shape_and_what_is_family(path, value):
+    from lab import schema
+    from lab.family import family_key
+    base = RunConfig()
+    other = RunConfig.from_settings({path: value})
+    s = schema.BY_PATH[path]
+    in_shape = s.shape == "value" or (s.shape == "on" and (value > 0) != (base.value(path) > 0))
+    assert (other.shape_id != base.shape_id) == in_shape, path
+    assert (family_key(other) != family_key(base)) == s.family, path
+
+
+def test_later_fields_at_their_default_stay_out_of_the_run_id():
+    from lab import schema
+    from lab.config import LATER_FIELDS
+    assert LATER_FIELDS == {s.path: default(s.path) for s in schema.SETTINGS if s.later}
+    canonical = json.loads(RunConfig().to_json())
+    for path in LATER_FIELDS:
+        part, _, name = path.rpartition(".")
+        assert name not in (canonical[part] if part else canonical), path
+    assert "patience" in json.loads(RunConfig(patience=3).to_json())
