@@ -178,6 +178,29 @@ def test_a_link_sets_the_controls_and_bad_values_are_reported():
     assert app.messages.error_box.layout.display == ""
 
 
+@pytest.mark.parametrize("query, name, value", [("?lr=2", "lr", 2.0), ("?width=4096", "width", 4096),
+                                               ("?tokens=5e9", "tokens", 5_000_000_000)])
+def test_a_link_takes_what_the_config_accepts_beyond_the_sliders(query, name, value):
+    """Links are checked against the config's bounds, as flags are (`--lr 2`): the control widens to show it."""
+    from widgets import Lab, fields
+    f = fields.BY_NAME[name]
+    assert not f.low <= value <= f.high                          # beyond the slider's suggested range
+    app = Lab(query=query)
+    assert not app.state.error
+    assert app.state.form[name] == pytest.approx(value)             # a log slider holds 10**x: to its last bit
+    assert app.form.inputs[name].value == pytest.approx(value)
+    assert app.controller.form.build_config().value(f.path) == value
+
+
+def test_a_link_refuses_what_the_config_refuses():
+    from widgets import fields
+    link = fields.parse_link("?lr=200&lr2=1&depth=0&seeds=0")
+    assert "lr='200' must be above 0 and at most 100" in " ".join(link.errors)
+    assert "depth='0' must be at least 1 and at most 256" in " ".join(link.errors)
+    assert "seeds='0' must be at least 1" in " ".join(link.errors)
+    assert "lr" not in link.values
+
+
 def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     c = app.controller
     assert app.sweep.mode.value == "ladder"                      # the default plan is a scaling ladder
