@@ -120,7 +120,9 @@ def grid(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequen
         try:
             configs.append(base.replace(model__width=w, model__depth=d, optim__name=o, optim__lr=lr, tokens=t, seed=s))
         except ConfigError as e:
-            raise ConfigError(f"grid point width={w}, depth={d}, optimizer={o}, lr={lr:g}, tokens={t:g}: {e}") from None
+            # the point, then the config's own parts: each front end still spells the fix its way
+            raise ConfigError(f"grid point width={w}, depth={d}, optimizer={o}, lr={lr:g}, tokens={t:g}: ",
+                              *e.parts) from None
     parts = [f"{k} {','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
              for k, vs in (("widths", ws), ("depths", ds), ("optimizers", os_), ("lrs", ls), ("tokens", ts),
                            ("seeds", ss))]
@@ -238,7 +240,7 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
             try:
                 model_cfg = base.replace(model__width=w, model__depth=rule(w)).model
             except ConfigError as e:
-                raise ConfigError(f"IsoFLOP width {w}: {e}") from None
+                raise ConfigError(f"IsoFLOP width {w}: ", *e.parts) from None
             fpt = flops_per_token(model_cfg)
             d_tokens = c / fpt
             if d_tokens < per_step:
