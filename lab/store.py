@@ -3,8 +3,8 @@
 One module, over the usual size, because its parts share one invariant and are only safe
 together: a run's record is complete or absent. The queue of runs asked for (`lab.runqueue`),
 process liveness (`lab.liveness`), the weights format (`lab.weights`), the database's tables,
-connections and upgrades (`lab.storedb`) and who asked (`lab.asker`) live in modules of their
-own, on this store's connections and transactions.
+connections and upgrades (`lab.storedb`), who asked (`lab.asker`) and the records it hands out
+(`lab.records`) live in modules of their own, on this store's connections and transactions.
 
 - Commit: the weights file is written first (temp file, fsync, `os.replace`), then the
   result, the status and the whole curve go in ONE transaction. A run counts as finished
@@ -41,7 +41,6 @@ Layout of a store folder: `runs.sqlite` (+ `-wal`, `-shm`; its tables in `lab.st
 """
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -51,16 +50,14 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from lab import storedb
 from lab.asker import Asker
 from lab.config import RunConfig
-from lab.counting import flops_per_token, param_counts
-from lab.family import family_key
 from lab.jsonsafe import json_safe
 from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
+from lab.records import COLUMNS, RunRecord, result_from_dict
 from lab.schema import BY_PATH
 from lab.storedb import DB_NAME, SCHEMA_VERSION, StoreError
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
@@ -94,69 +91,6 @@ def check_run_id(run_id: str) -> str:
 
 def _dumps(value) -> str:
     return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _float(value) -> float:
-    return math.nan if value is None else float(value)
-
-
-def result_from_dict(d: dict, config: RunConfig, curve=()) -> RunResult:
-    """Inverse of `RunResult.to_dict` (without the model): nulls back to NaN where a float belongs."""
-    fields = {f.name for f in dataclasses.fields(RunResult)} - {"config", "curve", "model"}
-    kw = {k: d.get(k) for k in fields}
-    for k in ("train_loss", "eval_loss", "eval_bpb", "flops", "epochs", "wall_s", "first_step_s", "tokens_per_s",
-              "unigram_loss"):
-        kw[k] = _float(kw[k])
-    return RunResult(config=config, curve=tuple(curve), **kw)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of the store: a run in any state, with its result once it has one."""
-    run_id: str
-    config: RunConfig
-    status: str                # running, done, diverged, cancelled, failed or interrupted
-    attempts: int              # times training started
-    error: str | None          # failed / interrupted: why
-    budget: float | None       # IsoFLOP budget the run was planned for
-    created: float
-    started: float | None
-    finished: float | None
-    owner: str | None          # the process training it (status running)
-    has_weights: bool
-    result: RunResult | None   # done, diverged, cancelled
-    asked_by: str | None = None      # the asking page's browser id (None: the command line or a script)
-    asked_name: str | None = None    # their display name
-    asked_role: str | None = None    # student or teacher
-
-    def to_dict(self) -> dict:
-        """Flat: status fields, the config's main knobs, and the result's numbers (null until trained)."""
-        m, o = self.config.model, self.config.optim
-        counts = param_counts(m)
-        d = {"run_id": self.run_id, "status": self.status, "attempts": self.attempts, "attempt": self.config.attempt,
-             "error": self.error,
-             "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
-             "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
-             "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
-             "param": m.param, "tokens_per_param": self.config.tokens_per_param,
-             "family": family_key(self.config),
-             "data": self.config.data.source, "planned_tokens": self.config.tokens_trained,
-             "params_total": counts.total, "params_embedding": counts.embedding,
-             "params_non_embedding": counts.non_embedding, "flops_per_token": flops_per_token(m),
-             "tokens": None, "flops": None, "train_loss": None, "eval_loss": None, "eval_bpb": None,
-             "steps": None, "epochs": None, "wall_s": None, "first_step_s": None, "tokens_per_s": None,
-             "device": None, "diverged_step": None, "stopped": None, "unigram_loss": None, "entropy_rate": None,
-             "dataset": None, "created": self.created, "started": self.started, "finished": self.finished,
-             "asked_by": self.asked_by, "asked_name": self.asked_name, "asked_role": self.asked_role}
-        if self.result is not None:
-            r = self.result.to_dict()
-            d.update({k: r[k] for k in d if k in r and k not in ("run_id", "status")})
-        return json_safe(d)
-
-
-COLUMNS = tuple(RunRecord(run_id="0" * 16, config=RunConfig(), status="done", attempts=0, error=None, budget=None,
-                          created=0.0, started=None, finished=None, owner=None, has_weights=False,
-                          result=None).to_dict())
 
 
 class Claims:
