@@ -14,7 +14,7 @@ import math
 import time
 from pathlib import Path
 
-from lab import laws, sweep
+from lab import laws, plans, sweep
 from lab.config import DataConfig, RunConfig
 from lab.counting import param_counts
 from lab.data import load_dataset
@@ -34,13 +34,13 @@ def main(argv=None) -> dict:
     p.add_argument("--json", default=str(ROOT / "bench" / "results" / "markov-floor.json"))
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    widths = [int(w) for w in args.widths.split(",") if w.strip()] or list(sweep.LADDER_WIDTHS)
+    widths = [int(w) for w in args.widths.split(",") if w.strip()] or list(plans.LADDER_WIDTHS)
     largest = max(param_counts(RunConfig().replace(model__width=w).model).total for w in widths)
     tokens = int(1.25 * 20 * largest / 0.9) + 1      # the largest rung reads under one epoch of the training part
     data = DataConfig(source="markov", markov_order=args.order, markov_symbols=args.symbols, markov_tokens=tokens)
-    base = sweep.ladder_base(RunConfig(data=data))
-    plan = sweep.ladder(base, widths=widths, seeds=seeds)
-    print(plan.summary())
+    base = plans.ladder_base(RunConfig(data=data))
+    plan = plans.ladder(base, widths=widths, seeds=seeds)
+    print(sweep.plan_summary(plan))
     if args.dry_run:
         print(f"entropy rate {load_dataset(data).entropy_rate:.4f} nats/token; {tokens:,} tokens generated")
         return {}

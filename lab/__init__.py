@@ -1,6 +1,6 @@
 """Scaling Lab's engine: data, models, training, sweeps, the run store and scaling-law fits.
 
-The public API (the app and notebooks use only this):
+The public API, in two parts. These names, imported on first use:
     RunConfig, ModelConfig, OptimConfig, DataConfig, ConfigError   -- lab.config
     train, train_seeds                                              -- lab.training
     Tracker, Event, RunResult, EventLog, ProgressBar                -- lab.trackers
@@ -10,8 +10,17 @@ The public API (the app and notebooks use only this):
     RunQueue                                                        -- lab.runqueue
     Service, ensure_service                                         -- lab.service
     pack, unpack                                                    -- lab.pack
-    grid, isoflop, run_sweep                                        -- lab.sweep
+    Plan, grid, ladder, isoflop                                     -- lab.plans
+    run_sweep, plan_summary                                         -- lab.sweep
     fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
+and the public (not underscored) names of the modules in `PUBLIC_MODULES`, which a front end
+reads to say, check and estimate before it asks (the settings table and its words, counts,
+families, plans, estimates, laws, the queue's places). The app (`widgets/`) uses only these (a
+test checks its imports); the lessons also open the model, data and training modules, to show
+how they work. The rest (`lab.training`'s internals, `lab.models`, `lab.storedb`,
+`lab.liveness`, `lab.weights`, `lab.device`, `lab.executors`, `lab.ray_service`, `lab.cli`) is
+the engine's own.
+
 Names are imported on first use, so `import lab` and the pure-Python modules (`lab.config`,
 `lab.family`, `lab.fit`, `lab.laws`, `lab.counting`) load neither JAX nor Equinox; the
 training loop lives in `lab.training`, a name no function shadows.
@@ -29,11 +38,13 @@ _WHERE = {
     "Tracker": "trackers",
     "RunStore": "store", "StoreTracker": "store", "Asker": "store", "RunQueue": "runqueue",
     "Service": "service", "ensure_service": "service", "pack": "pack", "unpack": "pack",
-    "grid": "sweep", "isoflop": "sweep", "run_sweep": "sweep",
+    "Plan": "plans", "grid": "plans", "ladder": "plans", "isoflop": "plans", "run_sweep": "sweep", "plan_summary": "sweep",
     "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
     "bootstrap": "fit", "holdout_check": "fit",
 }
 __all__ = sorted(_WHERE)
+PUBLIC_MODULES = ("asker", "config", "counting", "data", "estimate", "family", "fit", "laws", "optim", "plans",
+                  "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
 
 
 def __getattr__(name):

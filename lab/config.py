@@ -11,15 +11,28 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lab.schema import (ARCHS, BY_PATH, OPTIMIZERS, PARAMETERISATIONS, POSITIONS, PRECISIONS, SCHEDULES,  # noqa: F401
-                        SOURCES, Fix, Name, plain_fix, plain_name, spell)
+from lab.counting import param_counts
+
+# the choices are re-exported: `from lab.config import OPTIMIZERS` reads as the config's own
+from lab.schema import (  # noqa: F401
+    ARCHS,
+    BY_PATH,
+    OPTIMIZERS,
+    PARAMETERISATIONS,
+    POSITIONS,
+    PRECISIONS,
+    SCHEDULES,
+    SETTINGS,
+    SOURCES,
+    Fix,
+    Name,
+    plain_fix,
+    plain_name,
+    setting,
+    spell,
+)
 
 MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  # μP's Adam rules hold for these
-
-# Settings added after runs were first stored. At their default they are left out of the
-# canonical JSON, so that every run stored before them keeps its id.
-LATER_FIELDS = {"model.param": "standard", "model.base_width": 64, "model.head_dim": 0, "model.kernel": 0,
-                "tokens_per_param": 0.0, "target_loss": 0.0, "patience": 0, "attempt": 0}
 
 
 class ConfigError(ValueError):
@@ -52,16 +65,16 @@ def _check(path: str, value, *, low=None, note: str | None = None) -> None:
         return
     low = s.low if low is None else low
     high, note = s.high, s.note if note is None else note
-    fix = s.fix_value
+    fix = default(path) if s.fix is None else s.fix
     if s.kind == "int":
-        inside = lambda v: isinstance(v, int) and v >= low and (high is None or v <= high)  # noqa: E731
+        inside = lambda v: isinstance(v, int) and v >= low and (high is None or v <= high)
         if isinstance(value, bool) or not isinstance(value, int):
             _refuse(path, f"a whole number, got {value!r}", "", fix, inside)
         if value < low or (high is not None and value > high):
             bounds = f">= {low}" if high is None else f"between {low} and {high}"
             _refuse(path, f"{bounds}, got {value}", note, fix, inside)
         return
-    inside = lambda v: (v > low if s.open_low else v >= low) and (high is None or v <= high)  # noqa: E731
+    inside = lambda v: (v > low if s.open_low else v >= low) and (high is None or v <= high)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         _refuse(path, f"a finite number, got {value!r}", "", fix, inside)
     if not inside(value):
@@ -191,7 +204,6 @@ class RunConfig:
         _check("seed", self.seed)
         _check("tokens_per_param", self.tokens_per_param)
         if self.tokens_per_param > 0:
-            from lab.counting import param_counts
             derived = max(self.batch * self.model.context, round(self.tokens_per_param * param_counts(self.model).total))
             object.__setattr__(self, "tokens", derived)
         _check("tokens", self.tokens)
@@ -284,12 +296,35 @@ class RunConfig:
         """Stable id: a hash of the canonical JSON of the whole config (seed included)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
+    def value(self, path: str):
+        """A setting's value by its path in `lab.schema` ("model.width", "tokens")."""
+        part, _, name = path.rpartition(".")
+        return getattr(getattr(self, part) if part else self, name)
+
     @property
     def shape_id(self) -> str:
-        """Runs with the same shape id share one compiled program: the model, batch, optimizer and
-        whether it clips (lab.optim builds one optimizer per (name, clip on/off)), the data and the
-        precision. The seed, learning rate, schedule (kind included), weight decay, clip value and
-        tokens are data fed to that program, so they are left out. Not part of `run_id`."""
-        shape = {"model": dataclasses.asdict(self.model), "batch": self.batch, "optim": self.optim.name,
-                 "clip_on": self.optim.clip > 0, "data": dataclasses.asdict(self.data), "precision": self.precision}
+        """Runs with the same shape id share one compiled program: the settings `lab.schema` marks
+        `shape` (the model, batch, optimizer and whether it clips, as lab.optim builds one optimizer
+        per (name, clip on/off), the data, the precision). The seed, learning rate, schedule (kind
+        included), weight decay, clip value and tokens are data fed to that program, so they are
+        left out. Not part of `run_id`."""
+        shape = {s.path: self.value(s.path) > 0 if s.shape == "on" else self.value(s.path)
+                 for s in SETTINGS if s.shape}
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default(path: str):
+    """A setting's default (`lab.schema` path or key): its dataclass field's default, or for a
+    setting that is not a config field (the number of seeds) the table's own."""
+    s = setting(path)
+    if not s.config:
+        return s.default_
+    part, _, name = s.path.rpartition(".")
+    cls = {"": RunConfig, "model": ModelConfig, "optim": OptimConfig, "data": DataConfig}[part]
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+# Settings added after runs were first stored (`later` in lab.schema), with their defaults. At
+# their default they are left out of the canonical JSON, so that every run stored before them
+# keeps its id.
+LATER_FIELDS = {s.path: default(s.path) for s in SETTINGS if s.later}

@@ -24,8 +24,12 @@ ByteNet). Once the receptive field covers the context the dilations start again 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lab.config import ModelConfig, RunConfig
+# The configs name the annotations only: counting reads a config's numbers, and `lab.config`
+# imports this module (a ladder's tokens follow its size: tokens_per_param).
+if TYPE_CHECKING:
+    from lab.config import ModelConfig, RunConfig
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class ParamCounts:
                 "params/non_embedding": self.non_embedding}
 
 
-def param_counts(cfg: ModelConfig) -> ParamCounts:
+def param_counts(cfg: "ModelConfig") -> ParamCounts:
     d, L, V, T = cfg.width, cfg.depth, cfg.vocab, cfg.context
     if cfg.arch == "gpt":
         per_block = (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * (2 * d)
@@ -56,7 +60,7 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
     return ParamCounts(total=non_embedding + embedding, embedding=embedding, non_embedding=non_embedding)
 
 
-def flops_per_token(cfg: ModelConfig) -> int:
+def flops_per_token(cfg: "ModelConfig") -> int:
     """Training FLOPs (forward + backward) per token: 6·N_matmul + 12·L·T·d (see module doc)."""
     counts = param_counts(cfg)
     head = cfg.width * cfg.vocab
@@ -64,12 +68,12 @@ def flops_per_token(cfg: ModelConfig) -> int:
     return 6 * (counts.non_embedding + head) + attention
 
 
-def run_flops(cfg: RunConfig) -> int:
+def run_flops(cfg: "RunConfig") -> int:
     """Training compute of a whole run: FLOPs per token times tokens trained."""
     return flops_per_token(cfg.model) * cfg.tokens_trained
 
 
-def matched_width(cfg: ModelConfig, params: int, *, counted: str = "non_embedding", max_width: int = 16384) -> int:
+def matched_width(cfg: "ModelConfig", params: int, *, counted: str = "non_embedding", max_width: int = 16384) -> int:
     """The width at which `cfg`'s model has the parameter count nearest `params` (`counted`:
     "non_embedding", Kaplan's N, or "total"), everything else as in `cfg`: to compare
     architectures at equal N rather than equal width. The Transformer's width stays a multiple of
@@ -90,7 +94,7 @@ def matched_width(cfg: ModelConfig, params: int, *, counted: str = "non_embeddin
     return best * step
 
 
-def conv_kernel(cfg: ModelConfig) -> int:
+def conv_kernel(cfg: "ModelConfig") -> int:
     """The CNN's taps per convolution: `cfg.kernel`, or for 0 the smallest k >= 2 whose receptive
     field with dilations 1, 2, ..., 2^(L-1) covers the context: 1 + (k-1)(2^L - 1) >= T."""
     if cfg.kernel:
@@ -99,7 +103,7 @@ def conv_kernel(cfg: ModelConfig) -> int:
     return max(2, 1 + math.ceil((cfg.context - 1) / span))
 
 
-def conv_dilations(cfg: ModelConfig) -> tuple[int, ...]:
+def conv_dilations(cfg: "ModelConfig") -> tuple[int, ...]:
     """The CNN's dilation per block: 1, 2, 4, ... doubling until the receptive field covers the
     context, then again from 1 (WaveNet's cycles; no block's taps reach far past the context)."""
     k, T = conv_kernel(cfg), cfg.context
@@ -109,7 +113,7 @@ def conv_dilations(cfg: ModelConfig) -> tuple[int, ...]:
     return tuple(2 ** (i % cycle) for i in range(cfg.depth))
 
 
-def receptive_field(cfg: ModelConfig) -> int:
+def receptive_field(cfg: "ModelConfig") -> int:
     """Tokens a CNN's prediction at position t sees, t itself included: 1 + (k-1)·Σ dilations (may
     exceed the context, which then limits it). For the Transformer and the LSTM: the context."""
     if cfg.arch != "cnn":
@@ -121,7 +125,7 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "adamw": 2
                    "adagrad": 1, "lion": 1, "adafactor": 1}
 
 
-def memory_bytes(cfg: RunConfig, seeds: int = 1) -> int:
+def memory_bytes(cfg: "RunConfig", seeds: int = 1) -> int:
     """A training run's device memory, estimated: parameters, gradients and optimizer slots in
     fp32, plus the activations kept for the backward pass (per token and layer about 34·d
     values for the Transformer, after Korthikanti et al. 2022, plus heads·T attention

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import math
 import os
+import sys
 import sysconfig
 from dataclasses import dataclass
 
@@ -260,7 +261,7 @@ def _load_hf(cfg: DataConfig) -> str:
 def _load_cached(cfg: DataConfig, stamp) -> Dataset:
     if cfg.source == "stdlib":
         train, val, n_files = stdlib_split(cfg.val_fraction)
-        version = ".".join(map(str, __import__("sys").version_info[:3]))
+        version = ".".join(map(str, sys.version_info[:3]))
         return _dataset("stdlib", train, val, f"Python {version} standard library source, {n_files} files, "
                         f"{(len(train) + len(val)) / 1e6:.1f} MB; 4 KB blocks held out by a hash of their file and index")
     if cfg.source == "builtin":

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 
 from lab.config import ConfigError, RunConfig
-from lab.schema import Name
 from lab.counting import flops_per_token, memory_bytes, run_flops
+from lab.schema import Name
 
 EFFICIENCY = 0.5        # small models train at about half of a 256x256 matmul's FLOP/s (measured on CPU)
 COMPILE_S = {"cpu": 10.0, "gpu": 30.0, "tpu": 30.0}  # first compile of a new shape, when no past run says
@@ -55,7 +55,8 @@ def local_speed() -> Speed:
     """This process's device, measured (imports JAX): a timed 256x256 matmul chain."""
     import jax
     import jax.numpy as jnp
-    from lab.training import device_name, memory_limit, platform
+
+    from lab.device import device_name, memory_limit, platform
     n, reps = 256, 20
     a = jnp.full((n, n), 1.0 / n, jnp.float32)
     f = jax.jit(lambda a: jax.lax.fori_loop(0, reps, lambda i, x: x @ a, a))

@@ -16,9 +16,11 @@ import json
 from collections.abc import Iterable, Sequence
 
 from lab.config import ConfigError, RunConfig
+from lab.schema import SETTINGS
 
-# Fields that vary inside a family ("part.name" for nested configs).
-OUTSIDE = frozenset({"model.width", "model.depth", "tokens", "seed", "evals", "eval_tokens", "attempt"})
+# Fields that vary inside a family ("part.name" for nested configs): those `lab.schema` marks
+# `family=False` (size, tokens, seed, evaluation, attempt).
+OUTSIDE = frozenset(s.path for s in SETTINGS if s.config and not s.family)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -258,6 +258,9 @@ def sizes_from_table(N, loss, *, seed=None, tokens=None, epochs=None) -> list[Si
     for name, col in {"params": N, "loss": loss, **cols}.items():
         if col.shape != N.shape:
             raise ConfigError(f"the {name} column has {col.size} values for {N.size} rows; give one per row")
+        if name in cols and not (np.isfinite(col).all() and (col >= 0).all()):
+            i = int(np.flatnonzero(~(np.isfinite(col) & (col >= 0)))[0])
+            raise ConfigError(f"row {i + 1}: {name} {col[i]!r} is not a number >= 0; fix the row or drop the column")
     bad = ~(np.isfinite(N) & (N > 0) & np.isfinite(loss) & (loss > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

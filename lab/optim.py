@@ -8,6 +8,10 @@ rate, schedule length or weight decay reuses the compiled training step.
 Weight decay touches matrices only (biases, layer norms' scales stay undecayed). It is
 decoupled (Loshchilov & Hutter 2019) for AdamW, Lion and Adafactor, and an L2 term added to
 the gradient for the others.
+
+μP (Yang et al. 2022) is one more transform at the end of a run's chain, `scale_by_width`:
+each layer's update times its learning-rate factor (nanodo's `_scale_by_dict`), so the
+training loop applies whatever its optimizer returns and knows nothing of parameterisations.
 """
 
 import functools
@@ -17,14 +21,30 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lab.config import SCHEDULES, OptimConfig
+from lab.config import SCHEDULES, ModelConfig, OptimConfig
+from lab.models import lr_multipliers, width_mult
 
 
 def _decay_mask(params):
     return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def _factory(name: str, clip_on: bool):
+def scale_by_width(mult: float) -> optax.GradientTransformation:
+    """μP's per-layer learning rates at width multiplier `mult` (`lab.models.width_mult`): every
+    update leaf times its factor from `lab.models.lr_multipliers` (1/mult for the blocks' hidden
+    matrices, 1 elsewhere). Last in the chain, after the learning rate and decoupled weight decay
+    were applied, so it is the same as giving each layer its own learning rate."""
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda u, f: u * f, updates, lr_multipliers(mult, updates)), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def _factory(name: str, clip_on: bool, mult: float):
     """The optax chain for `name`, as a function of its numeric hyperparameters."""
 
     def make(learning_rate, weight_decay, clip, b1, b2, eps):
@@ -49,31 +69,34 @@ def _factory(name: str, clip_on: bool):
                                    weight_decay_mask=_decay_mask)
         else:  # OptimConfig validates names; this guards direct callers
             raise ValueError(f"unknown optimizer {name!r}")
-        return optax.chain(optax.clip_by_global_norm(clip), core) if clip_on else core
+        chain = optax.chain(optax.clip_by_global_norm(clip), core) if clip_on else core
+        return optax.chain(chain, scale_by_width(mult)) if mult != 1.0 else chain
 
     return make
 
 
-@functools.lru_cache(maxsize=None)
-def optimizer(name: str, clip_on: bool) -> optax.GradientTransformation:
-    """One transformation object per (name, clip on/off), so that jit caches stay warm."""
-    placeholders = dict(learning_rate=0.0, weight_decay=0.0, clip=1.0, b1=0.9, b2=0.95, eps=1e-8)
-    return optax.inject_hyperparams(_factory(name, clip_on), hyperparam_dtype=jnp.float32)(**placeholders)
+@functools.cache
+def optimizer(name: str, clip_on: bool, mult: float = 1.0) -> optax.GradientTransformation:
+    """One transformation object per (name, clip on/off, μP width multiplier), so that jit caches
+    stay warm."""
+    placeholders = {"learning_rate": 0.0, "weight_decay": 0.0, "clip": 1.0, "b1": 0.9, "b2": 0.95, "eps": 1e-8}
+    return optax.inject_hyperparams(_factory(name, clip_on, mult), hyperparam_dtype=jnp.float32)(**placeholders)
 
 
-def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-    return optimizer(cfg.name, cfg.clip > 0)
+def make_optimizer(cfg: OptimConfig, model: ModelConfig | None = None) -> optax.GradientTransformation:
+    """The optimizer of a run: `cfg`'s chain, with μP's per-layer rates when `model` is μP."""
+    return optimizer(cfg.name, cfg.clip > 0, width_mult(model) if model is not None else 1.0)
 
 
 def hyperparams(cfg: OptimConfig) -> dict[str, float]:
     """The config's numbers as the optimizer state holds them (learning rate set per step)."""
-    return dict(learning_rate=0.0, weight_decay=cfg.weight_decay, clip=cfg.clip or 1.0, b1=cfg.b1, b2=cfg.b2,
-                eps=cfg.eps)
+    return {"learning_rate": 0.0, "weight_decay": cfg.weight_decay, "clip": cfg.clip or 1.0, "b1": cfg.b1,
+            "b2": cfg.b2, "eps": cfg.eps}
 
 
-def init_state(cfg: OptimConfig, params):
+def init_state(cfg: OptimConfig, params, model: ModelConfig | None = None):
     """Optimizer state for `params` carrying this config's hyperparameters as arrays."""
-    state = make_optimizer(cfg).init(params)
+    state = make_optimizer(cfg, model).init(params)
     values = {k: jnp.asarray(v, jnp.float32) for k, v in hyperparams(cfg).items()}
     return state._replace(hyperparams=values)
 
@@ -88,10 +111,10 @@ def with_learning_rate(state, lr):
 def schedule_params(cfg: OptimConfig, steps: int) -> dict[str, np.ndarray]:
     """The schedule of a run of `steps` steps as float32 data, its kind included (an index into
     SCHEDULES), so that changing the schedule does not recompile the training step."""
-    warmup = int(round(cfg.warmup * steps))
-    decay = int(round(cfg.decay * steps)) if cfg.schedule == "wsd" else 0
-    values = dict(kind=SCHEDULES.index(cfg.schedule), peak=cfg.lr, warmup=warmup, total=steps, decay=max(decay, 1),
-                  final=cfg.final_lr_frac * cfg.lr)
+    warmup = round(cfg.warmup * steps)
+    decay = round(cfg.decay * steps) if cfg.schedule == "wsd" else 0
+    values = {"kind": SCHEDULES.index(cfg.schedule), "peak": cfg.lr, "warmup": warmup, "total": steps,
+              "decay": max(decay, 1), "final": cfg.final_lr_frac * cfg.lr}
     return {k: np.float32(v) for k, v in values.items()}
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.config import ConfigError, RunConfig
-from lab.store import DB_NAME, FINISHED, SCHEMA_VERSION, WEIGHTS_DIR, RunStore, StoreError, check_run_id
+from lab.store import FINISHED, WEIGHTS_DIR, RunStore, check_run_id
+from lab.storedb import DB_NAME, SCHEMA_VERSION, StoreError
 from lab.weights import read_header
 
 PACK_FORMAT = "scaling-lab/pack"

@@ -3,22 +3,27 @@
 One table, three readers:
 
 - `lab.config` validates each field against its entry here (bounds, choices, the words of the
-  message) and the default is the dataclass field's own default;
-- the command line (`lab.cli.add_run_options`) makes a flag per entry for `scaling-lab train` and
-  `scaling-lab sweep` (name, type, default, help; a sweep's list flags such as `--widths`);
+  message); a setting's default is its dataclass field's own (`lab.config.default`);
+- the command line (`lab.cli.options.add_run_options`) makes a flag per entry for `scaling-lab train`
+  and `scaling-lab sweep` (name, type, default, help; a sweep's list flags such as `--widths`);
 - the app's run form (`widgets.fields`) makes a control per entry marked with a form section
-  (label, tooltip, slider range, choices), and the share link uses the same names.
+  (label, tooltip, slider range, choices), and the share link uses the same names, checked
+  against the same bounds as the config (a control widens to show a value beyond its slider).
 
 Errors the engine raises name settings through `Name` and suggest values through `Fix`, so each
 front end spells them its own way: `width must be ...; try --width 64` on the command line,
 `Width must be ...; try Width = 64` in the app, `width=64` in plain `str(error)`.
 
+A setting's other facts live in its entry too: whether it was added after runs were first
+stored (`later`: `lab.config.LATER_FIELDS`, so old run ids stay), whether it shapes the compiled
+program (`shape`: `RunConfig.shape_id`) and whether runs of one family share it (`family`:
+`lab.family.OUTSIDE`).
+
 To add a setting: add the field (with its default) to its dataclass in `lab.config` and an entry
-to `SETTINGS` here; use it in the engine; test it. Pure Python: no JAX, no `lab.config` import at
-load time (`lab.config` imports this module).
+to `SETTINGS` here (`later=True` for any setting added from now on); use it in the engine; test it. Pure Python, no imports of the lab's own: `lab.config`
+imports this module.
 """
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,7 +36,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PARAMETERISATIONS = ("standard", "mup")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
-_FROM_CONFIG = object()   # the default is the dataclass field's default
 FORM_SECTIONS = ("Model", "Data", "Optimizer", "Run")   # the app's run form, in this order
 
 
@@ -50,8 +54,13 @@ class Setting:
     word: str = ""             # how messages name it when not `name` ("learning rate")
     note: str = ""             # said after the bounds in a refusal, e.g. "(a fraction of the run's steps)"
     fix: object = None         # the value a refusal suggests (default: the default)
-    default_: object = _FROM_CONFIG   # only for settings that are not RunConfig fields
+    default_: object = None    # only for settings that are not RunConfig fields (`lab.config.default`)
     config: bool = True        # a RunConfig field (False: how to run it, e.g. the number of seeds)
+    later: bool = False        # added after runs were first stored: left out of the canonical JSON (and so of
+                               # the run id) at its default, so that every run stored before keeps its id
+    family: bool = True        # runs of one family share it (False: it varies along a family: size, tokens, seed)
+    shape: str = ""            # in the compiled program's shape (`RunConfig.shape_id`): "value", or "on" for only
+                               # whether it is non-zero (clip on or off); "": data fed to the program
     flag: str | None = ""      # command-line flag ("": --name with dashes; None: no flag)
     metavar: str | None = None
     sweep: bool = True         # `scaling-lab sweep` takes the flag too
@@ -70,20 +79,6 @@ class Setting:
     @property
     def words(self) -> str:
         return self.word or self.key
-
-    @property
-    def default(self):
-        if self.default_ is not _FROM_CONFIG:
-            return self.default_
-        from lab import config   # pure Python, loaded by now whenever a default is asked for
-        part, _, field = self.path.rpartition(".")
-        cls = {"": config.RunConfig, "model": config.ModelConfig, "optim": config.OptimConfig,
-               "data": config.DataConfig}[part]
-        return next(f.default for f in dataclasses.fields(cls) if f.name == field)
-
-    @property
-    def fix_value(self):
-        return self.default if self.fix is None else self.fix
 
     @property
     def cli_flag(self) -> str | None:
@@ -105,29 +100,30 @@ SETTINGS = (
       choices=ARCHS, word="architecture", form="Model",
       tip="gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent baseline Kaplan et al. (2020) compare "
           "against; cnn: a causal convolutional model, each block a dilated convolution over the past (dilations "
-          "doubling per block, so it sees the whole context) and the Transformer's MLP"),
+          "doubling per block, so it sees the whole context) and the Transformer's MLP", shape="value"),
     S("model.width", "int", "Width", "residual width d_model (LSTM: hidden size; CNN: channels)", 1, 16384,
       unit="features", metavar="W", sweep_flag="--widths",
       sweep_help="widths; with --tokens-per-param the ladder's 32,48,64,80,96,128", form="Model",
-      tip="Size of each token's vector inside the model (d_model). Parameters grow like width²", suggest=(8, 2048)),
+      tip="Size of each token's vector inside the model (d_model). Parameters grow like width²", suggest=(8, 2048),
+      shape="value", family=False),
     S("model.depth", "int", "Depth", "number of blocks / LSTM layers / CNN blocks", 1, 256, unit="blocks", metavar="L",
       sweep_flag="--depths", sweep_help="depths", form="Model",
       tip="Number of Transformer blocks (or LSTM layers, or convolutional blocks) stacked on top of each other",
-      suggest=(1, 48)),
+      suggest=(1, 48), shape="value", family=False),
     S("model.heads", "int", "Heads", "attention heads; must divide width", 1, 1024, form="Model",
-      tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64)),
+      tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64), shape="value"),
     S("model.head_dim", "int", "Head size", "when > 0, heads = width / head size (the head size stays fixed as "
       "width grows, as a ladder wants); 0: use --heads", 0, 4096, unit="dimensions",
       tip="0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
-          "heads follows the width, so models of a ladder differ in width only"),
+          "heads follows the width, so models of a ladder differ in width only", shape="value", later=True),
     S("model.kernel", "int", "Kernel size", "cnn only: taps of each block's causal convolution; 0: the smallest "
       "kernel whose receptive field, with dilations doubling per block, covers the context", 0, 65536, unit="taps",
       metavar="K",
       tip="0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
-          "has this many taps, dilated 1, 2, 4, ... block by block"),
+          "has this many taps, dilated 1, 2, 4, ... block by block", shape="value", later=True),
     S("model.context", "int", "Context", "tokens per sequence", 2, 65536, unit="tokens", form="Model",
-      tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024)),
-    S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS),
+      tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024), shape="value"),
+    S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS, shape="value"),
     S("model.param", "choice", "Parameterisation",
       "standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width transfers "
       "to other widths)", choices=PARAMETERISATIONS, word="parameterisation", form="Model",
@@ -136,13 +132,16 @@ SETTINGS = (
       tip="How the weights are initialised and how each layer's learning rate scales with width. standard: one "
           "learning rate for all (GPT-2). μP (maximal update parameterisation, Yang et al. 2022): a learning rate "
           "tuned on a small model (width 64) transfers to wider ones, so a scaling ladder needs no new tuning per "
-          "size (Transformer and Adam-type optimizers)"),
-    S("model.base_width", "int", "Base width", "with --param mup: the width where μP equals standard", 1, 16384),
-    S("model.vocab", "int", "Vocabulary", "tokens in the vocabulary (bytes: 256)", 2, 1 << 20, flag=None),
+          "size (Transformer and Adam-type optimizers)", shape="value", later=True),
+    S("model.base_width", "int", "Base width", "with --param mup: the width where μP equals standard", 1, 16384,
+      shape="value", later=True),
+    S("model.vocab", "int", "Vocabulary", "tokens in the vocabulary (bytes: 256)", 2, 1 << 20, flag=None,
+      shape="value"),
     # --- optimizer
     S("optim.name", "choice", "Optimizer", "the update rule", choices=OPTIMIZERS, name="optimizer", metavar="NAME",
       sweep_flag="--optimizers", sweep_help="optimizers", form="Optimizer",
-      tip="The rule that turns gradients into weight updates; AdamW is the usual choice for Transformers"),
+      tip="The rule that turns gradients into weight updates; AdamW is the usual choice for Transformers",
+      shape="value"),
     S("optim.lr", "float", "Learning rate", "peak learning rate", 0.0, 100.0, open_low=True, word="learning rate",
       metavar="LR", sweep_flag="--lrs", sweep_help="learning rates", form="Optimizer",
       tip="Peak step size. Too small learns slowly; too large diverges (the loss blows up). Log scale",
@@ -158,7 +157,7 @@ SETTINGS = (
     S("optim.final_lr_frac", "float", "Final learning rate", "cosine/linear/wsd end at lr x this", 0.0, 1.0,
       flag=None),
     S("optim.weight_decay", "float", "Weight decay", "weight decay; 0 = off", 0.0, 10.0),
-    S("optim.clip", "float", "Gradient clip", "gradient-norm clip, 0 = off", 0.0),
+    S("optim.clip", "float", "Gradient clip", "gradient-norm clip, 0 = off", 0.0, shape="on"),
     S("optim.b1", "float", "b1", "first-moment decay / momentum", 0.0, 1.0, flag=None),
     S("optim.b2", "float", "b2", "second-moment decay", 0.0, 1.0, flag=None),
     S("optim.eps", "float", "eps", "Adam's epsilon", 0.0, 1.0, open_low=True, flag=None),
@@ -170,27 +169,29 @@ SETTINGS = (
       tip="Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
           "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
           "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
-          "file: upload one"),
-    S("data.path", "text", "Text file", "file path (source file) or dataset name (source hf)", flag="--data"),
-    S("data.hf_split", "text", "Split", "the Hugging Face dataset's split", flag=None),
-    S("data.hf_field", "text", "Field", "the Hugging Face dataset's text field", flag=None),
-    S("data.markov_order", "int", "Markov order", "synthetic chain order", 1, 6),
-    S("data.markov_symbols", "int", "Markov symbols", "synthetic alphabet", 2, 256),
+          "file: upload one", shape="value"),
+    S("data.path", "text", "Text file", "file path (source file) or dataset name (source hf)", flag="--data",
+      shape="value"),
+    S("data.hf_split", "text", "Split", "the Hugging Face dataset's split", flag=None, shape="value"),
+    S("data.hf_field", "text", "Field", "the Hugging Face dataset's text field", flag=None, shape="value"),
+    S("data.markov_order", "int", "Markov order", "synthetic chain order", 1, 6, shape="value"),
+    S("data.markov_symbols", "int", "Markov symbols", "synthetic alphabet", 2, 256, shape="value"),
     S("data.markov_zipf", "float", "Markov skew", "synthetic: skew of each next-symbol distribution", 0.0, 10.0,
-      flag=None),
-    S("data.markov_seed", "int", "Markov seed", "synthetic: which random chain", 0, flag=None),
+      flag=None, shape="value"),
+    S("data.markov_seed", "int", "Markov seed", "synthetic: which random chain", 0, flag=None, shape="value"),
     S("data.markov_tokens", "int", "Markov tokens", "synthetic: length of the generated text", 10_000, 100_000_000,
-      flag=None),
+      flag=None, shape="value"),
     S("data.val_fraction", "float", "Validation fraction", "share of the text held out for validation", 0.0, 0.5,
-      open_low=True, flag=None),
+      open_low=True, flag=None, shape="value"),
     # --- the run
     S("tokens", "int", "Data (tokens)", "training tokens D, e.g. 2e5", 1, 10 ** 15, unit="tokens", metavar="D",
       sweep_flag="--tokens", sweep_help="training tokens, e.g. 1e5,3e5", form="Data",
       tip="Training tokens D: how much text the model reads in total (bytes; repeats once the dataset is used "
-          "up). Log scale. Not used when Tokens per parameter is set", suggest=(1_000, 1_000_000_000), log=True),
+          "up). Log scale. Not used when Tokens per parameter is set", suggest=(1_000, 1_000_000_000), log=True,
+      family=False),
     S("seed", "int", "Seed", "random seed", 0, 2 ** 31 - 1, metavar="S", sweep_flag="--seeds",
       sweep_help="seeds, e.g. 0,1,2", form="Run",
-      tip="Random seed for the initial weights and the order of the data", suggest=(0, 1_000_000)),
+      tip="Random seed for the initial weights and the order of the data", suggest=(0, 1_000_000), family=False),
     S("seeds", "int", "Seeds", "train this many seeds (seed, seed+1, ...) at once through vmap", 1, None,
       default_=1, config=False, sweep=False, form="Run",
       tip="Train this many seeds (seed, seed+1, ...) at once to see the spread", suggest=(1, 8)),
@@ -199,22 +200,27 @@ SETTINGS = (
       unit="tokens per parameter", fix=20, metavar="R", form="Data",
       tip="0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
           "parameters); 20 is Chinchilla's compute-optimal ratio (Hoffmann et al. 2022), so a bigger model then "
-          "reads more text", suggest=(0.0, 10_000.0)),
+          "reads more text", suggest=(0.0, 10_000.0), later=True),
     S("batch", "int", "Batch size", "sequences per step", 1, 1 << 16, unit="sequences", form="Optimizer",
-      tip="Sequences per optimizer step; more is smoother but fewer steps for the same data", presets=BATCHES),
-    S("evals", "int", "Evaluations", "validation evaluations per run", 1, 10_000),
-    S("eval_tokens", "int", "Evaluation tokens", "held-out tokens per evaluation", 1, 10 ** 9, unit="tokens"),
-    S("precision", "choice", "Precision", "auto: bf16 matmuls on GPU/TPU, fp32 on CPU", choices=PRECISIONS),
+      tip="Sequences per optimizer step; more is smoother but fewer steps for the same data", presets=BATCHES,
+      shape="value"),
+    S("evals", "int", "Evaluations", "validation evaluations per run", 1, 10_000, family=False),
+    S("eval_tokens", "int", "Evaluation tokens", "held-out tokens per evaluation", 1, 10 ** 9, unit="tokens",
+      family=False),
+    S("precision", "choice", "Precision", "auto: bf16 matmuls on GPU/TPU, fp32 on CPU", choices=PRECISIONS,
+      shape="value"),
     S("target_loss", "float", "Target loss", "stop once the validation loss reaches this (nats/token); 0 = off",
       0.0, 1000.0, unit="nats/token", form="Run",
       tip="0: train all the planned tokens. Above 0: stop as soon as an evaluation's validation loss is at or below "
-          "this many nats/token; the run is kept as done, with the step it stopped at", suggest=(0.0, 8.0)),
+          "this many nats/token; the run is kept as done, with the step it stopped at", suggest=(0.0, 8.0), later=True),
     S("patience", "int", "Patience", "stop once the validation loss has not improved for this many evaluations; "
       "0 = off", 0, 10_000, unit="evaluations", form="Run",
       tip="0: never stop early. Above 0: stop when this many evaluations in a row have not beaten the best "
-          "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)", suggest=(0, 100)),
+          "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)", suggest=(0, 100),
+      later=True),
     S("attempt", "int", "Attempt", "0: the run; k > 0: its k-th retrain, stored beside the finished run under its "
-      "own id (set by Train again and `scaling-lab train --force`)", 0, 10_000, flag=None, sweep=False),
+      "own id (set by Train again and `scaling-lab train --force`)", 0, 10_000, flag=None, sweep=False,
+      later=True, family=False),
 )
 del S
 
@@ -255,7 +261,8 @@ class Fix:
     value: object
 
 
-def _value(v) -> str:
+def shown(v) -> str:
+    """A value as messages and help texts write it: floats in `%g` form (0.003, 2e+05)."""
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -266,14 +273,20 @@ def plain_name(path: str) -> str:
 
 def plain_fix(path: str, value) -> str:
     s = BY_PATH.get(path)
-    return f"{s.key if s else path}={_value(value)}"
+    return f"{s.key if s else path}={shown(value)}"
+
+
+def cli_name(path: str) -> str:
+    """A setting named by its flag (`--target-loss`); one without a flag by its plain name."""
+    s = BY_PATH.get(path)
+    return (s and s.cli_flag) or plain_name(path)
 
 
 def cli_fix(path: str, value, *, sweep: bool = False) -> str:
     """`--width 64` (in a sweep `--widths 64`); a setting without a flag keeps its plain spelling."""
     s = BY_PATH.get(path)
     flag = s and ((sweep and s.sweep_flag) or s.cli_flag)
-    return f"{flag} {_value(value)}" if flag else plain_fix(path, value)
+    return f"{flag} {shown(value)}" if flag else plain_fix(path, value)
 
 
 def app_name(path: str) -> str:
@@ -283,7 +296,7 @@ def app_name(path: str) -> str:
 
 def app_fix(path: str, value) -> str:
     s = BY_PATH.get(path)
-    return f"{s.label} = {_value(value)}" if s else plain_fix(path, value)
+    return f"{s.label} = {shown(value)}" if s else plain_fix(path, value)
 
 
 def spell(parts, name=plain_name, fix=plain_fix) -> str:

@@ -2,8 +2,9 @@
 
 One module, over the usual size, because its parts share one invariant and are only safe
 together: a run's record is complete or absent. The queue of runs asked for (`lab.runqueue`),
-process liveness (`lab.liveness`) and the weights format (`lab.weights`) live in modules of
-their own, on this store's connections and transactions.
+process liveness (`lab.liveness`), the weights format (`lab.weights`), the database's tables,
+connections and upgrades (`lab.storedb`), who asked (`lab.asker`) and the records it hands out
+(`lab.records`) live in modules of their own, on this store's connections and transactions.
 
 - Commit: the weights file is written first (temp file, fsync, `os.replace`), then the
   result, the status and the whole curve go in ONE transaction. A run counts as finished
@@ -35,13 +36,11 @@ Keep a store on a local disk: SQLite's locks are not reliable on network file sy
 Clusters share results through one driver that writes the store (`lab.sweep.RayExecutor`, the
 training service with `--workers ray`).
 
-Layout of a store folder: `runs.sqlite` (+ `-wal`, `-shm`) and `weights/<run_id>.eqx`
-(`lab.weights`). Schema 2 added the queue, requests, pages, settings and tasks tables and the
-runs' asker and cancel columns; a schema-1 store is upgraded in place when opened.
+Layout of a store folder: `runs.sqlite` (+ `-wal`, `-shm`; its tables in `lab.storedb`) and
+`weights/<run_id>.eqx` (`lab.weights`).
 """
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -51,105 +50,26 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-from lab.config import ConfigError, RunConfig
-from lab.counting import flops_per_token, param_counts
-from lab.family import family_key
+from lab import storedb
+from lab.asker import Asker
+from lab.config import RunConfig
 from lab.jsonsafe import json_safe
 from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
+from lab.records import COLUMNS, RunRecord, result_from_dict
 from lab.schema import BY_PATH
+from lab.storedb import DB_NAME, SCHEMA_VERSION, StoreError
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 from lab.weights import read_weights
 
 __all__ = ["RunStore", "RunRecord", "Claims", "StoreTracker", "StoreError", "FINISHED", "COLUMNS", "LEASE_S",
-           "SCHEMA_VERSION", "check_run_id", "default_path", "result_from_dict", "when_words"]
+           "SCHEMA_VERSION", "check_run_id", "default_path", "result_from_dict"]
 
-SCHEMA_VERSION = 2
-DB_NAME = "runs.sqlite"
 WEIGHTS_DIR = "weights"
-BUSY_TIMEOUT_MS = 60_000  # wait this long for another process's write lock before failing
 FINISHED = ("done", "diverged")   # terminal: not retrained unless forced
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 
-SCHEMA = """
-CREATE TABLE runs (
-    run_id    TEXT PRIMARY KEY CHECK (length(run_id) = 16),
-    shape_id  TEXT NOT NULL,
-    config    TEXT NOT NULL,               -- canonical JSON of the RunConfig
-    status    TEXT NOT NULL CHECK (status IN ('running','done','diverged','cancelled','failed','interrupted')),
-    attempts  INTEGER NOT NULL DEFAULT 0,  -- times training started (claims)
-    owner     TEXT,                        -- host|boot:pidns|pid|start|thread training it
-    heartbeat REAL,                        -- unix time of the owner's last sign of life
-    budget    REAL,                        -- IsoFLOP compute budget the run was planned for, if any
-    created   REAL NOT NULL,
-    started   REAL,
-    finished  REAL,
-    error     TEXT,                        -- failed / interrupted: why
-    result    TEXT,                        -- JSON of RunResult.to_dict() without config and curve
-    weights   INTEGER NOT NULL DEFAULT 0   -- 1 once weights/<run_id>.eqx was written
-);
-CREATE INDEX runs_status ON runs(status);
-CREATE TABLE curves (
-    run_id  TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    step    INTEGER NOT NULL,
-    metrics TEXT NOT NULL,                 -- JSON of Event.metrics()
-    PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
-"""
-
-# Schema 2: the training service's queue (lab.runqueue) and who asked for each run.
-SCHEMA_2 = """
-ALTER TABLE runs ADD COLUMN asked_by TEXT;            -- the asker's browser id (NULL: command line, scripts)
-ALTER TABLE runs ADD COLUMN asked_name TEXT;          -- their display name
-ALTER TABLE runs ADD COLUMN asked_role TEXT;          -- student or teacher
-ALTER TABLE runs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;   -- 1: nobody waits for it any more, stop it
-CREATE TABLE queue (                                  -- runs asked for, not started yet
-    run_id   TEXT PRIMARY KEY CHECK (length(run_id) = 16),
-    config   TEXT NOT NULL,
-    batch    TEXT NOT NULL,                           -- runs equal but for their seed train together (vmap)
-    budget   REAL,
-    queued   REAL NOT NULL                            -- first asked (a requeued run keeps its place)
-);
-CREATE TABLE requests (                               -- who waits for which run (queued or running)
-    run_id   TEXT NOT NULL,
-    page     TEXT NOT NULL,                           -- the asking page
-    client   TEXT NOT NULL,                           -- its browser (pages of one browser share it)
-    name     TEXT NOT NULL,
-    role     TEXT NOT NULL CHECK (role IN ('student','teacher')),
-    asked    REAL NOT NULL,
-    PRIMARY KEY (run_id, page)
-) WITHOUT ROWID;
-CREATE INDEX requests_page ON requests(page);
-CREATE TABLE pages (                                  -- open pages of the app
-    page     TEXT PRIMARY KEY,
-    client   TEXT NOT NULL,
-    name     TEXT NOT NULL,
-    role     TEXT NOT NULL,
-    owner    TEXT NOT NULL,                           -- the page's kernel process (lab.liveness)
-    opened   REAL NOT NULL,
-    beat     REAL                                     -- the browser's last heartbeat (NULL: none yet)
-) WITHOUT ROWID;
-CREATE TABLE settings (                               -- limits, and what the training service says of itself
-    key      TEXT PRIMARY KEY,
-    value    TEXT NOT NULL                            -- JSON
-) WITHOUT ROWID;
-CREATE TABLE tasks (                                  -- small jobs for the service (text samples)
-    id       INTEGER PRIMARY KEY,
-    kind     TEXT NOT NULL,
-    args     TEXT NOT NULL,                           -- JSON
-    page     TEXT,
-    status   TEXT NOT NULL CHECK (status IN ('waiting','running','done','failed')),
-    owner    TEXT,
-    result   TEXT,                                    -- JSON
-    created  REAL NOT NULL
-);
-"""
-
-
-class StoreError(ConfigError):
-    """A store problem a user can fix (unknown run id, newer schema, a path that is not a folder)."""
 
 
 def default_path() -> Path:
@@ -169,151 +89,8 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def when_words(t: float | None, now: float | None = None) -> str:
-    """When a run finished, in words: 'today at 14:05 (3 min ago)', 'on 2025-03-02 at 09:10 (4 days ago)'."""
-    if not t:
-        return "at an unknown time"
-    now = time.time() if now is None else now
-    ago = max(0.0, now - t)
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if ago >= 1.5 * size or unit == "min" and ago >= 60:
-            span = f"{ago / size:.0f} {unit}"
-            break
-    else:
-        span = f"{ago:.0f} s"
-    local = time.localtime(t)
-    day = "today" if time.strftime("%Y%m%d", local) == time.strftime("%Y%m%d", time.localtime(now)) \
-        else time.strftime("on %Y-%m-%d", local)
-    return f"{day} at {time.strftime('%H:%M', local)} ({span} ago)"
-
-
-def _connect(db_path: Path, *, create: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit); `create=False` never
-    recreates a store deleted meanwhile."""
-    target = str(db_path) if create else Path(db_path).absolute().as_uri() + "?mode=rw"
-    con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
-                          uri=not create)
-    con.row_factory = sqlite3.Row
-    con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    con.execute("PRAGMA foreign_keys = ON")
-    con.execute("PRAGMA synchronous = NORMAL")
-    return con
-
-
-def _script(con: sqlite3.Connection, script: str) -> None:
-    """Run `;`-separated statements inside the caller's transaction (executescript would commit)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            con.execute(statement)
-
-
-def _busy(e: sqlite3.Error) -> bool:
-    """SQLite's "database is locked / busy": another process holds the lock, nothing is wrong."""
-    return getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or \
-        "locked" in str(e) or "busy" in str(e)
-
-
 def _dumps(value) -> str:
     return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _float(value) -> float:
-    return math.nan if value is None else float(value)
-
-
-def result_from_dict(d: dict, config: RunConfig, curve=()) -> RunResult:
-    """Inverse of `RunResult.to_dict` (without the model): nulls back to NaN where a float belongs."""
-    fields = {f.name for f in dataclasses.fields(RunResult)} - {"config", "curve", "model"}
-    kw = {k: d.get(k) for k in fields}
-    for k in ("train_loss", "eval_loss", "eval_bpb", "flops", "epochs", "wall_s", "first_step_s", "tokens_per_s",
-              "unigram_loss"):
-        kw[k] = _float(kw[k])
-    return RunResult(config=config, curve=tuple(curve), **kw)
-
-
-ROLES = ("student", "teacher")
-NAME_MAX = 40
-
-
-def clean_name(name: str) -> str:
-    """A display name as typed: whitespace collapsed, control characters dropped, at most
-    NAME_MAX characters. It is shown escaped wherever it appears (never as markup)."""
-    text = " ".join("".join(ch for ch in str(name) if ch.isprintable()).split())
-    return text[:NAME_MAX]
-
-
-@dataclass(frozen=True)
-class Asker:
-    """Who asks for runs: a page of the app, the browser it runs in (`client`, the same for a
-    browser's tabs), a display name, and a role (student, or the teacher holding the token)."""
-    client: str
-    name: str = ""
-    role: str = "student"
-    page: str = ""
-
-    def __post_init__(self):
-        if self.role not in ROLES:
-            raise StoreError(f"role must be student or teacher, got {self.role!r}")
-        if not self.client or len(self.client) > 64:
-            raise StoreError(f"an asker needs a client id of 1 to 64 characters, got {self.client!r}")
-        object.__setattr__(self, "name", clean_name(self.name))
-
-    @property
-    def teacher(self) -> bool:
-        return self.role == "teacher"
-
-    @property
-    def label(self) -> str:
-        return self.name or f"guest {self.client[:4]}"
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of the store: a run in any state, with its result once it has one."""
-    run_id: str
-    config: RunConfig
-    status: str                # running, done, diverged, cancelled, failed or interrupted
-    attempts: int              # times training started
-    error: str | None          # failed / interrupted: why
-    budget: float | None       # IsoFLOP budget the run was planned for
-    created: float
-    started: float | None
-    finished: float | None
-    owner: str | None          # the process training it (status running)
-    has_weights: bool
-    result: RunResult | None   # done, diverged, cancelled
-    asked_by: str | None = None      # the asking page's browser id (None: the command line or a script)
-    asked_name: str | None = None    # their display name
-    asked_role: str | None = None    # student or teacher
-
-    def to_dict(self) -> dict:
-        """Flat: status fields, the config's main knobs, and the result's numbers (null until trained)."""
-        m, o = self.config.model, self.config.optim
-        counts = param_counts(m)
-        d = {"run_id": self.run_id, "status": self.status, "attempts": self.attempts, "attempt": self.config.attempt,
-             "error": self.error,
-             "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
-             "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
-             "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
-             "param": m.param, "tokens_per_param": self.config.tokens_per_param,
-             "family": family_key(self.config),
-             "data": self.config.data.source, "planned_tokens": self.config.tokens_trained,
-             "params_total": counts.total, "params_embedding": counts.embedding,
-             "params_non_embedding": counts.non_embedding, "flops_per_token": flops_per_token(m),
-             "tokens": None, "flops": None, "train_loss": None, "eval_loss": None, "eval_bpb": None,
-             "steps": None, "epochs": None, "wall_s": None, "first_step_s": None, "tokens_per_s": None,
-             "device": None, "diverged_step": None, "stopped": None, "unigram_loss": None, "entropy_rate": None,
-             "dataset": None, "created": self.created, "started": self.started, "finished": self.finished,
-             "asked_by": self.asked_by, "asked_name": self.asked_name, "asked_role": self.asked_role}
-        if self.result is not None:
-            r = self.result.to_dict()
-            d.update({k: r[k] for k in d if k in r and k not in ("run_id", "status")})
-        return json_safe(d)
-
-
-COLUMNS = tuple(RunRecord(run_id="0" * 16, config=RunConfig(), status="done", attempts=0, error=None, budget=None,
-                          created=0.0, started=None, finished=None, owner=None, has_weights=False,
-                          result=None).to_dict())
 
 
 class Claims:
@@ -387,7 +164,7 @@ class RunStore:
                              "pass a writable folder to --store or set $SCALING_LAB_STORE") from None
         self.weights_dir = self.path / WEIGHTS_DIR
         self._local = threading.local()
-        self._migrate()
+        storedb.upgrade(self._con(), self.db_path)
 
     def __repr__(self):
         return f"RunStore({str(self.path)!r})"
@@ -399,63 +176,19 @@ class RunStore:
         con = getattr(self._local, "con", None)
         if con is None or self._local.pid != os.getpid():
             try:
-                con = _connect(self.db_path)
+                con = storedb.connect(self.db_path)
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"cannot open the run store {str(self.db_path)!r} ({e}); "
                                  "pass another --store folder") from None
             self._local.con, self._local.pid = con, os.getpid()
         return con
 
-    @contextlib.contextmanager
     def _tx(self, write: bool = True):
-        """A transaction; writers take SQLite's write lock at BEGIN (IMMEDIATE), so a
-        read-decide-write sequence (a claim) cannot interleave with another process's."""
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        con = self._con()
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    con.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.DatabaseError as e:
-                # Switching to WAL needs the database to itself; SQLite answers "locked" at once
-                # (no busy wait) when another process opening the same new store holds it.
-                if _busy(e) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                if _busy(e):
-                    raise StoreError(f"the run store {str(self.db_path)!r} stayed locked by another process for "
-                                     f"{BUSY_TIMEOUT_MS // 1000} s ({e}); try again, or pass another --store folder"
-                                     ) from None
-                raise StoreError(f"{str(self.db_path)!r} is not a run store database ({e}); "
-                                 "pass another --store folder") from None
-        with self._tx() as con:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"the run store {str(self.db_path)!r} has schema version {version}, newer than this "
-                                 f"scaling-lab reads ({SCHEMA_VERSION}); upgrade scaling-lab or use another --store")
-            if version == 0:
-                if con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'runs'").fetchone()[0]:
-                    raise StoreError(f"{str(self.db_path)!r} holds a 'runs' table without a schema version; "
-                                     "it was not written by scaling-lab; use another --store")
-                _script(con, SCHEMA)
-            if version < 2:
-                _script(con, SCHEMA_2)
-            if version < SCHEMA_VERSION:
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """A transaction on this thread's connection (`lab.storedb.transaction`)."""
+        return storedb.transaction(self._con(), write)
 
     def _ensure_heartbeat(self) -> None:
-        ensure_heartbeat(self.db_path, _connect)
+        ensure_heartbeat(self.db_path, storedb.connect)
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""

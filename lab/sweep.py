@@ -1,288 +1,26 @@
-"""Sweep plans (grids, ladders, IsoFLOP budgets) and the sweep that trains one against a store.
+"""A sweep: a plan (`lab.plans`) trained against the run store, resumably, and its report.
 
-One module, over the usual size, because a plan and the sweep that runs it share one contract:
-the store decides what still needs training (claims), executors (`lab.executors`) only place
-work, and estimates (`lab.estimate`) take the plan's configs.
-
-- Plans are pure and frozen: `grid` (width x depth x tokens x optimizer x lr x seed) and
-  `isoflop` (for each compute budget C and model size, D = C / flops_per_token, rounded to
-  whole steps). `Plan.summary()` states runs, FLOPs and an estimated time.
-- `run_sweep(plan, store)` trains what the store does not hold yet. Runs already done (or
-  diverged) are reused, interrupted, failed and cancelled ones are trained again, runs another
-  process is training are waited for. Same-shape runs that differ only in their seed train
-  together through `vmap` (`train_seeds`): one compiled program, one dispatch per chunk.
-- Executors: `lab.executors.LocalExecutor` trains in this process (trackers see every event);
-  `lab.executors.RayExecutor` sends each group of seeds to a Ray task and stays the store's
-  single writer.
+`run_sweep(plan, store)` trains what the store does not hold yet. Runs already done (or
+diverged) are reused, interrupted, failed and cancelled ones are trained again, runs another
+process is training are waited for. Same-shape runs that differ only in their seed train
+together through `vmap` (`train_seeds`): one compiled program, one dispatch per chunk. The store
+decides what needs training (claims); executors (`lab.executors`) only place the work: in this
+process, where trackers see every event, or as Ray tasks, the store's single writer staying
+here. `SweepBar` is the command line's progress bar over a sweep.
 """
 
-import itertools
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from lab.config import ConfigError, RunConfig
-from lab.counting import flops_per_token, param_counts, run_flops
-from lab.estimate import Estimate, Speed, estimate, format_seconds
+from lab.config import ConfigError
+from lab.estimate import Estimate, Speed, estimate
 from lab.executors import LocalExecutor, RayExecutor
-from lab.store import FINISHED, Claims, RunRecord, RunStore, StoreError, cancel_requested
-from lab.trackers import Tracker
-
-CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at the compute optimum (Hoffmann et al. 2022)
-
-
-# --- plans -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Plan:
-    """The runs of a sweep, in training order (same-shape runs adjacent, seeds innermost)."""
-    configs: tuple[RunConfig, ...]
-    budgets: tuple[float | None, ...] = ()   # IsoFLOP budget C of each run (None in grids)
-    refused: tuple[str, ...] = ()            # points left out, each with its reason
-    description: str = ""
-
-    def __post_init__(self):
-        if not self.budgets:
-            object.__setattr__(self, "budgets", (None,) * len(self.configs))
-        if len(self.budgets) != len(self.configs):
-            raise ValueError(f"a plan needs one budget per config, got {len(self.budgets)} for {len(self.configs)}")
-        ids = [c.run_id for c in self.configs]
-        if len(set(ids)) != len(ids):
-            raise ConfigError("a plan lists the same run twice; remove the duplicate values")
-
-    def __len__(self) -> int:
-        return len(self.configs)
-
-    def __iter__(self):
-        return iter(self.configs)
-
-    @property
-    def run_ids(self) -> tuple[str, ...]:
-        return tuple(c.run_id for c in self.configs)
-
-    @property
-    def total_flops(self) -> float:
-        return float(sum(run_flops(c) for c in self.configs))
-
-    @property
-    def shapes(self) -> int:
-        """Distinct compiled programs the plan needs."""
-        return len({c.shape_id for c in self.configs})
-
-    def groups(self, max_seeds: int = 16) -> list[list[int]]:
-        """Indices of runs that differ only by seed (trained together), at most `max_seeds` each."""
-        by_key: dict[str, list[int]] = {}
-        for i, c in enumerate(self.configs):
-            by_key.setdefault(c.replace(seed=0).run_id, []).append(i)
-        return [g[k:k + max_seeds] for g in by_key.values() for k in range(0, len(g), max(1, max_seeds))]
-
-    def estimate(self, store: RunStore | None = None, speed: Speed | None = None) -> Estimate:
-        """Time to train the runs the store does not hold yet on `speed`'s device (default: this
-        process's, measured; a page passes the training service's): see `lab.estimate`."""
-        if speed is None:
-            from lab.estimate import local_speed
-            speed = local_speed()
-        return estimate(self.configs, store.records() if store is not None else (), speed)
-
-    def summary(self, store: RunStore | None = None, speed: Speed | None = None) -> str:
-        """Runs, FLOPs and estimated time, in a few lines for people."""
-        est = self.estimate(store, speed)
-        lines = [f"{self.description or 'sweep'}: {len(self)} runs over {self.shapes} shapes, "
-                 f"{self.total_flops:.3g} training FLOPs"]
-        if est.done:
-            lines.append(f"  {est.done} already finished in the store, {est.runs} to train ({est.flops:.3g} FLOPs)")
-        lines.append(f"  estimated time {format_seconds(est.seconds)} ({est.source})")
-        budgets = sorted({b for b in self.budgets if b is not None})
-        for b in budgets:
-            sizes = [c for c, cb in zip(self.configs, self.budgets) if cb == b]
-            lines.append(f"  budget C={b:.3g}: " + ", ".join(
-                f"N={param_counts(c.model).total:,}/D={c.tokens_trained:,}" for c in sizes
-                if c.seed == sizes[0].seed))
-        if any(c.tokens_per_param for c in self.configs):
-            sizes = {}
-            for c in self.configs:
-                sizes.setdefault((c.model.width, c.model.depth), c)
-            lines.append("  sizes: " + ", ".join(f"{w}x{d} N={param_counts(c.model).total:,} D={c.tokens_trained:,}"
-                                                  for (w, d), c in sizes.items()))
-        for reason in self.refused:
-            lines.append(f"  left out: {reason}")
-        return "\n".join(lines)
-
-
-def _values(name: str, values, default) -> list:
-    if values is None:
-        return [default]
-    values = list(dict.fromkeys(values))   # drop repeats, keep order
-    if not values:
-        raise ConfigError(f"{name} is empty; give at least one value or leave it out")
-    return values
-
-
-def grid(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequence[int] | None = None,
-         tokens: Sequence[int] | None = None, optimizers: Sequence[str] | None = None,
-         lrs: Sequence[float] | None = None, seeds: Sequence[int] | None = None) -> Plan:
-    """Every combination of the given values; a value left out keeps `base`'s.
-
-    Raises:
-        ConfigError: an empty list, or a combination that is not a valid config (the message
-            names the point and the fix).
-    """
-    ws, ds = _values("widths", widths, base.model.width), _values("depths", depths, base.model.depth)
-    ts = [int(t) for t in _values("tokens", tokens, base.tokens)]
-    os_, ls = _values("optimizers", optimizers, base.optim.name), _values("lrs", lrs, base.optim.lr)
-    ss = _values("seeds", seeds, base.seed)
-    configs = []
-    for w, d, o, lr, t, s in itertools.product(ws, ds, os_, ls, ts, ss):
-        try:
-            configs.append(base.replace(model__width=w, model__depth=d, optim__name=o, optim__lr=lr, tokens=t, seed=s))
-        except ConfigError as e:
-            raise ConfigError(f"grid point width={w}, depth={d}, optimizer={o}, lr={lr:g}, tokens={t:g}: {e}") from None
-    parts = [f"{k} {','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
-             for k, vs in (("widths", ws), ("depths", ds), ("optimizers", os_), ("lrs", ls), ("tokens", ts),
-                           ("seeds", ss))]
-    return Plan(configs=tuple(configs), description="grid: " + " x ".join(parts))
-
-
-# The default ladder (README, "Scaling laws that predict"), chosen by measurement on this
-# 2-core CPU: eight Transformer sizes spanning 8.4x in parameters (63k to 526k), each trained
-# on 20 tokens per parameter, in about 14 minutes. Its six smaller sizes span 4.5x: fitted on
-# them, the law predicted widths 112, 136 and 160 within 0.8 % (pre-registered,
-# bench/ladder-preregistration.md); fitted on five sizes spanning 3.2x it missed width 136 by
-# 5 %, too short a span to pin E and α. Width 32 sat off the law of the larger sizes, so the
-# ladder starts at 40. μP with the learning rate tuned at width 32 holds the rate right at
-# every width (a standard-parameterisation ladder at the same rate missed by 6 %).
-LADDER_WIDTHS = (40, 48, 56, 64, 80, 96, 112, 136)
-LADDER_PARAM = "mup"
-LADDER_LR = 3e-3
-LADDER_EVAL_TOKENS = 65_536   # a held-out sample 4x the default: the laws compare losses to under 1 %
-
-
-def ladder_base(base: RunConfig) -> RunConfig:
-    """`base` with the ladder's tuned settings (μP, `LADDER_LR`, `LADDER_EVAL_TOKENS`) where they
-    apply: μP only for the Transformer with an Adam-type optimizer (`lab.config.MUP_OPTIMIZERS`)."""
-    from lab.config import MUP_OPTIMIZERS
-    out = base.replace(optim__lr=LADDER_LR, eval_tokens=max(base.eval_tokens, LADDER_EVAL_TOKENS))
-    if base.model.arch == "gpt" and base.optim.name in MUP_OPTIMIZERS:
-        out = out.replace(model__param=LADDER_PARAM)
-    return out
-
-
-def ladder(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequence[int] | None = None,
-           tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM, optimizers: Sequence[str] | None = None,
-           lrs: Sequence[float] | None = None, seeds: Sequence[int] | None = None) -> Plan:
-    """A scaling ladder: models of several sizes, each trained on D = R x N tokens, with
-    N = params_total (Hoffmann et al. 2022 count all parameters in their 20 tokens per
-    parameter) and R = `tokens_per_param`. Every run is of one family, so a law fitted to
-    the smaller rungs can be checked on the larger ones.
-
-    Args:
-        base: everything but width, depth and tokens (its depth is used when `depths` is None).
-        widths: model widths (default `LADDER_WIDTHS`); combined with every depth as in `grid`.
-        tokens_per_param: R (> 0).
-        optimizers, lrs, seeds: as in `grid`.
-    """
-    if not (isinstance(tokens_per_param, (int, float)) and math.isfinite(tokens_per_param) and tokens_per_param > 0):
-        raise ConfigError(f"tokens per parameter must be a positive number, got {tokens_per_param!r}; "
-                          "Chinchilla's compute-optimal ratio is 20")
-    base = base.replace(tokens_per_param=float(tokens_per_param))
-    plan = grid(base, widths=widths or LADDER_WIDTHS, depths=depths, optimizers=optimizers, lrs=lrs, seeds=seeds)
-    return Plan(configs=plan.configs, description=plan.description.replace("grid:", "ladder:", 1).replace(
-        f" x tokens {base.tokens}", "") + f", D = {tokens_per_param:g} x N (N = all parameters), "
-        + ("μP" if base.model.param == "mup" else "standard parameterisation"))
-
-
-def aspect_depth(ratio: float) -> Callable[[int], int]:
-    """A depth rule: depth = max(1, round(width / ratio)) (Kaplan et al. 2020 find loss flat over
-    width/depth ratios of about 20 to 200)."""
-    if not ratio > 0:
-        raise ConfigError(f"the width/depth ratio must be positive, got {ratio}")
-    return lambda width: max(1, round(width / ratio))
-
-
-def _candidate_widths(base: RunConfig) -> list[int]:
-    """Widths an IsoFLOP plan may pick: multiples of the heads (times 2 for rotary's even head
-    size) for the Transformer, multiples of 8 for the LSTM, up to 4096."""
-    m = base.model
-    step = (m.heads * (2 if m.positions == "rotary" else 1)) if m.arch == "gpt" else 8
-    return list(range(step, 4096 + 1, step))
-
-
-def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] | None = None,
-            n_sizes: int | None = None, depth: int | Callable[[int], int] | None = None,
-            span: float = 4.0, seeds: Sequence[int] | None = None) -> Plan:
-    """IsoFLOP profiles (Hoffmann et al. 2022, approach 2): for each budget C, models of several
-    sizes, each trained on D = C / flops_per_token tokens (the store's own FLOP count, so the
-    run's recorded `flops` is C up to half a batch; flops_per_token ≈ 6N for large models).
-
-    Args:
-        base: everything but width, depth and tokens.
-        budgets: compute budgets C in FLOPs.
-        widths: the model widths to try at every budget; or
-        n_sizes: pick this many widths per budget, their N spread evenly in log between
-            N_opt / span and N_opt * span around the Chinchilla guess N_opt = sqrt(C / 120)
-            (from C = 6ND and D = 20N).
-        depth: a fixed depth, or a rule width -> depth (see `aspect_depth`); default base's depth.
-        seeds: seeds per point (default base's seed).
-
-    Returns:
-        A plan whose `refused` names the points left out: a size whose D is less than one batch.
-    """
-    budgets = [float(c) for c in _values("budgets", budgets, None)]
-    for c in budgets:
-        if not (math.isfinite(c) and c > 0):
-            raise ConfigError(f"compute budgets must be positive FLOP counts, got {c}")
-    if (widths is None) == (n_sizes is None):
-        raise ConfigError("an IsoFLOP plan needs either widths=[...] or n_sizes=N (not both); "
-                          "e.g. --isoflop-widths 32,64,128")
-    if n_sizes is not None and (isinstance(n_sizes, bool) or not isinstance(n_sizes, int) or n_sizes < 1):
-        raise ConfigError(f"n_sizes must be a positive whole number, got {n_sizes!r}")
-    rule = depth if callable(depth) else (lambda w, d=depth or base.model.depth: d)
-    ss = _values("seeds", seeds, base.seed)
-    per_step = base.tokens_per_step
-    configs, plan_budgets, refused = [], [], []
-    seen: dict[str, float] = {}
-    for c in budgets:
-        if widths is not None:
-            ws = list(dict.fromkeys(widths))
-        else:
-            cands = _candidate_widths(base)
-            logn = np.log([param_counts(base.replace(model__width=w, model__depth=rule(w)).model).total
-                           for w in cands])
-            n_opt = math.sqrt(c / (6 * CHINCHILLA_TOKENS_PER_PARAM))
-            targets = np.geomspace(n_opt / span, n_opt * span, n_sizes) if n_sizes > 1 else [n_opt]
-            ws = list(dict.fromkeys(cands[int(np.argmin(np.abs(logn - math.log(t))))] for t in targets))
-        for w in ws:
-            try:
-                model_cfg = base.replace(model__width=w, model__depth=rule(w)).model
-            except ConfigError as e:
-                raise ConfigError(f"IsoFLOP width {w}: {e}") from None
-            fpt = flops_per_token(model_cfg)
-            d_tokens = c / fpt
-            if d_tokens < per_step:
-                refused.append(f"C={c:.3g}, width {w}: D = C / flops_per_token = {d_tokens:,.0f} tokens is less than "
-                               f"one batch ({per_step:,} tokens); raise the budget or drop this size")
-                continue
-            tokens = round(d_tokens / per_step) * per_step
-            for s in ss:
-                cfg = base.replace(model__width=w, model__depth=model_cfg.depth, tokens=tokens, seed=s)
-                if cfg.run_id in seen:
-                    refused.append(f"C={c:.3g}, width {w}: the same run as at budget {seen[cfg.run_id]:.3g} "
-                                   "(the budgets are closer than one batch)")
-                    continue
-                seen[cfg.run_id] = c
-                configs.append(cfg)
-                plan_budgets.append(c)
-    if not configs:
-        raise ConfigError("no IsoFLOP point has at least one batch of tokens: " + "; ".join(refused[:3]))
-    desc = (f"IsoFLOP: budgets {','.join(f'{c:.3g}' for c in budgets)} x "
-            + (f"widths {','.join(map(str, widths))}" if widths is not None else f"{n_sizes} sizes per budget"))
-    return Plan(configs=tuple(configs), budgets=tuple(plan_budgets), refused=tuple(refused), description=desc)
-
+from lab.plans import Plan
+from lab.store import FINISHED, Claims, RunRecord, RunStore, StoreError
+from lab.trackers import Tracker, cancel_requested
 
 # --- progress --------------------------------------------------------------------------------
 
@@ -448,6 +186,21 @@ class Sweep:
                            reused=tuple(self.reused),
                            missing=tuple(c.run_id for i, c in enumerate(self.plan.configs) if i not in self.ended),
                            cancelled=self.cancelled)
+
+
+def plan_estimate(plan: Plan, store: RunStore | None = None, speed: Speed | None = None) -> Estimate:
+    """Time to train the plan's runs that `store` does not hold yet, on `speed`'s device (default:
+    this process's, measured; a page passes the training service's): `lab.estimate.estimate`."""
+    if speed is None:   # measure this device (imports JAX)
+        from lab.estimate import local_speed
+
+        speed = local_speed()
+    return estimate(plan.configs, store.records() if store is not None else (), speed)
+
+
+def plan_summary(plan: Plan, store: RunStore | None = None, speed: Speed | None = None) -> str:
+    """The plan in a few lines (`Plan.summary`), its time estimated as in `plan_estimate`."""
+    return plan.summary(plan_estimate(plan, store, speed))
 
 
 def run_sweep(plan: Plan, store: RunStore | str | os.PathLike | None = None, *,

@@ -13,6 +13,13 @@ from typing import Any
 
 from lab.config import RunConfig
 from lab.jsonsafe import json_safe
+from lab.schema import Name
+
+# Why a run ended before its planned tokens (`RunResult.stopped`), as message parts: each front end
+# spells the setting its own way (`lab.schema.spell`): "--patience" on the command line, the
+# form's label in the app.
+STOP_REASONS = {"target": ("the validation loss reached ", Name("target_loss")),
+                "patience": ("the validation loss stopped improving for ", Name("patience"), " evaluations")}
 
 
 

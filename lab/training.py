@@ -12,7 +12,6 @@ are data, not static arguments: a second run of an already-compiled shape starts
 
 import collections
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,11 +23,12 @@ import jax.random as jr
 import numpy as np
 import optax
 
-from lab import optim
+from lab import estimate, optim
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts
 from lab.data import bits_per_byte, epochs, eval_windows, load_dataset, sample_batch
-from lab.models import lr_multipliers, make_model, width_mult
+from lab.device import device_name, memory_limit, platform
+from lab.models import make_model
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 
 CHUNK_SECONDS = 1.0          # aim for a compiled call this long: Stop within a second, little overhead
@@ -44,28 +44,10 @@ def explode_threshold(vocab: int) -> float:
     return 2.0 * math.log(vocab)
 
 
-def platform() -> str:
-    return jax.devices()[0].platform
-
-
-def device_name() -> str:
-    d = jax.devices()[0]
-    return f"{d.platform}:{getattr(d, 'device_kind', d.platform)}"
-
-
-def memory_limit() -> int:
-    """Bytes this process may use on its device: the accelerator's limit, or physical RAM on CPU."""
-    d = jax.devices()[0]
-    stats = d.memory_stats() if d.platform != "cpu" else None
-    if stats and stats.get("bytes_limit"):
-        return int(stats["bytes_limit"])
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def check_memory(cfg: RunConfig, seeds: int = 1) -> None:
     """Refuse, before allocating anything, a run whose estimate exceeds 90 % of the device's memory."""
-    from lab.estimate import Speed, check_memory as check
-    check(cfg, seeds, Speed(device=device_name(), platform=platform(), flops_per_s=0.0, memory_bytes=memory_limit()))
+    estimate.check_memory(cfg, seeds, estimate.Speed(device=device_name(), platform=platform(), flops_per_s=0.0,
+                                                     memory_bytes=memory_limit()))
 
 
 def compute_dtype(cfg: RunConfig):
@@ -99,7 +81,7 @@ def loss_fn(params, static, x, y, dtype):
 
 @eqx.filter_jit
 def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, stop, sched,
-                 *, tx, chunk, batch, context, dtype, explode, width_mult=1.0):
+                 *, tx, chunk, batch, context, dtype, explode):
     """Steps `step0 .. stop - 1` (at most `chunk`) for every seed (leading axis of params,
     opt_state, keys, alive).
 
@@ -115,8 +97,6 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, sto
         loss, grads = jax.value_and_grad(loss_fn)(p, static, x, y, dtype)
         s_new = optim.with_learning_rate(s, optim.learning_rate(step, sched))
         updates, s_new = tx.update(grads, s_new, p)
-        if width_mult != 1.0:   # μP: per-layer learning rates
-            updates = jax.tree.map(lambda u, f: u * f, updates, lr_multipliers(width_mult, p))
         p_new = optax.apply_updates(p, updates)
         good = ok & jnp.isfinite(loss) & (loss < explode)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b), new, old)
@@ -264,21 +244,21 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     bounds = chunk_bounds(steps, chunk)
     n_chunks = len(bounds)
     dtype = compute_dtype(config)
-    tx = optim.make_optimizer(config.optim)
+    tx = optim.make_optimizer(config.optim, m)
 
     t_start = time.perf_counter()
     keys = jnp.stack([jr.PRNGKey(s) for s in seeds])
     init_keys, data_keys = jax.vmap(lambda k: jr.split(k))(keys).transpose(1, 0, 2)
     models = eqx.filter_vmap(lambda k: make_model(m, key=k))(init_keys)
     params, static = eqx.partition(models, eqx.is_inexact_array)
-    opt_state = eqx.filter_vmap(lambda p: optim.init_state(config.optim, p))(params)
+    opt_state = eqx.filter_vmap(lambda p: optim.init_state(config.optim, p, m))(params)
     sched = {k: jnp.asarray(v) for k, v in optim.schedule_params(config.optim, steps).items()}
     data = jnp.asarray(dataset.train)
     windows = jnp.asarray(eval_windows(dataset.val, config.eval_tokens, m.context))
     alive = jnp.ones(len(seeds), bool)
     dstep = jnp.full(len(seeds), -1, jnp.int32)
     statics = dict(tx=tx, chunk=chunk, batch=config.batch, context=m.context, dtype=dtype,
-                   explode=explode_threshold(m.vocab), width_mult=width_mult(m))
+                   explode=explode_threshold(m.vocab))
 
     info = {"steps": steps, "tokens": steps * per_step, "seeds": len(seeds), "chunk": chunk,
             "flops_per_token": fpt, "dataset": dataset.name, "device": device_name(), **counts.as_dict()}

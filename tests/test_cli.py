@@ -28,12 +28,17 @@ def test_bad_values_give_one_line_and_exit_2(capsys, args, words):
         raise SystemExit(main(["train", "--no-store", *args]))
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and words in err and "\n" not in err and "Traceback" not in err
+    assert err.startswith("error: ")
+    assert words in err
+    assert "\n" not in err
+    assert "Traceback" not in err
 
 
 def test_numbers_accept_scientific_and_suffixes():
-    from lab.cli import integer, number
-    assert integer("2e5") == 200_000 and integer("200k") == 200_000 and number("3e-3") == 0.003
+    from lab.cli.options import integer, number
+    assert integer("2e5") == 200_000
+    assert integer("200k") == 200_000
+    assert number("3e-3") == 0.003
 
 
 def test_every_option_has_help():
@@ -48,6 +53,7 @@ def test_every_option_has_help():
 
 def test_flags_come_from_the_schema():
     from lab.cli import build_parser
+    from lab.config import default
     from lab.schema import SETTINGS
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     train = {o: a for a in sub.choices["train"]._actions for o in a.option_strings}
@@ -55,14 +61,17 @@ def test_flags_come_from_the_schema():
     for s in SETTINGS:
         if s.cli_flag is None:
             continue
-        assert s.cli_flag in train and train[s.cli_flag].dest in (s.key, "data"), s.path
+        assert s.cli_flag in train, s.path
+        assert train[s.cli_flag].dest in (s.key, "data"), s.path
         if s.cli_flag != "--data":
-            assert train[s.cli_flag].default == s.default and s.help in train[s.cli_flag].help
+            assert train[s.cli_flag].default == default(s.path), s.path
+            assert s.help in train[s.cli_flag].help, s.path
         if s.sweep_flag:
             assert sweep[s.sweep_flag].default is None
         elif s.sweep:
             assert s.cli_flag in sweep, s.path
-    assert train["--width"].type("2k") == 2000 and train["--lr"].type("3e-3") == 3e-3
+    assert train["--width"].type("2k") == 2000
+    assert train["--lr"].type("3e-3") == 3e-3
 
 
 def test_train_json_tiny_run_subprocess():
@@ -73,7 +82,8 @@ def test_train_json_tiny_run_subprocess():
     for key in ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss",
                 "eval_loss", "tokens_per_s", "first_step_s", "wall_s", "device"):
         assert key in row
-    assert row["status"] == "done" and row["tokens"] >= 2000
+    assert row["status"] == "done"
+    assert row["tokens"] >= 2000
     assert "tok" in out.stderr                               # the progress bar went to stderr
 
 
@@ -98,7 +108,8 @@ def test_train_with_a_store_prints_a_finished_run_and_force_trains_a_new_attempt
     [first] = json.loads(capsys.readouterr().out)
     store = RunStore(tmp_path)
     before = store.record(first["run_id"], curve=True)
-    assert before.status == "done" and before.attempts == 1
+    assert before.status == "done"
+    assert before.attempts == 1
 
     assert main([*TINY_TRAIN, "--store", str(tmp_path)]) == 0          # again: printed from the store
     out = capsys.readouterr()
@@ -110,16 +121,19 @@ def test_train_with_a_store_prints_a_finished_run_and_force_trains_a_new_attempt
     assert main([*TINY_TRAIN, "--store", str(tmp_path), "--force"]) == 0   # a new attempt, never over it
     out = capsys.readouterr()
     [retry] = json.loads(out.out)
-    assert retry["run_id"] != first["run_id"] and "training attempt 1 of run" in out.err
+    assert retry["run_id"] != first["run_id"]
+    assert "training attempt 1 of run" in out.err
     after = store.record(first["run_id"], curve=True)
-    assert after.finished == before.finished and after.result.curve == before.result.curve
+    assert after.finished == before.finished
+    assert after.result.curve == before.result.curve
     assert {r.run_id: (r.status, r.config.attempt) for r in store.records()} == {
         first["run_id"]: ("done", 0), retry["run_id"]: ("done", 1)}
 
 
 def test_train_refuses_a_run_another_process_is_training(capsys, tmp_path):
     import threading
-    from lab.cli import build_parser, run_config
+    from lab.cli import build_parser
+    from lab.cli.options import run_config
     from lab.store import RunStore
     cfg = run_config(build_parser().parse_args(TINY_TRAIN))
     store = RunStore(tmp_path)
@@ -139,6 +153,7 @@ def test_train_refuses_a_run_another_process_is_training(capsys, tmp_path):
         release.set()
         t.join()
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: run {cfg.run_id} is being trained by another process") and "\n" not in err
+    assert err.startswith(f"error: run {cfg.run_id} is being trained by another process")
+    assert "\n" not in err
     assert "wait for it to finish" in err
     assert [r.run_id for r in store.records()] == [cfg.run_id]

@@ -101,10 +101,12 @@ def test_flops_per_token_counts_the_models_own_products():
 
 
 def test_settings_cli_and_form():
-    from lab.cli import build_parser, run_config
+    from lab.cli import build_parser
+    from lab.cli.options import run_config
     from widgets.fields import BY_NAME
     cfg = run_config(build_parser().parse_args(["train", "--arch", "cnn", "--kernel", "5", "--context", "32"]))
-    assert cfg.model.arch == "cnn" and cfg.model.kernel == 5
+    assert cfg.model.arch == "cnn"
+    assert cfg.model.kernel == 5
     assert "cnn" in BY_NAME["arch"].choices
     with pytest.raises(ConfigError, match="Transformer only"):
         ModelConfig(arch="cnn", param="mup")
@@ -113,16 +115,20 @@ def test_settings_cli_and_form():
     with pytest.raises(ConfigError, match="at most the context.*kernel=16"):
         ModelConfig(arch="cnn", kernel=17, context=16)
     # a later field: at its default it is left out of the canonical JSON, so stored run ids stay
-    assert "kernel" not in RunConfig().to_json() and RunConfig().run_id == "0db51d46f8654d93"
+    assert "kernel" not in RunConfig().to_json()
+    assert RunConfig().run_id == "0db51d46f8654d93"
     cnn = RunConfig(model=ModelConfig(arch="cnn", kernel=5))
-    assert json.loads(cnn.to_json())["model"]["kernel"] == 5 and RunConfig.from_dict(json.loads(cnn.to_json())) == cnn
+    assert json.loads(cnn.to_json())["model"]["kernel"] == 5
+    assert RunConfig.from_dict(json.loads(cnn.to_json())) == cnn
 
 
 def test_cnn_trains_and_its_loss_falls():
     r = train(tiny(model__arch="cnn", tokens=8 * 32 * 48))
     losses = [e["train/loss"] for e in r.curve]
-    assert r.status == "done" and r.params_total == param_counts(r.config.model).total
-    assert np.mean(losses[-4:]) < losses[0] - 1.5 and r.eval_loss < r.unigram_loss
+    assert r.status == "done"
+    assert r.params_total == param_counts(r.config.model).total
+    assert np.mean(losses[-4:]) < losses[0] - 1.5
+    assert r.eval_loss < r.unigram_loss
 
 
 def test_matched_width_compares_architectures_at_equal_n():
@@ -135,6 +141,7 @@ def test_matched_width_compares_architectures_at_equal_n():
         w = matched_width(cfg, n)
         near = [abs(param_counts(ModelConfig(arch=arch, width=x, depth=1, context=32)).non_embedding - n)
                 for x in (w - 1, w, w + 1)]
-        assert near[1] == min(near) and near[1] < 0.05 * n, (arch, w, near)
+        assert near[1] == min(near), (arch, w, near)
+        assert near[1] < 0.05 * n, (arch, w, near)
     assert matched_width(ModelConfig(width=64, heads=4, positions="rotary"), 10 ** 6) % 8 == 0
     assert matched_width(ModelConfig(width=64, head_dim=16), 10 ** 6) % 16 == 0

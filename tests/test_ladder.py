@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from lab import laws, sweep
+from lab import laws, plans
 from lab.config import ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
 from lab.counting import flops_per_token, param_counts
 from lab.family import check_one_family, differing_fields, family_key
 from lab.store import RunStore
+from lab.sweep import plan_summary
 from lab.trackers import RunResult
 
 E, A, ALPHA = 0.9, 60.0, 0.3
@@ -32,9 +33,9 @@ def result(cfg: RunConfig, loss: float, epochs: float = 0.5, status: str = "done
         unigram_loss=3.3, entropy_rate=None, dataset="stdlib", curve=())
 
 
-def ladder_results(seeds=(0, 1, 2), noise=0.002, widths=sweep.LADDER_WIDTHS, base=None):
+def ladder_results(seeds=(0, 1, 2), noise=0.002, widths=plans.LADDER_WIDTHS, base=None):
     rng = np.random.default_rng(0)
-    plan = sweep.ladder(base or RunConfig(model=ModelConfig(param="mup")), widths=widths, seeds=seeds)
+    plan = plans.ladder(base or RunConfig(model=ModelConfig(param="mup")), widths=widths, seeds=seeds)
     return [result(c, law(param_counts(c.model).total) * (1 + noise * rng.standard_normal())) for c in plan]
 
 
@@ -54,7 +55,8 @@ def test_tokens_per_param_derives_tokens_from_all_parameters():
     n = param_counts(cfg.model).total
     assert cfg.tokens == round(20 * n)
     big = cfg.replace(model__width=128)
-    assert big.tokens == round(20 * param_counts(big.model).total) and big.tokens > cfg.tokens
+    assert big.tokens == round(20 * param_counts(big.model).total)
+    assert big.tokens > cfg.tokens
     assert RunConfig.from_dict(json.loads(big.to_json())) == big
     with pytest.raises(ConfigError, match="tokens_per_param"):
         RunConfig(tokens_per_param=-1)
@@ -82,18 +84,20 @@ def test_family_is_everything_but_size_tokens_and_seed():
 
 
 def test_ladder_plan_states_sizes_and_tokens_per_parameter():
-    plan = sweep.ladder(RunConfig(), tokens_per_param=20, seeds=[0, 1])
-    assert len(plan) == 2 * len(sweep.LADDER_WIDTHS)
+    plan = plans.ladder(RunConfig(), tokens_per_param=20, seeds=[0, 1])
+    assert len(plan) == 2 * len(plans.LADDER_WIDTHS)
     assert len({family_key(c) for c in plan}) == 1
     for c in plan:
         assert c.tokens == round(20 * param_counts(c.model).total)
     ns = [param_counts(c.model).total for c in plan]
     assert max(ns) / min(ns) >= 8
-    text = plan.summary()
-    assert "ladder" in text and "D = 20 x N" in text and "N=526,048" in text
-    assert len(sweep.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
+    text = plan_summary(plan)
+    assert "ladder" in text
+    assert "D = 20 x N" in text
+    assert "N=526,048" in text
+    assert len(plans.ladder(RunConfig(), widths=[32, 64], depths=[1, 2])) == 4
     with pytest.raises(ConfigError, match="tokens per parameter"):
-        sweep.ladder(RunConfig(), tokens_per_param=0)
+        plans.ladder(RunConfig(), tokens_per_param=0)
 
 
 # --- the family law ---------------------------------------------------------------------------
@@ -101,15 +105,18 @@ def test_ladder_plan_states_sizes_and_tokens_per_parameter():
 def test_family_law_recovers_the_law_and_predicts_held_out_sizes():
     res = laws.fit_family(ladder_results(), holdout=2)
     assert res.fit.alpha == pytest.approx(ALPHA, rel=0.15)
-    assert len(res.fitted) == len(sweep.LADDER_WIDTHS) - 2
+    assert len(res.fitted) == len(plans.LADDER_WIDTHS) - 2
     assert len(res.held_out) == 2
     assert "seeds' spread at 6 sizes" in res.interval_from
     assert res.trusted, res.warnings
     for p in res.held_out:   # 0.2 % noise per run: the extrapolation stays within 2 %, inside its interval
-        assert p.seeds == 3 and abs(p.rel_error) < 0.02
-        assert p.low < p.predicted < p.high and p.low < p.measured < p.high
+        assert p.seeds == 3
+        assert abs(p.rel_error) < 0.02
+        assert p.low < p.predicted < p.high
+        assert p.low < p.measured < p.high
     d = res.to_dict()
-    assert d["held_out"][0]["N"] == res.held_out[0].N and isinstance(d["warnings"], list)
+    assert d["held_out"][0]["N"] == res.held_out[0].N
+    assert isinstance(d["warnings"], list)
 
 
 def test_family_law_refuses_to_pool_and_needs_sizes():
@@ -125,9 +132,10 @@ def test_family_law_says_why_it_cannot_be_trusted():
     fixed = [result(RunConfig(model=ModelConfig(width=w)), law(param_counts(ModelConfig(width=w)).total))
              for w in (16, 24, 32, 48, 64, 128)]
     text = " ".join(laws.fit_family(fixed).warnings)
-    assert "tokens per parameter" in text and "ladder" in text
+    assert "tokens per parameter" in text
+    assert "ladder" in text
     # repeated data
-    rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in sweep.ladder(RunConfig())]
+    rep = [result(c, law(param_counts(c.model).total), epochs=6.0) for c in plans.ladder(RunConfig())]
     assert any("epochs" in w for w in laws.fit_family(rep).warnings)
     # one noisy seed per size: a wide interval is named, and its noise came from the residuals
     noisy = laws.fit_family(ladder_results(seeds=(0,), noise=0.03), holdout=2)
@@ -138,14 +146,49 @@ def test_family_law_says_why_it_cannot_be_trusted():
     few = laws.fit_family(ladder_results(seeds=(0,), widths=(40, 48, 56, 64, 80)), holdout=1)
     assert len(few.fitted) == laws.MIN_SIZES and few.dof == 1
     p = few.held_out[0]
-    assert p.low < p.predicted < p.high and (p.high - p.low) / p.predicted > 0.04
+    assert p.low < p.predicted < p.high
+    assert (p.high - p.low) / p.predicted > 0.04
     assert any("interval of the prediction" in w for w in few.warnings)
     # the smallest model far off the law
     off = ladder_results(seeds=(0, 1))
-    smallest = min(sweep.LADDER_WIDTHS)
+    smallest = min(plans.LADDER_WIDTHS)
     off = [r if r.config.model.width != smallest else result(r.config, r.eval_loss * 1.15) for r in off]
     assert any("smallest fitted size" in w and "sits off the law" in w
                for w in laws.fit_family(off, holdout=1).warnings)
+
+
+def test_scaling_lab_fit_a_table_with_holdout_gives_what_the_store_gives(tmp_path, capsys):
+    import csv
+
+    from lab.cli import main
+    runs = ladder_results(seeds=(0, 1))
+    store = RunStore(tmp_path / "s")
+    for r in runs:
+        store.commit(r, save_weights=False)
+    table = tmp_path / "ladder.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["params", "loss", "seed", "tokens", "epochs"])
+        w.writerows([r.params_total, repr(r.eval_loss), r.config.seed, r.tokens, r.epochs] for r in runs)
+    assert main(["fit", str(table), "--law", "kaplan-n", "--holdout", "2", "--json"]) == 0
+    from_table = json.loads(capsys.readouterr().out)
+    assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--json"]) == 0
+    from_store = json.loads(capsys.readouterr().out)
+    keys = ("N", "predicted", "low", "high", "measured", "rel_error", "seeds")
+    assert len(from_table["held_out"]) == len(from_store["held_out"]) == 2
+    for t, st in zip(from_table["held_out"], from_store["held_out"]):
+        assert [t[k] for k in keys] == pytest.approx([st[k] for k in keys], rel=1e-9)
+    assert from_table["trusted"] == from_store["trusted"]
+    assert from_table["warnings"] == from_store["warnings"]
+    # bad tables: clear errors, exit status 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("params,loss,seed\n1000,2.0,0\n1000,2.1,0\n2000,1.9,0\n4000,1.8,0\n8000,1.7,0\n")
+    assert main(["fit", str(bad), "--holdout", "1"]) == 2
+    assert "same seed" in capsys.readouterr().err
+    assert main(["fit", str(table), "--law", "chinchilla", "--holdout", "1"]) == 2
+    assert "kaplan-n" in capsys.readouterr().err
+    assert main(["fit", str(table), "--holdout", "1", "--bootstrap", "100"]) == 2
+    assert "leave --bootstrap out" in capsys.readouterr().err
 
 
 def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
@@ -155,21 +198,26 @@ def test_scaling_lab_fit_store_holdout_json(tmp_path, capsys):
         store.commit(r, save_weights=False)
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["law"] == "family" and len(out["held_out"]) == 2
+    assert out["law"] == "family"
+    assert len(out["held_out"]) == 2
     for p in out["held_out"]:
-        assert {"predicted", "low", "high", "measured", "rel_error"} <= set(p) and abs(p["rel_error"]) < 0.02
+        assert {"predicted", "low", "high", "measured", "rel_error"} <= set(p)
+        assert abs(p["rel_error"]) < 0.02
     # a second family in the store: refused, and the message names the families and the field
     other = RunConfig(model=ModelConfig(param="mup"), optim=OptimConfig(lr=1e-2), tokens_per_param=20)
     store.commit(result(other, 2.0), save_weights=False)
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2"]) == 2
     err = capsys.readouterr().err
-    assert "2 families" in err and "optim.lr" in err and "--family" in err
+    assert "2 families" in err
+    assert "optim.lr" in err
+    assert "--family" in err
     assert main(["fit", "--store", str(tmp_path / "s"), "--families", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [f["runs"] for f in listed["families"]] == [2 * len(sweep.LADDER_WIDTHS), 1] and "optim.lr" in listed["differ_in"]
+    assert [f["runs"] for f in listed["families"]] == [2 * len(plans.LADDER_WIDTHS), 1]
+    assert "optim.lr" in listed["differ_in"]
     assert main(["fit", "--store", str(tmp_path / "s"), "--families"]) == 0
     assert "2 families of finished runs" in capsys.readouterr().out
-    key = family_key(sweep.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
+    key = family_key(plans.ladder(RunConfig(model=ModelConfig(param="mup"))).configs[0])
     assert main(["fit", "--store", str(tmp_path / "s"), "--holdout", "2", "--family", key[:6]]) == 0
     assert "held out N" in capsys.readouterr().out
 
@@ -183,6 +231,7 @@ def _logit_scale_after_steps(param: str, width: int, steps: int = 4, lr: float =
     import jax.numpy as jnp
     import jax.random as jr
     import optax
+
     from lab.data import load_dataset, sample_batch
     from lab.models import lr_multipliers, make_model, width_mult
     cfg = ModelConfig(width=width, depth=2, heads=4, param=param, base_width=32)
@@ -218,19 +267,25 @@ def test_mup_lr_multipliers_touch_hidden_matrices_only():
     import equinox as eqx
     import jax
     import jax.random as jr
+
     from lab.models import lr_multipliers, make_model
     model = make_model(ModelConfig(width=128, param="mup", base_width=32), key=jr.PRNGKey(0))
     params, _ = eqx.partition(model, eqx.is_inexact_array)
     mult = lr_multipliers(4.0, params)
-    assert mult.blocks[0].w_qkv == 0.25 and mult.blocks[1].w_down == 0.25
-    assert mult.tok_emb == 1.0 and mult.head == 1.0 and mult.blocks[0].b_qkv == 1.0 and mult.ln_f.scale == 1.0
+    assert mult.blocks[0].w_qkv == 0.25
+    assert mult.blocks[1].w_down == 0.25
+    assert mult.tok_emb == 1.0
+    assert mult.head == 1.0
+    assert mult.blocks[0].b_qkv == 1.0
+    assert mult.ln_f.scale == 1.0
     assert len(jax.tree.leaves(mult)) == len(jax.tree.leaves(params))
 
 
 def test_head_size_rule_keeps_one_family_along_the_width():
     base = RunConfig(model=ModelConfig(param="mup", head_dim=16), tokens_per_param=20)
     wide = base.replace(model__width=128)
-    assert base.model.heads == 4 and wide.model.heads == 8
+    assert base.model.heads == 4
+    assert wide.model.heads == 8
     assert family_key(base) == family_key(wide)
     assert family_key(base) != family_key(base.replace(model__head_dim=8))
     with pytest.raises(ConfigError, match="multiple of the head size"):
@@ -238,6 +293,7 @@ def test_head_size_rule_keeps_one_family_along_the_width():
     # μP's attention scale is 1/head size times sqrt(base head size): with a fixed head size it is
     # the standard 1/sqrt(head size) at every width
     import jax.random as jr
+
     from lab.models import make_model
     assert make_model(wide.model, key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(16 ** -0.5)
     assert make_model(ModelConfig(width=128, param="mup"), key=jr.PRNGKey(0)).blocks[0].attn_scale == pytest.approx(
@@ -245,12 +301,13 @@ def test_head_size_rule_keeps_one_family_along_the_width():
 
 
 def test_ladder_base_applies_the_tuned_settings_where_they_hold():
-    tuned = sweep.ladder_base(RunConfig())
-    assert tuned.model.param == sweep.LADDER_PARAM and tuned.optim.lr == sweep.LADDER_LR
-    assert tuned.eval_tokens == sweep.LADDER_EVAL_TOKENS
-    lstm = sweep.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
+    tuned = plans.ladder_base(RunConfig())
+    assert tuned.model.param == plans.LADDER_PARAM
+    assert tuned.optim.lr == plans.LADDER_LR
+    assert tuned.eval_tokens == plans.LADDER_EVAL_TOKENS
+    lstm = plans.ladder_base(RunConfig(model=ModelConfig(arch="lstm")))
     assert lstm.model.param == "standard"            # μP is the Transformer's
-    sgd = sweep.ladder_base(RunConfig(optim=OptimConfig(name="sgd")))
+    sgd = plans.ladder_base(RunConfig(optim=OptimConfig(name="sgd")))
     assert sgd.model.param == "standard"
 
 
@@ -258,10 +315,12 @@ def test_cli_ladder_uses_the_tuned_settings_unless_told_otherwise(capsys):
     from lab.cli import main
     assert main(["sweep", "--tokens-per-param", "20", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [r["width"] for r in runs] == list(sweep.LADDER_WIDTHS) and {r["lr"] for r in runs} == {sweep.LADDER_LR}
+    assert [r["width"] for r in runs] == list(plans.LADDER_WIDTHS)
+    assert {r["lr"] for r in runs} == {plans.LADDER_LR}
     assert main(["sweep", "--tokens-per-param", "20", "--widths", "32,64", "--lrs", "1e-3", "--dry-run", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
-    assert [r["width"] for r in runs] == [32, 64] and {r["lr"] for r in runs} == {1e-3}
+    assert [r["width"] for r in runs] == [32, 64]
+    assert {r["lr"] for r in runs} == {1e-3}
 
 
 def test_a_retrain_is_not_counted_as_another_seed():

@@ -15,7 +15,7 @@ import pytest
 
 from lab import laws
 
-# the default ladder (lab.sweep.LADDER_WIDTHS) as measured on 2026-12-01: N, seeds, mean, seed sd
+# the default ladder (lab.plans.LADDER_WIDTHS) as measured on 2026-12-01: N, seeds, mean, seed sd
 WIDTHS = (40, 48, 56, 64, 80, 96, 112, 136)
 N = np.array([62560, 84288, 109088, 136960, 201920, 279168, 368704, 526048], float)
 SEEDS = (4, 4, 4, 4, 4, 2, 2, 2)

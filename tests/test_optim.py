@@ -61,13 +61,40 @@ def test_hyperparameters_are_data():
 def test_schedules_warm_up_then_follow_their_shape(kind):
     cfg = OptimConfig(lr=1.0, schedule=kind, warmup=0.1, decay=0.2, final_lr_frac=0.1)
     lr = optim.schedule_curve(cfg, 100)
-    assert lr[0] == pytest.approx(0.1) and lr[9] == pytest.approx(1.0)     # linear warmup over 10 steps
+    assert lr[0] == pytest.approx(0.1)
+    assert lr[9] == pytest.approx(1.0)   # linear warmup over 10 steps
     assert np.all(np.diff(lr[:10]) > 0)
     if kind == "constant":
         assert np.allclose(lr[10:], 1.0)
     else:
-        assert lr[-1] == pytest.approx(0.1, abs=1e-6) and np.all(np.diff(lr[10:]) <= 1e-7)
+        assert lr[-1] == pytest.approx(0.1, abs=1e-6)
+        assert np.all(np.diff(lr[10:]) <= 1e-7)
     if kind == "wsd":
-        assert np.allclose(lr[10:80], 1.0) and lr[90] < 1.0
+        assert np.allclose(lr[10:80], 1.0)
+        assert lr[90] < 1.0
     if kind == "cosine":
         assert lr[55] == pytest.approx(0.55, abs=0.02)                       # halfway: the mean of peak and end
+
+
+@pytest.mark.parametrize("name", ["adamw", "lion", "adam"])
+def test_mup_is_a_transform_in_the_chain_that_scales_each_layer(name):
+    """μP's chain gives the plain chain's updates times `lab.models.lr_multipliers`: 1/m for the
+    blocks' hidden matrices, the others untouched (the training loop applies it as it is)."""
+    import equinox as eqx
+
+    from lab.config import ModelConfig
+    from lab.models import lr_multipliers, make_model, width_mult
+    model = ModelConfig(width=64, depth=1, heads=2, context=8, param="mup", base_width=16)
+    params = eqx.filter(make_model(model, key=jr.PRNGKey(0)), eqx.is_inexact_array)
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.01), params)
+    cfg = OptimConfig(name=name, weight_decay=0.1)
+    plain, mup = optim.make_optimizer(cfg), optim.make_optimizer(cfg, model)
+    assert optim.make_optimizer(cfg, ModelConfig(width=64, depth=1, heads=2, context=8)) is plain   # standard
+    set_lr = lambda s: optim.with_learning_rate(s, 1e-2)
+    u_plain, _ = plain.update(grads, set_lr(optim.init_state(cfg, params)), params)
+    u_mup, _ = mup.update(grads, set_lr(optim.init_state(cfg, params, model)), params)
+    factors = lr_multipliers(width_mult(model), params)
+    expected = jax.tree.map(lambda u, f: u * f, u_plain, factors)
+    for got, want in zip(jax.tree.leaves(u_mup), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sorted(set(jax.tree.leaves(factors))) == [0.25, 1.0]      # m = 64 / 16: some layers scaled, some not

@@ -40,19 +40,23 @@ def _env(site: Path) -> dict:
 def test_the_wheel_carries_the_notebooks(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "lab/_notebooks/lab.ipynb" in names and "widgets/app.py" in names and "lab/schema.py" in names
+    assert "lab/_notebooks/lab.ipynb" in names
+    assert "widgets/app.py" in names
+    assert "lab/schema.py" in names
     lessons = {p.name for p in (ROOT / "notebooks").glob("lesson*.ipynb")}
-    assert {f"lab/_notebooks/{n}" for n in lessons} <= names and len(lessons) >= 5
+    assert {f"lab/_notebooks/{n}" for n in lessons} <= names
+    assert len(lessons) >= 5
 
 
 @pytest.mark.slow
 def test_installed_lessons_and_app_work_outside_a_checkout(installed, tmp_path):
     _, site = installed
-    where = subprocess.run([sys.executable, "-c", "import lab.cli; print(lab.cli.__file__, lab.cli.notebooks_folder())"],
+    where = subprocess.run([sys.executable, "-c", "import lab.cli.app; print(lab.cli.app.__file__, lab.cli.app.notebooks_folder())"],
                            capture_output=True, text=True, cwd=tmp_path, env=_env(site), timeout=120)
     assert where.returncode == 0, where.stderr
     module, folder = where.stdout.split()
-    assert module.startswith(str(site)) and folder.startswith(str(site))
+    assert module.startswith(str(site))
+    assert folder.startswith(str(site))
     copied = subprocess.run([sys.executable, "-m", "lab", "lessons", str(tmp_path / "mine")], capture_output=True,
                             text=True, cwd=tmp_path, env=_env(site), timeout=120)
     assert copied.returncode == 0, copied.stderr
@@ -74,7 +78,8 @@ def test_installed_lessons_and_app_work_outside_a_checkout(installed, tmp_path):
             except OSError:
                 time.sleep(1)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert "voila" in page.lower() and "Scaling Lab" in page
+        assert "voila" in page.lower()
+        assert "Scaling Lab" in page
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)

@@ -47,13 +47,16 @@ def test_a_config_asked_by_many_pages_is_one_entry_trained_once(queue):
     pages = [_asker(f"s{i}") for i in range(5)]
     first = queue.ask([TINY], pages[0])
     later = [queue.ask([TINY], p) for p in pages[1:]]
-    assert first.joined == () and all(a.joined == (TINY.run_id,) for a in later)
+    assert first.joined == ()
+    assert all(a.joined == (TINY.run_id,) for a in later)
     (entry,) = queue.view().waiting
     assert [a.name for a in entry.askers] == [f"s{i}" for i in range(5)]
     held = queue.claim_next(4)
-    assert [c.run_id for c in held.claimed] == [TINY.run_id] and queue.claim_next(4) is None
+    assert [c.run_id for c in held.claimed] == [TINY.run_id]
+    assert queue.claim_next(4) is None
     again = queue.ask([TINY], _asker("late"))                                # asked while it trains: follows it
-    assert again.running == (TINY.run_id,) and again.joined == (TINY.run_id,)
+    assert again.running == (TINY.run_id,)
+    assert again.joined == (TINY.run_id,)
     assert len(queue.view().training[0].askers) == 6
 
 
@@ -93,7 +96,9 @@ def test_the_service_refuses_a_run_over_the_limit_that_a_page_slipped_in(queue):
     held = queue.claim_next(4)
     assert held.claimed == []
     rec = queue.store.record(TINY.run_id)
-    assert rec.status == "failed" and "limit of 1,000" in rec.error and rec.asked_name == "Ann"
+    assert rec.status == "failed"
+    assert "limit of 1,000" in rec.error
+    assert rec.asked_name == "Ann"
 
 
 def test_stop_withdraws_a_queued_run_cancels_a_running_one_and_spares_a_shared_one(queue):
@@ -110,7 +115,8 @@ def test_stop_withdraws_a_queued_run_cancels_a_running_one_and_spares_a_shared_o
     assert queue.withdraw([b.run_id], bob.page) == {b.run_id: "dropped"}
     assert [w.run_id for w in queue.view().waiting] == [shared.run_id]
     again = queue.ask([a], _asker("Cyd"))                                  # someone asks while it stops: it goes on
-    assert again.running == (a.run_id,) and not queue.cancelled([a.run_id])
+    assert again.running == (a.run_id,)
+    assert not queue.cancelled([a.run_id])
 
 
 def test_a_stopping_worker_puts_its_runs_back_and_they_keep_their_turn(queue):
@@ -123,7 +129,8 @@ def test_a_stopping_worker_puts_its_runs_back_and_they_keep_their_turn(queue):
     assert queue.requeue(held.run_ids) == held.run_ids
     assert [w.config.seed for w in queue.view().waiting] == [0, 9]         # Ann's run is first again
     rec = queue.store.record(held.run_ids[0])
-    assert rec.status == "interrupted" and queue.store.curve_points(rec.run_id) == []
+    assert rec.status == "interrupted"
+    assert queue.store.curve_points(rec.run_id) == []
 
 
 def _hold_then_die(store_dir) -> subprocess.Popen:
@@ -145,7 +152,9 @@ def test_a_killed_workers_run_goes_back_to_the_queue_at_most_three_times(tmp_pat
     assert _hold_then_die(tmp_path).wait(60) == -signal.SIGKILL
     assert queue.reap()["failed"] == [TINY.run_id]                       # the third death: failed, not queued
     rec = queue.store.record(TINY.run_id)
-    assert rec.status == "failed" and "died 3 times" in rec.error and queue.view().waiting == ()
+    assert rec.status == "failed"
+    assert "died 3 times" in rec.error
+    assert queue.view().waiting == ()
     assert queue.store.integrity() == "ok"
 
 
@@ -159,7 +168,9 @@ def test_a_page_whose_kernel_died_leaves_the_queue(tmp_path):
     assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
     assert len(queue.view().waiting) == 1
     done = queue.reap()
-    assert done["pages_gone"] == ["p-gone"] and queue.view().waiting == () and queue.pages(present=False) == []
+    assert done["pages_gone"] == ["p-gone"]
+    assert queue.view().waiting == ()
+    assert queue.pages(present=False) == []
 
 
 def test_estimated_starts_follow_the_workers_and_the_order():
@@ -192,14 +203,16 @@ def test_students_delete_only_their_own_runs_the_teacher_any(tmp_path):
 
 def test_names_are_cleaned_and_bounded():
     a = Asker(client="c1", name="  <script>alert(1)</script>\n\t Ann " + "x" * 80)
-    assert a.name.startswith("<script>alert(1)</script> Ann") and len(a.name) == 40 and "\n" not in a.name
+    assert a.name.startswith("<script>alert(1)</script> Ann")
+    assert len(a.name) == 40
+    assert "\n" not in a.name
     with pytest.raises(StoreError, match="role"):
         Asker(client="c1", role="admin")
 
 
 def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
     import sqlite3
-    from lab.store import SCHEMA
+    from lab.storedb import SCHEMA
     db = tmp_path / "runs.sqlite"
     con = sqlite3.connect(db)
     con.executescript(SCHEMA + "PRAGMA user_version = 1;")
@@ -209,7 +222,9 @@ def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
     con.close()
     store = RunStore(tmp_path)
     (rec,) = store.records()
-    assert rec.run_id == TINY.run_id and rec.asked_by is None
+    assert rec.run_id == TINY.run_id
+    assert rec.asked_by is None
     assert RunQueue(store).ask([TINY], _asker("Ann")).queued == {TINY.run_id: 1}
     assert store._con().execute("PRAGMA user_version").fetchone()[0] == 2
-    assert os.path.exists(db) and store.integrity() == "ok"
+    assert os.path.exists(db)
+    assert store.integrity() == "ok"

@@ -3,8 +3,10 @@
 import pytest
 from store_helpers import ROOT, TINY
 
+from lab.executors import RayExecutor
+from lab.plans import grid
 from lab.store import RunStore
-from lab.sweep import RayExecutor, grid, run_sweep
+from lab.sweep import run_sweep
 
 ray = pytest.importorskip("ray")
 
@@ -26,13 +28,17 @@ def test_ray_sweep_matches_the_in_process_sweep(tmp_path, local_ray):
     local = run_sweep(plan, local_store)
     ray_store = RunStore(tmp_path / "ray")
     remote = run_sweep(plan, ray_store, executor=RayExecutor())
-    assert local.ok and remote.ok and len(remote.trained) == 4
+    assert local.ok
+    assert remote.ok
+    assert len(remote.trained) == 4
     assert [r.run_id for r in remote.records] == [r.run_id for r in local.records] == list(plan.run_ids)
     for a, b in zip(local.records, remote.records):
-        assert a.status == b.status == "done" and b.attempts == 1
+        assert a.status == b.status == "done"
+        assert b.attempts == 1
         assert b.result.eval_loss == pytest.approx(a.result.eval_loss, rel=1e-5, abs=1e-6)
         assert b.result.train_loss == pytest.approx(a.result.train_loss, rel=1e-5, abs=1e-6)
-        assert b.result.tokens == a.result.tokens and b.result.flops == a.result.flops
+        assert b.result.tokens == a.result.tokens
+        assert b.result.flops == a.result.flops
         curve_a, curve_b = local_store.curve(a.run_id), ray_store.curve(b.run_id)
         assert list(curve_b["step"]) == list(curve_a["step"])
         assert curve_b["train/loss"].to_numpy() == pytest.approx(curve_a["train/loss"].to_numpy(), rel=1e-5)
@@ -40,9 +46,12 @@ def test_ray_sweep_matches_the_in_process_sweep(tmp_path, local_ray):
     assert ray_store.integrity() == "ok"
 
     again = run_sweep(plan, ray_store, executor=RayExecutor())        # resume: nothing left to train
-    assert again.trained == () and again.ok
+    assert again.trained == ()
+    assert again.ok
 
     broken = grid(TINY.replace(data__source="file", data__path=str(tmp_path / "missing.txt")))
     report = run_sweep(broken, ray_store, executor=RayExecutor())      # an error inside a task
     (rec,) = report.records
-    assert rec.status == "failed" and "does not exist" in rec.error and not report.ok
+    assert rec.status == "failed"
+    assert "does not exist" in rec.error
+    assert not report.ok

@@ -36,8 +36,12 @@ def same_result(a, b):
 def test_a_trained_run_is_recorded_complete(trained):
     store, result = trained
     rec = store.record(TINY.run_id, curve=True)
-    assert rec.status == "done" and result.status == "done"
-    assert rec.attempts == 1 and rec.has_weights and rec.error is None and rec.owner is None
+    assert rec.status == "done"
+    assert result.status == "done"
+    assert rec.attempts == 1
+    assert rec.has_weights
+    assert rec.error is None
+    assert rec.owner is None
     assert rec.config == TINY
     assert same_result(rec.result, result)
     assert store.weights_path(TINY.run_id).exists()
@@ -50,7 +54,8 @@ def test_same_config_and_seed_returns_the_stored_result_without_training(trained
     t0 = time.perf_counter()
     again = store.train(TINY, trackers=[log])
     assert time.perf_counter() - t0 < 1.0
-    assert log.events == [] and log.results == []     # no training happened
+    assert log.events == []
+    assert log.results == []   # no training happened
     assert again.model is None                         # a stored result; weights via load_model
     assert same_result(again, result)
     assert store.record(TINY.run_id).attempts == 1
@@ -61,10 +66,13 @@ def test_force_trains_again(tmp_path):
     first = store.train(TINY)
     log = EventLog()
     second = store.train(TINY, force=True, trackers=[log])
-    assert log.results and second.model is not None
+    assert log.results
+    assert second.model is not None
     # a new attempt beside the finished run, which is kept as it was
-    assert second.config.attempt == 1 and second.run_id == TINY.replace(attempt=1).run_id
-    assert store.record(TINY.run_id).attempts == 1 and same_result(store.get(TINY.run_id), first)
+    assert second.config.attempt == 1
+    assert second.run_id == TINY.replace(attempt=1).run_id
+    assert store.record(TINY.run_id).attempts == 1
+    assert same_result(store.get(TINY.run_id), first)
     assert store.record(second.run_id).status == "done"
     assert second.eval_loss == pytest.approx(first.eval_loss, rel=1e-5)   # deterministic for one config and seed
 
@@ -92,8 +100,11 @@ def test_table_and_finished_table(trained):
     for col in ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss"):
         assert col in df.columns
     row = df[df.run_id == TINY.run_id].iloc[0]
-    assert row.status == "done" and row.tokens == TINY.tokens_trained and row.eval_loss == result.eval_loss
-    assert row.params_total == result.params_total and row.flops == result.flops
+    assert row.status == "done"
+    assert row.tokens == TINY.tokens_trained
+    assert row.eval_loss == result.eval_loss
+    assert row.params_total == result.params_total
+    assert row.flops == result.flops
     assert list(store.finished_table().run_id) == list(df[df.status.isin(["done", "diverged"])].run_id)
 
 
@@ -101,10 +112,12 @@ def test_diverged_run_is_recorded_as_such_and_kept_for_fits_to_leave_out(tmp_pat
     store = RunStore(tmp_path)
     cfg = TINY.replace(optim__lr=100.0, optim__warmup=0.0)
     result = store.train(cfg)
-    assert result.status == "diverged" and result.diverged_step is not None
+    assert result.status == "diverged"
+    assert result.diverged_step is not None
     fin = store.finished_table()
     assert list(fin.status) == ["diverged"]
-    assert store.train(cfg).status == "diverged" and store.record(cfg.run_id).attempts == 1  # not retried
+    assert store.train(cfg).status == "diverged"
+    assert store.record(cfg.run_id).attempts == 1   # not retried
 
 
 def _claim_and_die(store_dir, cfg, *, die: bool) -> str:
@@ -121,13 +134,16 @@ def test_a_killed_owner_leaves_an_interrupted_run_that_is_retrained(tmp_path):
     child = python_process(_claim_and_die(tmp_path, cfg, die=True))
     assert child.wait(timeout=60) == -signal.SIGKILL
     rec = store.record(cfg.run_id)
-    assert rec.status == "interrupted" and rec.result is None and rec.attempts == 1
+    assert rec.status == "interrupted"
+    assert rec.result is None
+    assert rec.attempts == 1
     assert list(store.table().status) == ["interrupted"]
     assert store.reap() == [cfg.run_id]
     assert "ended before the run finished" in store.record(cfg.run_id).error
     result = store.train(cfg)
     rec = store.record(cfg.run_id)
-    assert result.status == rec.status == "done" and rec.attempts == 2
+    assert result.status == rec.status == "done"
+    assert rec.attempts == 2
 
 
 def test_a_run_held_by_a_live_process_is_busy_until_it_dies(tmp_path):
@@ -137,7 +153,9 @@ def test_a_run_held_by_a_live_process_is_busy_until_it_dies(tmp_path):
     try:
         assert child.stdout.readline().strip() == "claimed"
         held = store.claims([cfg])
-        assert held.busy == [cfg] and not held.claimed and store.record(cfg.run_id).status == "running"
+        assert held.busy == [cfg]
+        assert not held.claimed
+        assert store.record(cfg.run_id).status == "running"
         assert str(child.pid) in store.record(cfg.run_id).owner
         with pytest.raises(StoreError, match="being trained"):
             store.delete([cfg.run_id])
@@ -188,9 +206,11 @@ def test_an_exception_in_training_is_recorded_failed_and_retried_later(tmp_path)
     with pytest.raises(RuntimeError, match="no room"):
         store.train(cfg, trackers=[Boom()])
     rec = store.record(cfg.run_id)
-    assert rec.status == "failed" and "RuntimeError: no room on the device" in rec.error
+    assert rec.status == "failed"
+    assert "RuntimeError: no room on the device" in rec.error
     assert store.get(cfg.run_id) is None
-    assert store.train(cfg).status == "done" and store.record(cfg.run_id).attempts == 2
+    assert store.train(cfg).status == "done"
+    assert store.record(cfg.run_id).attempts == 2
 
 
 def test_store_tracker_records_a_plain_train_call_and_never_overwrites_a_finished_run(tmp_path):
@@ -201,7 +221,10 @@ def test_store_tracker_records_a_plain_train_call_and_never_overwrites_a_finishe
     with pytest.warns(UserWarning, match="already done in the store"):
         train(cfg, trackers=[StoreTracker(store, weights=False)])   # handed a finished run: left as it was
     rec = store.record(cfg.run_id, curve=True)
-    assert rec.status == "done" and rec.attempts == 1 and rec.has_weights and rec.finished == before.finished
+    assert rec.status == "done"
+    assert rec.attempts == 1
+    assert rec.has_weights
+    assert rec.finished == before.finished
     assert rec.result.eval_loss == pytest.approx(result.eval_loss, rel=1e-5)
     assert same_result(rec.result, before.result)
 
@@ -215,12 +238,15 @@ def test_a_finished_run_survives_a_forced_retrain_that_is_cancelled(tmp_path):
     weights = store.weights_path(cfg.run_id).read_bytes()
     assert store.claims([cfg], again=True).attempt == 1
     retry = cfg.replace(attempt=1)
-    assert retry.run_id != cfg.run_id and store.record(retry.run_id).status == "running"
+    assert retry.run_id != cfg.run_id
+    assert store.record(retry.run_id).status == "running"
     (cancelled,) = lab_train_seeds(retry, [retry.seed], trackers=[StoreTracker(store)], cancel=lambda: True)
-    assert cancelled.status == "cancelled" and store.record(retry.run_id).status == "cancelled"
+    assert cancelled.status == "cancelled"
+    assert store.record(retry.run_id).status == "cancelled"
     after = store.record(cfg.run_id, curve=True)
     assert dataclasses.replace(after, result=None) == dataclasses.replace(before, result=None)
-    assert same_result(after.result, before.result) and len(after.result.curve) >= 2
+    assert same_result(after.result, before.result)
+    assert len(after.result.curve) >= 2
     assert store.weights_path(cfg.run_id).read_bytes() == weights
     assert store.get(cfg.run_id).curve == before.result.curve
 
@@ -233,7 +259,9 @@ def test_attempts_get_their_own_ids_and_stay_in_the_family(tmp_path):
     first = store.train(cfg)
     k = store.claims([cfg], again=True).attempt
     again = store.train(cfg.replace(attempt=k))                 # claimed above by this thread: trains it
-    assert k == 1 and again.run_id != first.run_id and again.config.attempt == 1
+    assert k == 1
+    assert again.run_id != first.run_id
+    assert again.config.attempt == 1
     assert store.claims([cfg], again=True).attempt == 2         # 0 and 1 are finished: the next is 2
     store.release([cfg.replace(attempt=2).run_id], status="failed", error="test")
     assert store.claims([cfg], again=True).attempt == 2         # a failed attempt is free to train again
@@ -265,14 +293,17 @@ def test_two_trackers_on_one_config_record_it_once(tmp_path):
     t.start()
     while store.record(cfg.run_id) is None:
         time.sleep(0.05)
-    assert store.claims([cfg]).busy == [cfg] and store.record(cfg.run_id).status == "running"
+    assert store.claims([cfg]).busy == [cfg]
+    assert store.record(cfg.run_id).status == "running"
     with pytest.warns(UserWarning, match="being trained by another process"):
         second = train(cfg, trackers=[StoreTracker(store)])
     gate.set()
     t.join(timeout=300)
     rec = store.record(cfg.run_id, curve=True)
-    assert rec.status == "done" and rec.attempts == 1
-    assert same_result(rec.result, results["first"]) and second.status == "done"
+    assert rec.status == "done"
+    assert rec.attempts == 1
+    assert same_result(rec.result, results["first"])
+    assert second.status == "done"
 
 
 def test_a_run_another_process_trains_is_followed_until_done(tmp_path):
@@ -300,7 +331,8 @@ store.train(cfg, trackers=[Slow()])
         assert store.training_elsewhere() == 1                       # the page's "server is busy" count
         stop, seen = threading.Event(), []
         stop.set()                                                   # cancelled at once: still running
-        assert store.wait(cfg.run_id, cancel=stop, on_curve=seen.append).status == "running" and seen == [[]]
+        assert store.wait(cfg.run_id, cancel=stop, on_curve=seen.append).status == "running"
+        assert seen == [[]]
         child.stdin.write("go\n")
         child.stdin.flush()
         seen.clear()
@@ -309,8 +341,11 @@ store.train(cfg, trackers=[Slow()])
     finally:
         child.kill()
         child.wait(timeout=60)
-    assert rec.status == "done" and rec.attempts == 1 and store.training_elsewhere() == 0
-    assert len(seen) >= 2 and [len(p) for p in seen] == sorted(len(p) for p in seen)   # it grew
+    assert rec.status == "done"
+    assert rec.attempts == 1
+    assert store.training_elsewhere() == 0
+    assert len(seen) >= 2
+    assert [len(p) for p in seen] == sorted(len(p) for p in seen)   # it grew
     assert seen[-1] == store.curve_points(cfg.run_id) == list(store.get(cfg.run_id).curve)
 
 
@@ -321,7 +356,8 @@ def test_delete_removes_row_curve_and_weights(tmp_path):
     path = store.weights_path(cfg.run_id)
     assert path.exists()
     assert store.delete([cfg.run_id[:6]]) == [cfg.run_id]      # a unique prefix works
-    assert store.record(cfg.run_id) is None and not path.exists()
+    assert store.record(cfg.run_id) is None
+    assert not path.exists()
     assert store._con().execute("SELECT count(*) FROM curves").fetchone()[0] == 0
     with pytest.raises(StoreError, match="no run"):
         store.delete([cfg.run_id])
@@ -363,7 +399,8 @@ def test_schema_is_versioned_and_a_newer_store_is_refused(tmp_path):
 def test_store_location_default_env_and_bad_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("SCALING_LAB_STORE", str(tmp_path / "env-store"))
     store = RunStore(None)
-    assert store.path == tmp_path / "env-store" and (store.path / "runs.sqlite").exists()
+    assert store.path == tmp_path / "env-store"
+    assert (store.path / "runs.sqlite").exists()
     assert (store.path / "weights").is_dir()
     text = tmp_path / "notes.txt"
     text.write_text("not a database " * 100)
@@ -382,7 +419,9 @@ def test_nan_losses_round_trip(tmp_path):
     store.claim(cfg)
     store.commit(broken, save_weights=False)
     back = store.get(cfg.run_id)
-    assert math.isnan(back.train_loss) and back.status == "diverged" and back.diverged_step == 3
+    assert math.isnan(back.train_loss)
+    assert back.status == "diverged"
+    assert back.diverged_step == 3
 
 
 def test_a_heartbeat_keeps_held_runs_fresh(tmp_path, monkeypatch):
@@ -425,5 +464,6 @@ if __name__ == "__main__":
     print("errors:", errors.get(timeout=1) if not errors.empty() else "none", flush=True)
 """)
     out, _ = child.communicate(timeout=300)
-    assert child.returncode == 0 and out.strip() == "errors: none", out
+    assert child.returncode == 0, out
+    assert out.strip() == "errors: none", out
     assert all(RunStore(tmp_path / f"s{i}").integrity() == "ok" for i in range(40))

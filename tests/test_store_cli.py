@@ -9,8 +9,9 @@ import pytest
 from store_helpers import TINY, TINY_ARGS, lab_process
 
 from lab.cli import main
+from lab.plans import grid, isoflop
 from lab.store import RunStore
-from lab.sweep import grid, isoflop, run_sweep
+from lab.sweep import run_sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX warns on fork; the child execs at once
 
@@ -34,7 +35,9 @@ def run(capsys, *args):
 def test_sweep_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     args = ["sweep", *TINY_ARGS, "--tokens", "4096,8192", "--seeds", "0,1", "--store", tmp_path]
     code, out, _ = run(capsys, *args, "--dry-run")
-    assert code == 0 and "4 runs" in out and "estimated time" in out
+    assert code == 0
+    assert "4 runs" in out
+    assert "estimated time" in out
     code, out, _ = run(capsys, *args, "--dry-run", "--json")
     plan = json.loads(out)
     # the command line builds exactly the configs of the Python API
@@ -48,11 +51,14 @@ def test_isoflop_dry_run_and_its_errors(tmp_path, capsys):
     plan = json.loads(out)
     expected = isoflop(TINY, [2e9, 8e9], widths=[16, 32, 512])
     assert [r["run_id"] for r in plan["runs"]] == list(expected.run_ids)
-    assert [r["budget"] for r in plan["runs"]] == list(expected.budgets) and len(plan["refused"]) == 1
+    assert [r["budget"] for r in plan["runs"]] == list(expected.budgets)
+    assert len(plan["refused"]) == 1
     code, _, err = run(capsys, *args, "--tokens", "4096", "--dry-run")
-    assert code == 2 and err.startswith("error: --tokens and --isoflop exclude each other")
+    assert code == 2
+    assert err.startswith("error: --tokens and --isoflop exclude each other")
     code, _, err = run(capsys, "sweep", *TINY_ARGS, "--store", tmp_path, "--isoflop", "1e9", "--widths", "16,15")
-    assert code == 2 and "divisible by heads" in err
+    assert code == 2
+    assert "divisible by heads" in err
 
 
 def test_sweep_json_then_runs_csv_json_curve_and_delete(tmp_path, capsys):
@@ -60,34 +66,44 @@ def test_sweep_json_then_runs_csv_json_curve_and_delete(tmp_path, capsys):
                          "--json")
     assert code == 0, err
     records = json.loads(out)
-    assert [r["status"] for r in records] == ["done", "done"] and "2 runs: 2 done" in err
+    assert [r["status"] for r in records] == ["done", "done"]
+    assert "2 runs: 2 done" in err
     ids = [r["run_id"] for r in records]
     assert ids == list(grid(TINY, seeds=[0, 1]).run_ids)
 
     code, out, _ = run(capsys, "runs", "--store", tmp_path, "--csv")
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and CSV_COLUMNS <= set(rows[0]) and sorted(r["run_id"] for r in rows) == sorted(ids)
+    assert code == 0
+    assert CSV_COLUMNS <= set(rows[0])
+    assert sorted(r["run_id"] for r in rows) == sorted(ids)
     assert all(float(r["eval_loss"]) > 0 and int(r["tokens"]) == 4096 for r in rows)
 
     code, out, _ = run(capsys, "runs", "--store", tmp_path, "--json", "--status", "done")
     assert sorted(r["run_id"] for r in json.loads(out)) == sorted(ids)
     code, out, _ = run(capsys, "runs", "--store", tmp_path)
-    assert code == 0 and all(i in out for i in ids)
+    assert code == 0
+    assert all(i in out for i in ids)
     code, out, _ = run(capsys, "runs", "--store", tmp_path, "--curve", ids[0][:8])
-    assert code == 0 and "train/loss" in out.splitlines()[0] and len(out.splitlines()) >= 2
+    assert code == 0
+    assert "train/loss" in out.splitlines()[0]
+    assert len(out.splitlines()) >= 2
 
     code, _, err = run(capsys, "runs", "--store", tmp_path, "--delete", ids[1])
-    assert code == 0 and ids[1] in err
+    assert code == 0
+    assert ids[1] in err
     assert [r.run_id for r in RunStore(tmp_path).records()] == [ids[0]]
     code, _, err = run(capsys, "runs", "--store", tmp_path, "--delete", ids[1])
-    assert code == 2 and err.startswith("error: no run")
+    assert code == 2
+    assert err.startswith("error: no run")
 
 
 def test_sample_from_the_command_line_and_python(swept, capsys):
     from lab.sample import sample
     run_id = RunStore(swept).records()[0].run_id
     code, out, _ = run(capsys, "sample", run_id[:6], "--prompt", "The ", "--length", "40", "--store", swept)
-    assert code == 0 and out.startswith("The ") and len(out) > 10
+    assert code == 0
+    assert out.startswith("The ")
+    assert len(out) > 10
     code, again, _ = run(capsys, "sample", run_id[:6], "--prompt", "The ", "--length", "40", "--store", swept)
     assert again == out                                  # a fixed seed gives the same text
     assert out == "The " + sample(swept, run_id, "The ", length=40, temperature=0.8, seed=0) + "\n"
@@ -98,19 +114,28 @@ def test_sample_from_the_command_line_and_python(swept, capsys):
 
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "sample", "0123456789abcdef", "--store", tmp_path)
-    assert code == 2 and "scaling-lab runs" in err and err.count("\n") == 1
+    assert code == 2
+    assert "scaling-lab runs" in err
+    assert err.count("\n") == 1
     code, _, err = run(capsys, "sample", "../../etc/passwd", "--store", tmp_path)
-    assert code == 2 and "not a run id" in err
+    assert code == 2
+    assert "not a run id" in err
     code, _, err = run(capsys, "sample", "abcd", "--temperature", "-1", "--store", tmp_path)
-    assert code == 2 and "temperature" in err
+    assert code == 2
+    assert "temperature" in err
     code, _, err = run(capsys, "runs", "--store", tmp_path, "--delete", "../x")
-    assert code == 2 and "not a run id" in err
+    assert code == 2
+    assert "not a run id" in err
     code, out, err = run(capsys, "runs", "--store", tmp_path)
-    assert code == 0 and out == "" and "no runs" in err
+    assert code == 0
+    assert out == ""
+    assert "no runs" in err
     code, _, err = run(capsys, "sweep", *TINY_ARGS, "--widths", "", "--store", tmp_path)
-    assert code == 2 and "widths is empty" in err
+    assert code == 2
+    assert "widths is empty" in err
     code, _, err = run(capsys, "sweep", *TINY_ARGS, "--address", "x:1", "--store", tmp_path)
-    assert code == 2 and "--executor ray" in err
+    assert code == 2
+    assert "--executor ray" in err
 
 
 @pytest.mark.slow
@@ -124,4 +149,6 @@ def test_the_real_entry_point_records_runs_that_runs_lists(tmp_path):
     runs = lab_process("runs", "--store", tmp_path, "--csv")
     out, err = runs.communicate(timeout=120)
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert runs.returncode == 0 and [r["run_id"] for r in rows] == [TINY.run_id] and rows[0]["status"] == "done"
+    assert runs.returncode == 0
+    assert [r["run_id"] for r in rows] == [TINY.run_id]
+    assert rows[0]["status"] == "done"

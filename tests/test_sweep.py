@@ -13,8 +13,10 @@ from store_helpers import TINY, TINY_ARGS, lab_process, statuses
 
 from lab.config import ConfigError
 from lab.counting import flops_per_token, param_counts, run_flops
+from lab.executors import LocalExecutor
+from lab.plans import Plan, aspect_depth, grid, isoflop
 from lab.store import RunStore
-from lab.sweep import LocalExecutor, Plan, SweepTracker, aspect_depth, grid, isoflop, run_sweep
+from lab.sweep import SweepTracker, plan_estimate, plan_summary, run_sweep
 from lab.trackers import Tracker
 from lab.training import train
 
@@ -49,18 +51,22 @@ def test_isoflop_sets_tokens_from_the_budget_and_refuses_sizes_below_one_batch()
     per_step = TINY.tokens_per_step
     for c, budget in zip(plan.configs, plan.budgets):
         fpt = flops_per_token(c.model)
-        assert c.tokens % per_step == 0 and c.tokens == c.tokens_trained
+        assert c.tokens % per_step == 0
+        assert c.tokens == c.tokens_trained
         assert abs(run_flops(c) - budget) <= fpt * per_step / 2          # C up to half a batch
     assert {(c.model.width, b) for c, b in zip(plan.configs, plan.budgets)} == {(16, 2e9), (32, 2e9), (16, 8e9),
                                                                                  (32, 8e9), (512, 8e9)}
-    assert len(plan.refused) == 1 and "width 512" in plan.refused[0] and "less than one batch" in plan.refused[0]
-    assert "C=2e+09" in plan.summary()
+    assert len(plan.refused) == 1
+    assert "width 512" in plan.refused[0]
+    assert "less than one batch" in plan.refused[0]
+    assert "C=2e+09" in plan_summary(plan)
 
 
 def test_isoflop_sizes_around_the_chinchilla_optimum_and_a_depth_rule():
     plan = isoflop(TINY, [1e11], n_sizes=3, depth=aspect_depth(16))
     ns = [param_counts(c.model).total for c in plan.configs]
-    assert len(ns) == 3 and ns == sorted(ns)
+    assert len(ns) == 3
+    assert ns == sorted(ns)
     n_opt = math.sqrt(1e11 / 120)
     assert ns[0] < n_opt < ns[-1]
     assert all(c.model.depth == max(1, round(c.model.width / 16)) for c in plan.configs)
@@ -74,15 +80,22 @@ def test_isoflop_sizes_around_the_chinchilla_optimum_and_a_depth_rule():
 
 def test_plan_summary_states_runs_flops_and_time(tmp_path):
     plan = grid(TINY, tokens=[4096, 8192])
-    text = plan.summary()
-    assert "2 runs" in text and f"{plan.total_flops:.3g}" in text and "estimated time" in text
-    est = plan.estimate()
-    assert est.runs == 2 and est.done == 0 and est.seconds > 0 and "probe" in est.source
+    text = plan_summary(plan)
+    assert "2 runs" in text
+    assert f"{plan.total_flops:.3g}" in text
+    assert "estimated time" in text
+    est = plan_estimate(plan)
+    assert est.runs == 2
+    assert est.done == 0
+    assert est.seconds > 0
+    assert "probe" in est.source
     store = RunStore(tmp_path)
     run_sweep(grid(TINY), store)
-    est = plan.estimate(store)                       # TINY is done; its shape's speed is known now
-    assert est.done == 1 and est.runs == 1 and "past runs" in est.source
-    assert "1 already finished" in plan.summary(store)
+    est = plan_estimate(plan, store)                     # TINY is done; its shape's speed is known now
+    assert est.done == 1
+    assert est.runs == 1
+    assert "past runs" in est.source
+    assert "1 already finished" in plan_summary(plan, store)
     with pytest.raises(ConfigError, match="same run twice"):
         Plan(configs=(TINY, TINY))
 
@@ -112,24 +125,32 @@ def test_sweep_trains_once_then_resumes_by_skipping_done_runs(tmp_path):
     plan = grid(TINY, tokens=[4096, 8192], seeds=[0, 1])
     rec = Recorder()
     report = run_sweep(plan, store, trackers=[rec])
-    assert report.ok and len(report.trained) == 4 and report.reused == ()
+    assert report.ok
+    assert len(report.trained) == 4
+    assert report.reused == ()
     assert [r.run_id for r in report.records] == list(plan.run_ids)
-    assert rec.calls[0] == ("start", 4, 4) and rec.calls[-1] == ("stop", 4)
-    assert [c[3] for c in rec.calls[1:-1]] == [1, 2, 3, 4] and rec.events >= 4
+    assert rec.calls[0] == ("start", 4, 4)
+    assert rec.calls[-1] == ("stop", 4)
+    assert [c[3] for c in rec.calls[1:-1]] == [1, 2, 3, 4]
+    assert rec.events >= 4
     assert all(store.record(i).attempts == 1 for i in plan.run_ids)
     # seeds trained together through vmap give the single run's result
     alone = train(plan.configs[1])
     assert report.records[1].result.eval_loss == pytest.approx(alone.eval_loss, rel=1e-4)
 
     again = run_sweep(plan, store, trackers=[rec := Recorder()])
-    assert again.trained == () and set(again.reused) == set(plan.run_ids) and rec.events == 0
+    assert again.trained == ()
+    assert set(again.reused) == set(plan.run_ids)
+    assert rec.events == 0
     assert rec.calls[0] == ("start", 4, 0)
     assert [r.result.eval_loss for r in again.records] == [r.result.eval_loss for r in report.records]
     # forced: trained again as new attempts beside the finished runs, which stay as they were
     kept, when = store.get(TINY.run_id), store.record(TINY.run_id).finished
     forced = run_sweep(grid(TINY), store, force=True)
-    assert forced.trained == (TINY.replace(attempt=1).run_id,) and store.record(TINY.run_id).attempts == 1
-    assert store.get(TINY.run_id).eval_loss == kept.eval_loss and store.record(TINY.run_id).finished == when
+    assert forced.trained == (TINY.replace(attempt=1).run_id,)
+    assert store.record(TINY.run_id).attempts == 1
+    assert store.get(TINY.run_id).eval_loss == kept.eval_loss
+    assert store.record(TINY.run_id).finished == when
     assert run_sweep(grid(TINY), store, force=True).trained == (TINY.replace(attempt=2).run_id,)
 
 
@@ -149,13 +170,16 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on_and_a_diverged_run_is_f
     failing = plan.configs[1].run_id                       # lr 3e-3, 8192 tokens
     report = run_sweep(plan, store, executor=LocalExecutor(max_seeds=1), trackers=[FailFor(failing)])
     by_id = {r.run_id: r for r in report.records}
-    assert by_id[failing].status == "failed" and "RuntimeError: simulated failure" in by_id[failing].error
+    assert by_id[failing].status == "failed"
+    assert "RuntimeError: simulated failure" in by_id[failing].error
     assert by_id[plan.configs[0].run_id].status == "done"
     assert {by_id[c.run_id].status for c in plan.configs[2:]} == {"diverged"}
-    assert not report.ok and "simulated failure" in report.summary()
+    assert not report.ok
+    assert "simulated failure" in report.summary()
 
     resumed = run_sweep(plan, store)
-    assert resumed.trained == (failing,) and resumed.ok     # failed retried; diverged not retried
+    assert resumed.trained == (failing,)
+    assert resumed.ok   # failed retried; diverged not retried
     assert store.record(failing).attempts == 2
     assert all(store.record(c.run_id).attempts == 1 for c in plan.configs[2:])
 
@@ -173,10 +197,13 @@ def test_cancel_stops_the_sweep_and_resume_finishes_it(tmp_path):
     plan = grid(TINY, tokens=[4096, 8192], seeds=[0, 1])
     flag = threading.Event()
     report = run_sweep(plan, store, trackers=[CancelAfterFirstEvent(flag)], cancel=flag)
-    assert report.cancelled and not report.ok and len(report.missing) >= 2
+    assert report.cancelled
+    assert not report.ok
+    assert len(report.missing) >= 2
     assert store.record(plan.configs[-1].run_id) is None      # not reached: not even claimed
     resumed = run_sweep(plan, store)
-    assert resumed.ok and len(resumed.trained) == 4 - sum(r.status == "done" for r in report.records)
+    assert resumed.ok
+    assert len(resumed.trained) == 4 - sum(r.status == "done" for r in report.records)
 
 
 class CtrlC(Tracker):
@@ -238,7 +265,8 @@ def test_sigkill_mid_sweep_then_resume_trains_every_run_exactly_once(tmp_path):
     store = RunStore(store_dir)
     assert store.integrity() == "ok"
     assert {r.run_id: r.status for r in store.records()} == {first: "done", second: "interrupted"}
-    assert store.get(second) is None and not store.weights_path(second).exists()
+    assert store.get(second) is None
+    assert not store.weights_path(second).exists()
 
     resume = lab_process(*args)
     out, err = resume.communicate(timeout=600)
@@ -247,7 +275,9 @@ def test_sigkill_mid_sweep_then_resume_trains_every_run_exactly_once(tmp_path):
     assert [r["run_id"] for r in records] == [first, second]
     assert all(r["status"] == "done" for r in records)
     recs = {r.run_id: r for r in store.records()}
-    assert len(recs) == 2 and recs[first].attempts == 1 and recs[second].attempts == 2
+    assert len(recs) == 2
+    assert recs[first].attempts == 1
+    assert recs[second].attempts == 2
     assert store.curve(second)["step"].iloc[-1] == plan.configs[1].steps
     assert store.load_model(second) is not None
     assert store.integrity() == "ok"
@@ -268,7 +298,8 @@ def test_two_processes_on_one_store_train_every_run_exactly_once(tmp_path):
     assert len(rec_a) == len(rec_b) == 6
     store = RunStore(store_dir)
     records = store.records()
-    assert {r.run_id for r in records} == union and len(records) == 8
+    assert {r.run_id for r in records} == union
+    assert len(records) == 8
     assert all(r.status == "done" and r.attempts == 1 for r in records)      # nothing trained twice
     # both processes report the same numbers for the runs they share
     loss_a = {r["run_id"]: r["eval_loss"] for r in rec_a}
@@ -276,4 +307,5 @@ def test_two_processes_on_one_store_train_every_run_exactly_once(tmp_path):
     assert store.integrity() == "ok"
     # each process says what it trained and what it found finished (or waited for): 8 trained in all
     counts = [re.search(r"trained (\d+), reused (\d+)", err).groups() for err in (err_a, err_b)]
-    assert sum(int(t) for t, _ in counts) == 8 and sum(int(r) for _, r in counts) == 4
+    assert sum(int(t) for t, _ in counts) == 8
+    assert sum(int(r) for _, r in counts) == 4

@@ -45,16 +45,23 @@ async def _click_and_wait(button, controller):
 
 def test_app_builds_with_labelled_controls_readouts_and_one_figure(app):
     st = app.state
-    assert st.form["width"] == 16 and not st.config_error and not st.error
+    assert st.form["width"] == 16
+    assert not st.config_error
+    assert not st.error
     for key in ("params", "flops", "tokens_per_param", "time", "memory"):
         assert st.readouts[key]
     for w in app.form.inputs.values():
-        assert w.description and w.tooltip            # a label and a tooltip a student can read
-    assert "parameters" in app.form.readouts.value and not app.form.train.disabled and app.form.stop.disabled
+        assert w.description
+        assert w.tooltip   # a label and a tooltip a student can read
+    assert "parameters" in app.form.readouts.value
+    assert not app.form.train.disabled
+    assert app.form.stop.disabled
     figures = [w for w in _walk(app) if type(w).__name__ in ("FigureWidget", "LivePlot")]
     assert figures == [app.plots.view]                # one figure for the whole app
-    assert app.plots.view.figure_data and app.plots.view.figure_layout["xaxis"]["title"]["text"]   # as JSON
-    assert st.share.startswith("?") and "width=16" in st.share
+    assert app.plots.view.figure_data
+    assert app.plots.view.figure_layout["xaxis"]["title"]["text"]   # as JSON
+    assert st.share.startswith("?")
+    assert "width=16" in st.share
 
 
 def _walk(w):
@@ -67,42 +74,61 @@ def test_readouts_follow_the_width(app):
     before = dict(app.state.readouts)
     app.form.inputs["width"].value = 64
     assert app.state.form["width"] == 64
-    assert app.state.readouts["params"] != before["params"] and app.state.readouts["flops"] != before["flops"]
-    assert "width=64" in app.state.share and "width=64" in app.share.text.value
+    assert app.state.readouts["params"] != before["params"]
+    assert app.state.readouts["flops"] != before["flops"]
+    assert "width=64" in app.state.share
+    assert "width=64" in app.share.text.value
 
 
 def test_an_impossible_config_disables_train_and_says_why(app):
     app.form.inputs["width"].value = 48
     app.form.inputs["heads"].value = 5
-    assert "divisible by heads" in app.state.config_error and "--" not in app.state.config_error
+    assert "divisible by heads" in app.state.config_error
+    assert "--" not in app.state.config_error
     assert app.state.config_error.endswith("try Heads = 1")       # the fix names the form's control
-    assert app.form.train.disabled and "divisible by heads" in app.form.problem.value
-    assert app.controller.train.start() is None and "divisible" in app.state.error and not app.state.job
+    assert app.form.train.disabled
+    assert "divisible by heads" in app.form.problem.value
+    assert app.controller.train.start() is None
+    assert "divisible" in app.state.error
+    assert not app.state.job
     app.form.inputs["heads"].value = 4
-    assert not app.state.config_error and not app.form.train.disabled
+    assert not app.state.config_error
+    assert not app.form.train.disabled
     app.controller.form.set_values(width=2048, depth=48, context=1024, batch=512, seeds=8, tokens=10**9)   # far too big
-    assert "memory" in app.state.config_error and app.form.train.disabled
+    assert "memory" in app.state.config_error
+    assert app.form.train.disabled
 
 
 def test_training_draws_live_curves_stores_the_run_and_survives_a_restart(app):
     app.controller.form.set_values(tokens=8 * 32 * 64 * 3)          # 192 steps: chunks of 16 (MAX_CHUNK)
     out = run(_click_and_wait(app.form.train, app.controller))  # the Train button's one click
-    assert [r.status for r in out] == ["done"] and not app.state.error and not app.state.job
-    assert app.plots.points("curves") >= 4 and app.plots.points("runs") == 1
+    assert [r.status for r in out] == ["done"]
+    assert not app.state.error
+    assert not app.state.job
+    assert app.plots.points("curves") >= 4
+    assert app.plots.points("runs") == 1
     row = app.state.runs[0]
-    assert row["status"] == "done" and len(row["curve"]) >= 3 and row["run_id"] in app.runs.table.value[:10_000] + \
+    assert row["status"] == "done"
+    assert len(row["curve"]) >= 3
+    assert row["run_id"] in app.runs.table.value[:10_000] + \
         "".join(o[1] for o in app.runs.select.options)
-    assert app.state.progress["fraction"] == 1.0 and "done" in app.state.notice
+    assert app.state.progress["fraction"] == 1.0
+    assert "done" in app.state.notice
     assert [r.run_id for r in RunStore(None).records()] == [row["run_id"]]
     from widgets import Lab                                     # a new kernel: the runs come back from the store
     again = Lab()
-    assert [r["run_id"] for r in again.state.runs] == [row["run_id"]] and again.plots.points("curves") >= 4
+    assert [r["run_id"] for r in again.state.runs] == [row["run_id"]]
+    assert again.plots.points("curves") >= 4
     assert again.controller.runs.sample(row["run_id"], "The ", 16, 0.0) is None    # no event loop: sampled at once
     text = again.state.sample_text
-    assert isinstance(text, str) and len(text) >= 1 and not again.state.error
+    assert not again.state.error
+    from lab.sample import sample
+    assert text
+    assert text == sample(None, row["run_id"], "The ", length=16, temperature=0.0)   # greedy: the model's own
     assert again.sample.run.value == row["run_id"]             # the newest run is chosen
     again.sample.go.click()
-    assert again.state.sample_text and "<pre" in again.sample.out.value
+    assert again.state.sample_text
+    assert "<pre" in again.sample.out.value
 
 
 def test_stop_ends_the_run_within_a_chunk_and_keeps_it_cancelled(app):
@@ -111,7 +137,8 @@ def test_stop_ends_the_run_within_a_chunk_and_keeps_it_cancelled(app):
 
     async def go():
         task = c.train.start()
-        assert app.form.stop.disabled is False and app.form.train.disabled
+        assert app.form.stop.disabled is False
+        assert app.form.train.disabled
         while not any(v["points"] for v in app.state.live.values()):
             await asyncio.sleep(0.05)
             assert not task.done(), app.state.error
@@ -119,9 +146,13 @@ def test_stop_ends_the_run_within_a_chunk_and_keeps_it_cancelled(app):
         return await task
 
     (result,) = run(go())
-    assert result.status == "cancelled" and result.steps < result.config.steps
-    assert app.state.runs[0]["status"] == "cancelled" and "cancelled" in app.state.progress["text"]
-    assert not app.state.job and app.form.stop.disabled and not app.form.train.disabled
+    assert result.status == "cancelled"
+    assert result.steps < result.config.steps
+    assert app.state.runs[0]["status"] == "cancelled"
+    assert "cancelled" in app.state.progress["text"]
+    assert not app.state.job
+    assert app.form.stop.disabled
+    assert not app.form.train.disabled
 
 
 def test_a_link_sets_the_controls_and_bad_values_are_reported():
@@ -129,25 +160,61 @@ def test_a_link_sets_the_controls_and_bad_values_are_reported():
     app = Lab(query="?width=32&depth=2&optimizer=adam&seed=3&tokens=20k&lr=1e-3")
     f = app.form.inputs
     assert (f["width"].value, f["depth"].value, f["optimizer"].value, f["seed"].value) == (32, 2, "adam", 3)
-    assert app.state.form["tokens"] == 20_000 and app.state.form["lr"] == 1e-3 and not app.state.error
-    assert "width=32" in app.state.share and "optimizer=adam" in app.state.share
+    assert app.state.form["tokens"] == 20_000
+    assert app.state.form["lr"] == 1e-3
+    assert not app.state.error
+    assert "width=32" in app.state.share
+    assert "optimizer=adam" in app.state.share
     app.controller.form.apply_query("?width=abc&depth=999&optimizer=sgdd&colour=red&seed=7")
     err = app.state.error
-    assert "width" in err and "depth" in err and "optimizer" in err and "colour" in err
-    assert app.state.form["seed"] == 7 and f["seed"].value == 7 and f["width"].value == 32   # good ones still apply
-    assert "Problem" in app.messages.error.value and app.messages.error_box.layout.display == ""
+    assert "width" in err
+    assert "depth" in err
+    assert "optimizer" in err
+    assert "colour" in err
+    assert app.state.form["seed"] == 7
+    assert f["seed"].value == 7
+    assert f["width"].value == 32   # good ones still apply
+    assert "Problem" in app.messages.error.value
+    assert app.messages.error_box.layout.display == ""
+
+
+@pytest.mark.parametrize("query, name, value", [("?lr=2", "lr", 2.0), ("?width=4096", "width", 4096),
+                                               ("?tokens=5e9", "tokens", 5_000_000_000)])
+def test_a_link_takes_what_the_config_accepts_beyond_the_sliders(query, name, value):
+    """Links are checked against the config's bounds, as flags are (`--lr 2`): the control widens to show it."""
+    from widgets import Lab, fields
+    f = fields.BY_NAME[name]
+    assert not f.low <= value <= f.high                          # beyond the slider's suggested range
+    app = Lab(query=query)
+    assert not app.state.error
+    assert app.state.form[name] == pytest.approx(value)             # a log slider holds 10**x: to its last bit
+    assert app.form.inputs[name].value == pytest.approx(value)
+    assert app.controller.form.build_config().value(f.path) == value
+
+
+def test_a_link_refuses_what_the_config_refuses():
+    from widgets import fields
+    link = fields.parse_link("?lr=200&lr2=1&depth=0&seeds=0")
+    assert "lr='200' must be above 0 and at most 100" in " ".join(link.errors)
+    assert "depth='0' must be at least 1 and at most 256" in " ".join(link.errors)
+    assert "seeds='0' must be at least 1" in " ".join(link.errors)
+    assert "lr" not in link.values
 
 
 def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     c = app.controller
     assert app.sweep.mode.value == "ladder"                      # the default plan is a scaling ladder
     app.sweep.mode.value = "grid"
-    assert app.sweep.grid_box.layout.display == "" and app.sweep.ladder_box.layout.display == "none"
+    assert app.sweep.grid_box.layout.display == ""
+    assert app.sweep.ladder_box.layout.display == "none"
     app.sweep.tokens.value = "2048,4096,8192"
     app.sweep.widths.value = "16"
-    assert app.state.sweep_plan["runs"] == 3 and "3 runs" in app.sweep.plan.value
+    assert app.state.sweep_plan["runs"] == 3
+    assert "3 runs" in app.sweep.plan.value
     report = run(_click_and_wait(app.sweep.run, c))              # the Run sweep button's one click
-    assert report.ok and len(app.state.runs) == 3 and "sweep finished" in app.state.notice
+    assert report.ok
+    assert len(app.state.runs) == 3
+    assert "sweep finished" in app.state.notice
     # a diverged run is left out of the fit, and the app says so
     store = RunStore(None)
     done = store.get(app.state.runs[0]["run_id"])
@@ -158,27 +225,36 @@ def test_a_sweep_of_three_runs_then_a_fit_shows_the_law(app):
     app.scaling.variable.value = "D"
     app.scaling.fit.click()                                     # the Fit button's one click
     fit = app.state.fit
-    assert fit["equation"].startswith("L(D) = ") and fit["equation"] in app.scaling.equation.value
-    assert any("1 diverged" in n for n in fit["notes"]) and "1 diverged" in app.scaling.equation.value
-    assert app.plots.points("fit") > 10 and app.plots.points("runs") == 3 and app.plots.points("left_out") == 1
+    assert fit["equation"].startswith("L(D) = ")
+    assert fit["equation"] in app.scaling.equation.value
+    assert any("1 diverged" in n for n in fit["notes"])
+    assert "1 diverged" in app.scaling.equation.value
+    assert app.plots.points("fit") > 10
+    assert app.plots.points("runs") == 3
+    assert app.plots.points("left_out") == 1
     app.scaling.width.value, app.scaling.depth.value = 16, 1
     app.controller.form.set_values(tokens=16_384)
     app.scaling.predict.click()                                 # extrapolate to 16k tokens
-    assert app.state.prediction["loss"] > 0 and "predicted loss" in app.scaling.prediction.value
+    assert app.state.prediction["loss"] > 0
+    assert "predicted loss" in app.scaling.prediction.value
     assert app.plots.points("predicted") == 1
     run(_click_and_wait(app.scaling.check, c))                  # Train it: then predicted vs measured
-    assert app.state.prediction["actual"] > 0 and "measured" in app.state.prediction["text"]
+    assert app.state.prediction["actual"] > 0
+    assert "measured" in app.state.prediction["text"]
     app.scaling.budget.value = "1e12"
     app.scaling.calc.click()                                    # no Chinchilla fit and x is D: says what it needs
-    assert "Chinchilla" in app.state.error and not app.state.budget_text
+    assert "Chinchilla" in app.state.error
+    assert not app.state.budget_text
 
 
 def test_errors_land_in_the_error_area(app, tmp_path):
     c = app.controller
     app.runs.delete.click()
-    assert "select runs" in app.state.error and "select runs" in app.messages.error.value
+    assert "select runs" in app.state.error
+    assert "select runs" in app.messages.error.value
     app.messages.dismiss.click()
-    assert not app.state.error and app.messages.error_box.layout.display == "none"
+    assert not app.state.error
+    assert app.messages.error_box.layout.display == "none"
     app.sample.go.click()
     assert "choose a run" in app.state.error
     app.scaling.fit.click()
@@ -204,7 +280,9 @@ def test_errors_land_in_the_error_area(app, tmp_path):
         return await c.train.run()
 
     assert run(failing()) == []                                  # the run failed in the service, and says why
-    assert "training failed" in app.state.error and "bytes" in app.state.error and not c.state.job
+    assert "training failed" in app.state.error
+    assert "bytes" in app.state.error
+    assert not c.state.job
     assert [r["status"] for r in app.state.runs] == ["failed"]
 
 
@@ -215,7 +293,8 @@ def test_runs_table_select_compare_export_delete_and_toggles(app):
     c.form.set_values(seed=1)
     run(c.train.run())
     ids = [r["run_id"] for r in app.state.runs]
-    assert len(ids) == 2 and app.runs.table.value.count("<tr>") == 3
+    assert len(ids) == 2
+    assert app.runs.table.value.count("<tr>") == 3
     app.runs.select.value = (ids[0],)
     assert app.state.selected == [ids[0]]
     app.runs.compare.value = True
@@ -226,10 +305,12 @@ def test_runs_table_select_compare_export_delete_and_toggles(app):
     assert len(list(RunStore(None).path.glob("runs-*.csv"))) == 1
     app.toolbar.x_axis.value = "flops"
     app.toolbar.log_scale.value = False
-    assert app.plots.fig.layout.xaxis.type == "linear" and "FLOPs" in app.plots.fig.layout.xaxis.title.text
+    assert app.plots.fig.layout.xaxis.type == "linear"
+    assert "FLOPs" in app.plots.fig.layout.xaxis.title.text
     app.runs.refresh.click()
     app.runs.delete.click()
-    assert [r["run_id"] for r in app.state.runs] == ids[1:] and "deleted 1" in app.state.notice
+    assert [r["run_id"] for r in app.state.runs] == ids[1:]
+    assert "deleted 1" in app.state.notice
     app.form.stop.click()                                        # nothing running: nothing happens
     app.sweep.stop.click()
     assert not app.state.error
@@ -241,8 +322,11 @@ def test_uploaded_text_becomes_the_dataset(app):
     app.form.upload.value = ({"name": "my notes.txt", "type": "text/plain", "size": len(text),
                               "content": memoryview(text), "last_modified": now},)
     path = app.state.data_path
-    assert app.state.form["data"] == "file" and path.endswith(".txt") and "uploads" in path
-    assert open(path, "rb").read() == text and app.controller.form.build_config().data.path == path
+    assert app.state.form["data"] == "file"
+    assert path.endswith(".txt")
+    assert "uploads" in path
+    assert open(path, "rb").read() == text
+    assert app.controller.form.build_config().data.path == path
     assert "data=" not in app.state.share                        # a file cannot travel in a link
 
 
@@ -251,7 +335,8 @@ def test_voila_hands_the_link_to_the_kernel(monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "width=24&heads=3&optimizer=lion")
     app = Lab()
     assert (app.state.form["width"], app.state.form["heads"], app.state.form["optimizer"]) == (24, 3, "lion")
-    assert "settings from the link" in app.state.notice and not app.state.error
+    assert "settings from the link" in app.state.notice
+    assert not app.state.error
 
 
 def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch):
@@ -267,7 +352,8 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
 
     async def go():
         app = Lab()
-        assert app.state.form["width"] == 16 and app.state.runs == []
+        assert app.state.form["width"] == 16
+        assert app.state.runs == []
         other = Lab(query="")                      # another kernel trains meanwhile
         await other.controller.train.run()
         assert app.state.runs == []
@@ -279,7 +365,9 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
         return app
 
     app = run(go())
-    assert app.form.inputs["width"].value == 40 and len(app.state.runs) == 1 and app.plots.points("curves") >= 1
+    assert app.form.inputs["width"].value == 40
+    assert len(app.state.runs) == 1
+    assert app.plots.points("curves") >= 1
 
 
 def _store_result(store, cfg, loss, status="done", epochs=0.1):
@@ -310,8 +398,10 @@ def test_chinchilla_fit_frontier_and_budget_calculator(app):
     app.runs.refresh.click()
     app.scaling.variable.value = "C"
     fit = app.state.fit
-    assert fit["equation"].startswith("L(C) = ") and fit["chinchilla"].startswith("L(N, D) = ")
-    assert "Chinchilla" in app.scaling.equation.value and app.plots.points("frontier") > 10
+    assert fit["equation"].startswith("L(C) = ")
+    assert fit["chinchilla"].startswith("L(N, D) = ")
+    assert "Chinchilla" in app.scaling.equation.value
+    assert app.plots.points("frontier") > 10
     app.scaling.budget.value = "1e13"
     app.scaling.calc.click()
     assert "With C = 1e+13 FLOPs train N ≈" in app.state.budget_text
@@ -319,15 +409,18 @@ def test_chinchilla_fit_frontier_and_budget_calculator(app):
     app.sweep.mode.value = "isoflop"
     app.sweep.budgets.value = "1e11, 1e12"
     app.sweep.sizes.value = "16,32"
-    assert "IsoFLOP" in app.state.sweep_plan["text"] and app.state.sweep_plan["runs"] == 4
-    assert app.sweep.grid_box.layout.display == "none" and "budget C=1e+11" in app.sweep.plan.value
+    assert "IsoFLOP" in app.state.sweep_plan["text"]
+    assert app.state.sweep_plan["runs"] == 4
+    assert app.sweep.grid_box.layout.display == "none"
+    assert "budget C=1e+11" in app.sweep.plan.value
 
 
 def test_widgets_never_import_jax_and_use_the_house_import_names():
     from pathlib import Path
     for path in (Path(__file__).resolve().parents[1] / "widgets").glob("*.py"):
         text = path.read_text()
-        assert "import jax" not in text and "from jax" not in text, path
+        assert "import jax" not in text, path
+        assert "from jax" not in text, path
         assert "import ipywidgets as widgets" not in text, path
 
 
@@ -335,53 +428,72 @@ def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypat
     from lab.counting import param_counts
     from widgets import fields
     c, inputs = app.controller, app.form.inputs
-    assert fields.BY_NAME["data"].default == "stdlib" and app.state.form["data"] == "builtin"   # quick: the small one
+    assert fields.BY_NAME["data"].default == "stdlib"
+    assert app.state.form["data"] == "builtin"   # quick: the small one
     labels = dict((v, k) for k, v in inputs["data"].options)
-    assert labels["stdlib"] == "Python source (built in, 11 MB)" and "Python docs" in labels["builtin"]
-    assert "μP" in inputs["param"].tooltip and "transfers" in inputs["param"].tooltip
-    assert "Chinchilla" in inputs["tokens_per_param"].tooltip and "Data (tokens)" in inputs["tokens_per_param"].tooltip
+    assert labels["stdlib"] == "Python source (built in, 11 MB)"
+    assert "Python docs" in labels["builtin"]
+    assert "μP" in inputs["param"].tooltip
+    assert "transfers" in inputs["param"].tooltip
+    assert "Chinchilla" in inputs["tokens_per_param"].tooltip
+    assert "Data (tokens)" in inputs["tokens_per_param"].tooltip
     inputs["param"].value = "mup"
     inputs["tokens_per_param"].value = 20
     cfg = c.form.build_config()
-    assert cfg.model.param == "mup" and cfg.tokens_per_param == 20
+    assert cfg.model.param == "mup"
+    assert cfg.tokens_per_param == 20
     assert cfg.tokens == round(20 * param_counts(cfg.model).total)          # the data follows the model's size
-    assert "D = 20 x N" in app.state.readouts["tokens_per_param"] and "param=mup" in app.state.share
+    assert "D = 20 x N" in app.state.readouts["tokens_per_param"]
+    assert "param=mup" in app.state.share
     inputs["optimizer"].value = "sgd"                                      # μP's rules are Adam-type ones
-    assert "μP" in app.state.config_error and app.form.train.disabled
+    assert "μP" in app.state.config_error
+    assert app.form.train.disabled
     monkeypatch.delenv("SCALING_LAB_QUICK")
     assert fields.defaults()["data"] == "stdlib"
 
 
 def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     from lab.family import family_key
-    from lab.sweep import LADDER_WIDTHS
+    from lab.plans import LADDER_WIDTHS
     from widgets.controller import Controller
     from widgets.training import QUICK_LADDER_WIDTHS
     from widgets.state import AppState
     sw, c = app.sweep, app.controller
-    assert sw.mode.value == "ladder" and sw.mode.options[0] == ("Ladder", "ladder")
-    assert sw.ladder_box.layout.display == "" and sw.grid_box.layout.display == "none"
-    assert sw.ladder_widths.value == ",".join(map(str, QUICK_LADDER_WIDTHS)) and sw.tokens_per_param.value == "20"
+    assert sw.mode.value == "ladder"
+    assert sw.mode.options[0] == ("Ladder", "ladder")
+    assert sw.ladder_box.layout.display == ""
+    assert sw.grid_box.layout.display == "none"
+    assert sw.ladder_widths.value == ",".join(map(str, QUICK_LADDER_WIDTHS))
+    assert sw.tokens_per_param.value == "20"
     for w in (sw.ladder_widths, sw.ladder_depths, sw.tokens_per_param, sw.ladder_seeds, sw.mode):
-        assert w.description and w.tooltip
+        assert w.description
+        assert w.tooltip
     plan = app.state.sweep_plan
-    assert plan["runs"] == 6 and not plan["error"]
+    assert plan["runs"] == 6
+    assert not plan["error"]
     for words in ("ladder:", "6 runs", "FLOPs", "estimated time", "D = 20 x N", "sizes: 8x1"):
-        assert words in plan["text"] and words in sw.plan.value
+        assert words in plan["text"]
+        assert words in sw.plan.value
     built = c.sweep.build_plan()
-    assert all(cfg.tokens_per_param == 20 for cfg in built) and len({family_key(cfg) for cfg in built}) == 1
-    from lab.sweep import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
-    assert {(cfg.model.param, cfg.optim.lr) for cfg in built} == {(LADDER_PARAM, LADDER_LR)} and "μP" in plan["text"]
-    assert sw.ladder_tuned.value and sw.ladder_tuned.tooltip
+    assert all(cfg.tokens_per_param == 20 for cfg in built)
+    assert len({family_key(cfg) for cfg in built}) == 1
+    from lab.plans import LADDER_LR, LADDER_PARAM                     # the tuned ladder settings, by default
+    assert {(cfg.model.param, cfg.optim.lr) for cfg in built} == {(LADDER_PARAM, LADDER_LR)}
+    assert "μP" in plan["text"]
+    assert sw.ladder_tuned.value
+    assert sw.ladder_tuned.tooltip
     sw.ladder_tuned.value = False                                    # off: the form as it is
     assert {cfg.model.param for cfg in c.sweep.build_plan()} == {"standard"}
     assert "standard parameterisation" in app.state.sweep_plan["text"]
     sw.ladder_tuned.value = True
     sw.ladder_seeds.value = 2
     sw.tokens_per_param.value = "10"
-    assert app.state.sweep_plan["runs"] == 12 and "D = 10 x N" in app.state.sweep_plan["text"]
+    assert app.state.sweep_plan["runs"] == 12
+    assert "D = 10 x N" in app.state.sweep_plan["text"]
     sw.tokens_per_param.value = "lots"
-    assert app.state.sweep_plan["runs"] == 0 and "Cannot plan" in sw.plan.value and "number" in sw.plan.value
+    assert app.state.sweep_plan["runs"] == 0
+    assert "Cannot plan" in sw.plan.value
+    assert "number" in sw.plan.value
     assert sw.run.disabled
     sw.tokens_per_param.value = "20"
     assert not sw.run.disabled
@@ -394,9 +506,12 @@ def test_the_ladder_is_the_default_sweep_and_states_its_cost(app, monkeypatch):
     sw.ladder_widths.value, sw.tokens_per_param.value, sw.ladder_seeds.value = "16", "1", 1
     assert app.state.sweep_plan["runs"] == 1
     report = run(_click_and_wait(sw.run, c))
-    assert report.ok and "sweep finished" in app.state.notice and not app.state.error
+    assert report.ok
+    assert "sweep finished" in app.state.notice
+    assert not app.state.error
     (row,) = app.state.runs
-    assert row["config"]["tokens_per_param"] == 1 and app.state.family == row["family"]   # Scaling turns to it
+    assert row["config"]["tokens_per_param"] == 1
+    assert app.state.family == row["family"]   # Scaling turns to it
     monkeypatch.delenv("SCALING_LAB_QUICK")                       # the full app: the README's ladder
     assert Controller(AppState()).sweep.values["ladder_widths"] == ",".join(map(str, LADDER_WIDTHS))
 
@@ -406,7 +521,7 @@ def _ladder(store, base, widths, *, tokens_per_param=20.0, seeds=(0,), law=(1.2,
     """A ladder's finished runs written straight to the store, their losses on a known law."""
     import numpy as np
     from lab.counting import param_counts
-    from lab.sweep import ladder
+    from lab.plans import ladder
     E, A, alpha = law
     rng = np.random.default_rng(0)
     plan = ladder(base, widths=widths, tokens_per_param=tokens_per_param, seeds=list(seeds))
@@ -425,42 +540,67 @@ def test_a_ladder_family_is_fitted_on_its_smaller_sizes_and_checked_on_the_large
     app.runs.refresh.click()
     key = family_key(plan.configs[0])
     fams = app.state.families
-    assert [f["key"] for f in fams] == [key] and fams[0]["sizes"] == 6 and fams[0]["runs"] == 12
-    assert app.state.family == key and app.scaling.family.value == key and "6 sizes, 12 runs" in \
+    assert [f["key"] for f in fams] == [key]
+    assert fams[0]["sizes"] == 6
+    assert fams[0]["runs"] == 12
+    assert app.state.family == key
+    assert app.scaling.family.value == key
+    assert "6 sizes, 12 runs" in \
         app.scaling.family.options[0][0]
-    assert app.state.holdout == 2 and app.scaling.holdout.value == 2 and not app.scaling.holdout.disabled
+    assert app.state.holdout == 2
+    assert app.scaling.holdout.value == 2
+    assert not app.scaling.holdout.disabled
     for w in (app.scaling.family, app.scaling.holdout):
-        assert w.description and w.tooltip
+        assert w.description
+        assert w.tooltip
     app.scaling.fit.click()
     fit = app.state.fit
-    assert not app.state.error and fit["law"] == "family" and fit["equation"].startswith("L(N) = ")
+    assert not app.state.error
+    assert fit["law"] == "family"
+    assert fit["equation"].startswith("L(N) = ")
     assert [(p["width"], p["depth"]) for p in fit["held_out"]] == [(24, 1), (32, 1)]
     for p in fit["held_out"]:
-        assert p["low"] <= p["predicted"] <= p["high"] and p["seeds"] == 2 and p["sd"] > 0
+        assert p["low"] <= p["predicted"] <= p["high"]
+        assert p["seeds"] == 2
+        assert p["sd"] > 0
         assert abs(p["rel_error"]) < 0.05
     table = app.scaling.held_out.value
-    assert "lab-heldout" in table and table.count("<tr>") == 3 and "%" in table and "width 32, depth 1" in table
+    assert "lab-heldout" in table
+    assert table.count("<tr>") == 3
+    assert "%" in table
+    assert "width 32, depth 1" in table
     warnings = fit["warnings"]
     assert any("6.5 epochs" in w for w in warnings)
-    assert "Reasons to doubt" in app.scaling.warnings.value and "6.5 epochs" in app.scaling.warnings.value
-    assert app.plots.points("held_out") == 2 and app.plots.points("runs") == 12 and app.plots.points("fit") > 10
+    assert "Reasons to doubt" in app.scaling.warnings.value
+    assert "6.5 epochs" in app.scaling.warnings.value
+    assert app.plots.points("held_out") == 2
+    assert app.plots.points("runs") == 12
+    assert app.plots.points("fit") > 10
     # the run that repeated its data is flagged where runs are listed
     flagged = [r for r in app.state.runs if r["width"] == 32]
-    assert all("⚠ 6.5 epochs" in r["label"] for r in flagged) and "⚠ 6.5 epochs" in app.runs.table.value
+    assert all("⚠ 6.5 epochs" in r["label"] for r in flagged)
+    assert "⚠ 6.5 epochs" in app.runs.table.value
     assert not any("epochs" in r["label"] for r in app.state.runs if r["width"] != 32)
     # hold out none, then too many: the engine's reason lands in the message area
     app.scaling.holdout.value = 0
-    assert app.state.fit["held_out"] == [] and app.state.fit["equation"] and not app.state.error
+    assert app.state.fit["held_out"] == []
+    assert app.state.fit["equation"]
+    assert not app.state.error
     app.scaling.holdout.value = 3
-    assert "at least 4 model sizes" in app.state.error and not app.state.fit["equation"]
+    assert "at least 4 model sizes" in app.state.error
+    assert not app.state.fit["equation"]
     # a second ladder whose law is sound: chosen in the Family list
     other = _ladder(store, base.replace(optim__lr=1e-2), [8, 16, 24, 32, 48, 64], tokens_per_param=10, seeds=(0, 1))
     app.runs.refresh.click()
-    assert len(app.state.families) == 2 and app.state.family == key          # the chosen family stays chosen
+    assert len(app.state.families) == 2
+    assert app.state.family == key   # the chosen family stays chosen
     app.scaling.family.value = family_key(other.configs[0])
-    assert app.state.holdout == 2 and app.state.fit["law"] == "family" and app.state.fit["trusted"]
+    assert app.state.holdout == 2
+    assert app.state.fit["law"] == "family"
+    assert app.state.fit["trusted"]
     assert "Nothing found against this law" in app.scaling.warnings.value
-    assert app.plots.points("runs") == 12 and app.plots.points("other") == 12
+    assert app.plots.points("runs") == 12
+    assert app.plots.points("other") == 12
 
 
 def test_runs_of_two_families_are_never_pooled(app):
@@ -472,24 +612,33 @@ def test_runs_of_two_families_are_never_pooled(app):
     for cfg in a + b:
         _store_result(store, cfg, 2.0 + 100 / cfg.model.width)
     app.runs.refresh.click()
-    assert [f["sizes"] for f in app.state.families] == [4, 3] and app.state.family == family_key(b[0])
-    assert len(app.scaling.family.options) == 2 and "lr 0.01" in app.scaling.family.options[0][0]
+    assert [f["sizes"] for f in app.state.families] == [4, 3]
+    assert app.state.family == family_key(b[0])
+    assert len(app.scaling.family.options) == 2
+    assert "lr 0.01" in app.scaling.family.options[0][0]
     app.scaling.fit.click()                                   # the default family alone: its 4 runs
-    assert app.state.fit["equation"] and "fitted on 4 finished run(s) of the family" in app.state.fit["notes"][0]
-    assert app.plots.points("runs") == 4 and app.plots.points("other") == 3
+    assert app.state.fit["equation"]
+    assert "fitted on 4 finished run(s) of the family" in app.state.fit["notes"][0]
+    assert app.plots.points("runs") == 4
+    assert app.plots.points("other") == 3
     ids = {r["config"]["model"]["width"]: r["run_id"] for r in app.state.runs if r["config"]["optim"]["lr"] == 1e-2}
     mixed = [a[0].run_id, a[1].run_id, ids[48]]
     app.runs.select.value = tuple(mixed)                      # three runs of two families: refused, in words
     app.scaling.fit.click()
     err = app.state.error
-    assert err.startswith("fit: these runs are of 2 families") and "optim.lr: 0.01, 0.003" in err
+    assert err.startswith("fit: these runs are of 2 families")
+    assert "optim.lr: 0.01, 0.003" in err
     assert "Family list" in err                               # and the way out
-    assert "Problem" in app.messages.error.value and "optim.lr" in app.messages.error.value
-    assert not app.state.fit["equation"] and "optim.lr" in app.scaling.equation.value
+    assert "Problem" in app.messages.error.value
+    assert "optim.lr" in app.messages.error.value
+    assert not app.state.fit["equation"]
+    assert "optim.lr" in app.scaling.equation.value
     app.runs.select.value = (a[0].run_id, a[1].run_id, a[2].run_id)   # runs of one family choose that family
-    assert app.state.family == family_key(a[0]) and app.scaling.family.value == family_key(a[0])
+    assert app.state.family == family_key(a[0])
+    assert app.scaling.family.value == family_key(a[0])
     app.scaling.fit.click()
-    assert app.state.fit["equation"] and "the selected runs" in app.state.fit["notes"][0]
+    assert app.state.fit["equation"]
+    assert "the selected runs" in app.state.fit["notes"][0]
 
 
 def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_law(app):
@@ -503,40 +652,53 @@ def test_extrapolate_then_train_checks_a_member_of_the_family_left_out_of_its_la
     assert app.state.holdout == 0         # five sizes: nothing to spare
     app.scaling.fit.click()
     before = app.state.fit["equation"]
-    assert app.state.fit["law"] == "family" and before
+    assert app.state.fit["law"] == "family"
+    assert before
     app.scaling.width.value, app.scaling.depth.value = 16, 1
     app.scaling.predict.click()
     pred = app.state.prediction
     cfg = c.scaling._fit_objects["template"].replace(model__width=16)
-    assert pred["run_id"] == cfg.run_id and family_key(cfg) == family_key(plan.configs[0])
-    assert pred["config"]["tokens_per_param"] == 1 and pred["x"] == param_counts(cfg.model).total
-    assert pred["low"] <= pred["loss"] <= pred["high"] and "interval" in app.scaling.prediction.value
+    assert pred["run_id"] == cfg.run_id
+    assert family_key(cfg) == family_key(plan.configs[0])
+    assert pred["config"]["tokens_per_param"] == 1
+    assert pred["x"] == param_counts(cfg.model).total
+    assert pred["low"] <= pred["loss"] <= pred["high"]
+    assert "interval" in app.scaling.prediction.value
     shown = app.scaling.prediction.value                        # what the prediction rests on, before Train it
     reach = param_counts(cfg.model).total / max(z["N"] for z in app.state.fit["sizes"])
     assert f"{reach:.1f}x the largest fitted size" in shown
     assert "epochs of this family" in shown
-    assert "training it:" in shown and "FLOPs, about" in shown
+    assert "training it:" in shown
+    assert "FLOPs, about" in shown
     assert app.plots.points("predicted") == 1
     (result,) = run(_click_and_wait(app.scaling.check, c))      # Train it
-    assert result.status == "done" and result.config.run_id == pred["run_id"] and not app.state.error
+    assert result.status == "done"
+    assert result.config.run_id == pred["run_id"]
+    assert not app.state.error
     assert result.tokens == cfg.tokens_trained                 # D = 1 x N: tokens followed the size
     done = app.state.prediction
-    assert done["actual"] == pytest.approx(result.eval_loss) and done["rel_error"] is not None
-    assert "measured" in done["text"] and "off by" in app.scaling.prediction.value
+    assert done["actual"] == pytest.approx(result.eval_loss)
+    assert done["rel_error"] is not None
+    assert "measured" in done["text"]
+    assert "off by" in app.scaling.prediction.value
     fit = app.state.fit                                          # refitted after the run, without it
-    assert fit["equation"] == before and len(fit["sizes"]) == 5
-    assert all(z["width"] != 16 for z in fit["sizes"]) and any("they check this law" in n for n in fit["notes"])
-    assert app.state.families[0]["sizes"] == 6 and app.state.holdout == 0
+    assert fit["equation"] == before
+    assert len(fit["sizes"]) == 5
+    assert all(z["width"] != 16 for z in fit["sizes"])
+    assert any("they check this law" in n for n in fit["notes"])
+    assert app.state.families[0]["sizes"] == 6
+    assert app.state.holdout == 0
     assert app.plots.points("actual") == 1
 
 
 
 def test_the_form_fields_come_from_the_schema():
     from lab import schema
+    from lab.config import default
     from widgets import controls, fields
     for f in fields.FIELDS:
         s = schema.BY_KEY[f.name]
-        assert (f.label, f.default, f.path) == (s.label, s.default, s.path if s.config else None)
+        assert (f.label, f.default, f.path) == (s.label, default(s.path), s.path if s.config else None)
         assert f.help == (s.tip or s.help)
         if f.kind in ("int", "float"):
             assert (f.low, f.high) == s.range
@@ -548,11 +710,13 @@ def test_empty_plots_say_what_will_appear(app):
     names = {a.name for a in app.plots.fig.layout.annotations}
     assert {"hint-curves", "hint-scaling"} <= names
     texts = " ".join(a.text for a in app.plots.fig.layout.annotations if (a.name or "").startswith("hint"))
-    assert "Press Train" in texts and "final loss" in texts
+    assert "Press Train" in texts
+    assert "final loss" in texts
     assert tuple(app.plots.fig.layout.xaxis.range) == (3, 7)          # 1k to 10M tokens, not 0.1 to 10k
     run(_click_and_wait(app.form.train, app.controller))
     names = {a.name for a in app.plots.fig.layout.annotations}
-    assert "hint-curves" not in names and "hint-scaling" not in names
+    assert "hint-curves" not in names
+    assert "hint-scaling" not in names
     assert len([a for a in app.plots.fig.layout.annotations if a.text and "Loss while training" in a.text]) == 1
 
 
@@ -576,23 +740,33 @@ def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(ap
     a, b = app, Lab()                                           # two pages, one store
     for page in (a, b):
         page.controller.form.set_values(tokens=LONG)
-    assert b.form.again.layout.display == "none" and not b.state.stored
+    assert b.form.again.layout.display == "none"
+    assert not b.state.stored
     (done,) = run(_click_and_wait(a.form.train, a.controller))   # page A trains it to done
     store = RunStore(None)
     before = store.record(done.run_id, curve=True)
-    assert done.status == before.status == "done" and len(before.result.curve) >= 10
+    assert done.status == before.status == "done"
+    assert len(before.result.curve) >= 10
 
     shown = run(_click_and_wait(b.form.train, b.controller))     # page B presses Train on the same config
-    assert shown == [] and not b.state.error and not b.state.job
+    assert shown == []
+    assert not b.state.error
+    assert not b.state.job
     rec = store.record(done.run_id)
-    assert rec.attempts == 1 and rec.finished == before.finished  # nothing trained, nothing rewritten
+    assert rec.attempts == 1
+    assert rec.finished == before.finished   # nothing trained, nothing rewritten
     notice = b.state.notice
     assert f"run {done.run_id[:8]} is already in the store (done, trained today at" in notice
-    assert "shown without training" in notice and f"{done.eval_loss:.4f}" in notice
-    assert "from the store" in b.state.progress["text"] and b.state.progress["fraction"] == 1.0
-    assert b.state.selected == [done.run_id] and b.plots.points("curves") >= 10   # its curve, as if just trained
+    assert "shown without training" in notice
+    assert f"{done.eval_loss:.4f}" in notice
+    assert "from the store" in b.state.progress["text"]
+    assert b.state.progress["fraction"] == 1.0
+    assert b.state.selected == [done.run_id]
+    assert b.plots.points("curves") >= 10   # its curve, as if just trained
     assert done.run_id[:8] in b.runs.table.value
-    assert b.form.again.layout.display == "" and not b.form.again.disabled and b.form.again.tooltip
+    assert b.form.again.layout.display == ""
+    assert not b.form.again.disabled
+    assert b.form.again.tooltip
     assert b.state.stored.startswith("already in the store (done, trained today")
     assert "Train again" in b.state.readouts["time"]
 
@@ -600,19 +774,24 @@ def test_a_stored_run_is_shown_not_retrained_and_train_again_never_touches_it(ap
         b.form.again.click()                                    # Train again, then Stop
         task = b.controller.task
         await _until(lambda: any(v["points"] for v in b.state.live.values()), task, "a curve point")
-        assert "attempt 1" in b.state.notice and b.form.again.disabled
+        assert "attempt 1" in b.state.notice
+        assert b.form.again.disabled
         b.form.stop.click()
         return await task
 
     (retry,) = run(again_then_stop())
-    assert retry.status == "cancelled" and retry.config.attempt == 1 and retry.run_id != done.run_id
+    assert retry.status == "cancelled"
+    assert retry.config.attempt == 1
+    assert retry.run_id != done.run_id
     after = store.record(done.run_id, curve=True)               # page A's run: exactly as it was
     assert dataclasses.replace(after, result=None) == dataclasses.replace(before, result=None)
-    assert after.result.curve == before.result.curve and after.result.eval_loss == before.result.eval_loss
+    assert after.result.curve == before.result.curve
+    assert after.result.eval_loss == before.result.eval_loss
     assert store.load_model(done.run_id) is not None
     assert {r.run_id: r.status for r in store.records()} == {done.run_id: "done", retry.run_id: "cancelled"}
     labels = {r["run_id"]: r["label"] for r in b.state.runs}
-    assert "attempt 1 · cancelled" in labels[retry.run_id] and "attempt" not in labels[done.run_id]
+    assert "attempt 1 · cancelled" in labels[retry.run_id]
+    assert "attempt" not in labels[done.run_id]
     a.controller.runs.refresh()
     assert {r["run_id"]: r["status"] for r in a.state.runs}[done.run_id] == "done"
 
@@ -631,9 +810,11 @@ def test_a_waiting_page_says_its_place_and_when_it_starts_while_another_trains(a
         tb = b.controller.train.start()
         await _until(lambda: seen.append(b.state.progress.get("text", "")) or "place 1 of 1" in seen[-1], tb,
                      "page B's place in the queue")
-        assert "starts in about" in b.state.queue_text and "1 run of other pages training now" in seen[-1]
+        assert "starts in about" in b.state.queue_text
+        assert "1 run of other pages training now" in seen[-1]
         b.form.stop.click()                                        # B leaves the queue; nothing of it trained
-        assert await tb == [] and "left the queue" in b.state.notice
+        assert await tb == []
+        assert "left the queue" in b.state.notice
         a.form.stop.click()
         return await ta
 
@@ -654,20 +835,29 @@ def test_two_pages_training_one_config_store_it_once_and_the_second_follows(app)
         await _until(lambda: any(v["points"] for v in a.state.live.values()), ta, "page A's first point")
         tb = b.controller.train.start()                      # page B presses Train meanwhile
         await _until(lambda: any(v["points"] for v in b.state.live.values()), tb, "page B following A's curve")
-        assert "another page asked for this run first" in b.state.notice and "following it" in b.state.notice
+        assert "another page asked for this run first" in b.state.notice
+        assert "following it" in b.state.notice
         (live,) = b.state.live.values()
         assert "another page's run" in live["label"]
         n = len(live["points"])
         await _until(lambda: len(next(iter(b.state.live.values()))["points"]) > n, tb, "the followed curve to grow")
-        assert b.state.job == "train" and not b.form.stop.disabled
+        assert b.state.job == "train"
+        assert not b.form.stop.disabled
         return await ta, await tb
 
     (ra,), (rb,) = run(both())
-    assert ra.status == "done" and rb.run_id == ra.run_id and not a.state.error and not b.state.error
+    assert ra.status == "done"
+    assert rb.run_id == ra.run_id
+    assert not a.state.error
+    assert not b.state.error
     rec = store.record(ra.run_id, curve=True)
-    assert rec.status == "done" and rec.attempts == 1 and [r.run_id for r in store.records()] == [ra.run_id]
-    assert f"another page's run {ra.run_id[:8]} done" in b.state.notice and not b.state.live
-    assert b.state.progress["fraction"] == 1.0 and b.plots.points("curves") >= 10
+    assert rec.status == "done"
+    assert rec.attempts == 1
+    assert [r.run_id for r in store.records()] == [ra.run_id]
+    assert f"another page's run {ra.run_id[:8]} done" in b.state.notice
+    assert not b.state.live
+    assert b.state.progress["fraction"] == 1.0
+    assert b.plots.points("curves") >= 10
     assert [r["status"] for r in b.state.runs] == ["done"]
 
 
@@ -684,12 +874,16 @@ def test_stop_on_a_following_page_stops_following_never_the_other_run(app):
         await _until(lambda: b.controller.jobs.job.joined, tb, "page B following")
         b.form.stop.click()                                     # Stop on the follower
         assert b.state.notice == "stopping following; the other page's run goes on"
-        assert await tb == [] and not ta.done()
-        assert "stopped following" in b.state.notice and "goes on" in b.state.notice and not b.state.live
+        assert await tb == []
+        assert not ta.done()
+        assert "stopped following" in b.state.notice
+        assert "goes on" in b.state.notice
+        assert not b.state.live
         return await ta
 
     (ra,) = run(go())
-    assert ra.status == "done" and ra.steps == ra.config.steps     # page A's run was never stopped
+    assert ra.status == "done"
+    assert ra.steps == ra.config.steps   # page A's run was never stopped
     assert RunStore(None).record(ra.run_id).status == "done"
 
 
@@ -699,20 +893,31 @@ def test_a_link_hides_locks_and_opens_a_tab():
     from widgets import Lab
     app = Lab(query="?width=64&depth=2&hide=optimizer,lr,schedule&lock=width&tab=scaling")
     st, f = app.state, app.form.inputs
-    assert not st.error and (st.form["width"], st.form["depth"]) == (64, 2)
+    assert not st.error
+    assert (st.form["width"], st.form["depth"]) == (64, 2)
     for name in ("optimizer", "lr", "schedule"):
         assert f[name].layout.display == "none"                     # hidden, its value still the link's
-    assert f["width"].disabled and f["width"].layout.display == ""  # shown, fixed by the link
-    assert not f["depth"].disabled and f["depth"].layout.display == "" and f["warmup"].layout.display == ""
+    assert f["width"].disabled
+    assert f["width"].layout.display == ""   # shown, fixed by the link
+    assert not f["depth"].disabled
+    assert f["depth"].layout.display == ""
+    assert f["warmup"].layout.display == ""
     assert f["optimizer"].layout is not f["depth"].layout           # hiding one control hides only it
-    assert app.tabs.selected_index == list(app.tabs.titles).index("Scaling") and st.tab == "scaling"
-    assert "hidden: optimizer, lr, schedule" in st.notice and "locked: width" in st.notice
+    assert app.tabs.selected_index == list(app.tabs.titles).index("Scaling")
+    assert st.tab == "scaling"
+    assert "hidden: optimizer, lr, schedule" in st.notice
+    assert "locked: width" in st.notice
     assert not app.form.train.disabled
     # the share link carries them on, and the Share tab shows them as chosen
-    assert "hide=optimizer,lr,schedule" in st.share and "lock=width" in st.share and "tab=scaling" in st.share
-    assert app.share.hide.value == ("optimizer", "lr", "schedule") and app.share.tab.value == "scaling"
+    assert "hide=optimizer,lr,schedule" in st.share
+    assert "lock=width" in st.share
+    assert "tab=scaling" in st.share
+    assert app.share.hide.value == ("optimizer", "lr", "schedule")
+    assert app.share.tab.value == "scaling"
     app.controller.form.apply_preset("optimizers")                       # a preset keeps what the link locked
-    assert st.form["width"] == 64 and "locked" in st.notice and st.tab == "runs"
+    assert st.form["width"] == 64
+    assert "locked" in st.notice
+    assert st.tab == "runs"
     app.tabs.selected_index = list(app.tabs.titles).index("Sample text")   # a click on a tab
     assert st.tab == "sample"
 
@@ -720,21 +925,29 @@ def test_a_link_hides_locks_and_opens_a_tab():
 def test_a_whole_hidden_section_is_hidden_with_its_title():
     from widgets import Lab
     app = Lab(query="?hide=optimizer,lr,schedule,warmup,batch")
-    assert app.form.sections["Optimizer"].layout.display == "none" and app.form.sections["Model"].layout.display == ""
+    assert app.form.sections["Optimizer"].layout.display == "none"
+    assert app.form.sections["Model"].layout.display == ""
 
 
 def test_unknown_names_in_a_link_are_reported_not_raised():
     from widgets import Lab
     app = Lab(query="?width=32&hide=optimizer,colour&lock=size&tab=graphs&preset=huge")
     err = app.state.error
-    assert "colour" in err and "size" in err and "graphs" in err and "huge" in err
+    assert "colour" in err
+    assert "size" in err
+    assert "graphs" in err
+    assert "huge" in err
     assert "Problem" in app.messages.error.value
-    assert app.state.form["width"] == 32 and app.form.inputs["optimizer"].layout.display == "none"   # the rest applies
-    assert app.state.hidden == ["optimizer"] and app.state.locked == [] and app.state.tab == ""
+    assert app.state.form["width"] == 32
+    assert app.form.inputs["optimizer"].layout.display == "none"   # the rest applies
+    assert app.state.hidden == ["optimizer"]
+    assert app.state.locked == []
+    assert app.state.tab == ""
     app.controller.form.open_tab("nowhere")
     assert "nowhere" in app.state.error
     app.controller.form.set_share(hide=["width", "colour"])
-    assert "colour" in app.state.error and "colour" not in app.state.share
+    assert "colour" in app.state.error
+    assert "colour" not in app.state.share
     assert app.state.share_options["hide"] == ["optimizer"]                     # the refused choice changed nothing
 
 
@@ -742,10 +955,15 @@ def test_format_query_round_trips_hide_lock_and_tab():
     from widgets import fields
     values = fields.defaults() | {"width": 96, "lr": 1e-3}
     q = fields.format_query(values, hide=["lr", "optimizer"], lock=["width"], tab="Scaling")
-    assert "hide=optimizer,lr" in q and "lock=width" in q and "tab=scaling" in q
+    assert "hide=optimizer,lr" in q
+    assert "lock=width" in q
+    assert "tab=scaling" in q
     link = fields.parse_link(q)
-    assert link.values == values and not link.errors
-    assert set(link.hide) == {"lr", "optimizer"} and link.lock == ("width",) and link.tab == "scaling"
+    assert link.values == values
+    assert not link.errors
+    assert set(link.hide) == {"lr", "optimizer"}
+    assert link.lock == ("width",)
+    assert link.tab == "scaling"
     assert fields.parse_link(fields.format_query(values)).hide == ()             # none asked, none written
     assert not set(fields.LINK_KEYS) & set(fields.BY_NAME)                      # a link's keys never clash
 
@@ -753,45 +971,61 @@ def test_format_query_round_trips_hide_lock_and_tab():
 def test_the_share_tab_builds_a_teacher_link(app):
     share = app.share
     for w in (share.hide, share.lock, share.tab):
-        assert w.description and w.tooltip
+        assert w.description
+        assert w.tooltip
     share.hide.value = ("optimizer", "lr")
     share.lock.value = ("width",)
     share.tab.value = "scaling"
     q = app.state.share
-    assert "hide=optimizer,lr" in q and "lock=width" in q and "tab=scaling" in q and share.text.value == q
-    assert app.state.hidden == [] and not app.form.inputs["optimizer"].layout.display   # the teacher still sees all
+    assert "hide=optimizer,lr" in q
+    assert "lock=width" in q
+    assert "tab=scaling" in q
+    assert share.text.value == q
+    assert app.state.hidden == []
+    assert not app.form.inputs["optimizer"].layout.display   # the teacher still sees all
     from widgets import Lab
     student = Lab(query=q)
-    assert student.form.inputs["lr"].layout.display == "none" and student.form.inputs["width"].disabled
-    assert student.state.tab == "scaling" and not student.state.error
+    assert student.form.inputs["lr"].layout.display == "none"
+    assert student.form.inputs["width"].disabled
+    assert student.state.tab == "scaling"
+    assert not student.state.error
 
 
 def test_every_preset_applies_cleanly_and_opens_its_tab(app, monkeypatch):
-    from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
+    from lab.plans import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
     from widgets import fields
     c, st = app.controller, app.state
     assert {"first-run", "ladder", "optimizers", "data-limited"} <= set(fields.PRESETS)
-    assert app.form.preset.description == "Preset" and app.form.preset.tooltip
+    assert app.form.preset.description == "Preset"
+    assert app.form.preset.tooltip
     assert app.form.children[0] is app.form.preset                    # at the top of the form
     for key, preset in fields.PRESETS.items():
         for name, value in preset["values"].items():                   # plain data inside the fields' bounds
             assert fields.parse_value(fields.BY_NAME[name], f"{value:g}" if isinstance(value, float) else str(value)) \
                 == value, (key, name)
         app.form.preset.value = key                                    # the dropdown's one choice
-        assert not st.error and not st.config_error and not app.form.train.disabled, (key, st.error, st.config_error)
-        assert st.preset == key and all(st.form[k] == v for k, v in preset["values"].items())
+        assert not st.error, (key, st.error, st.config_error)
+        assert not st.config_error, (key, st.error, st.config_error)
+        assert not app.form.train.disabled, (key, st.error, st.config_error)
+        assert st.preset == key
+        assert all(st.form[k] == v for k, v in preset["values"].items())
         assert not st.sweep_plan.get("error"), (key, st.sweep_plan)
         if preset.get("tab"):
-            assert st.tab == preset["tab"] and app.tabs.selected_index == list(fields.TABS).index(preset["tab"])
+            assert st.tab == preset["tab"]
+            assert app.tabs.selected_index == list(fields.TABS).index(preset["tab"])
         for name, value in preset.get("sweep", {}).items():
-            assert c.sweep.values[name] == value and getattr(app.sweep, name).value == value
+            assert c.sweep.values[name] == value
+            assert getattr(app.sweep, name).value == value
     ladder = fields.PRESETS["ladder"]["values"]
-    assert ladder["param"] == "mup" and ladder["lr"] == LADDER_LR
+    assert ladder["param"] == "mup"
+    assert ladder["lr"] == LADDER_LR
     assert ladder["tokens_per_param"] == CHINCHILLA_TOKENS_PER_PARAM
-    assert fields.PRESETS["ladder"]["tab"] == "sweep" and fields.PRESETS["ladder"]["sweep"]["mode"] == "ladder"
+    assert fields.PRESETS["ladder"]["tab"] == "sweep"
+    assert fields.PRESETS["ladder"]["sweep"]["mode"] == "ladder"
     assert fields.PRESETS["data-limited"]["values"]["tokens_per_param"] == 0          # a fixed number of tokens
     app.form.inputs["width"].value = 48
-    assert st.preset == "" and app.form.preset.value == ""              # changed: the dropdown can set it again
+    assert st.preset == ""
+    assert app.form.preset.value == ""   # changed: the dropdown can set it again
     monkeypatch.delenv("SCALING_LAB_QUICK")                             # also valid over the full-size defaults
     for key in fields.PRESETS:
         c.form.build_config(fields.preset_values(key))
@@ -801,12 +1035,21 @@ def test_a_preset_link_with_explicit_settings_over_it():
     from widgets import Lab, fields
     app = Lab(query="?preset=ladder&width=96")
     st = app.state
-    assert st.form["width"] == 96 and st.form["param"] == "mup" and st.form["tokens_per_param"] == 20
-    assert not st.error and not st.config_error and not app.form.train.disabled and st.tab == "sweep"
-    assert st.preset == "ladder" and "preset ladder" in st.notice and "width=96" in st.notice
+    assert st.form["width"] == 96
+    assert st.form["param"] == "mup"
+    assert st.form["tokens_per_param"] == 20
+    assert not st.error
+    assert not st.config_error
+    assert not app.form.train.disabled
+    assert st.tab == "sweep"
+    assert st.preset == "ladder"
+    assert "preset ladder" in st.notice
+    assert "width=96" in st.notice
     for key in fields.PRESETS:
         other = Lab(query=f"?preset={key}&width=96")
-        assert other.state.form["width"] == 96 and not other.state.error and not other.state.config_error, key
+        assert other.state.form["width"] == 96, key
+        assert not other.state.error, key
+        assert not other.state.config_error, key
         assert all(other.state.form[k] == v for k, v in fields.PRESETS[key]["values"].items() if k != "width")
     assert Lab(query="?preset=first run").state.preset == "first-run"   # the label works too
 
@@ -823,13 +1066,19 @@ def test_the_teacher_token_decides_the_role_and_a_wrong_one_says_so(monkeypatch)
     from widgets import Lab
     token = _teacher_env(monkeypatch)
     student = Lab(query="?width=32")
-    assert student.state.role == "student" and "Class" not in student.tabs.titles
-    assert student.controller.form.open_tab("class") is None and "teacher's" in student.state.error
+    assert student.state.role == "student"
+    assert "Class" not in student.tabs.titles
+    assert student.controller.form.open_tab("class") is None
+    assert "teacher's" in student.state.error
     wrong = Lab(query="?teacher=guess")
-    assert wrong.state.role == "student" and "teacher token in this link is wrong" in wrong.state.notice
+    assert wrong.state.role == "student"
+    assert "teacher token in this link is wrong" in wrong.state.notice
     teacher = Lab(query=f"?teacher={token}&view=class")
-    assert teacher.state.role == "teacher" and "Class" in teacher.tabs.titles and teacher.state.tab == "class"
-    assert teacher.state.plot_mode == "class" and "teacher" in teacher.role.value
+    assert teacher.state.role == "teacher"
+    assert "Class" in teacher.tabs.titles
+    assert teacher.state.tab == "class"
+    assert teacher.state.plot_mode == "class"
+    assert "teacher" in teacher.role.value
     assert "teacher=" not in teacher.state.share                 # a shared link never carries the token
     monkeypatch.delenv("SCALING_LAB_TEACHER_SHA256")
     assert Lab().state.role == "teacher"                         # no server token at all: the lab's own user
@@ -845,14 +1094,17 @@ def test_a_students_delete_of_the_teachers_run_is_refused_the_teachers_works(app
     student.controller.set_name("Ann")
     student.controller.runs.select([mine.run_id])
     student.runs.delete.click()
-    assert "asked for by the teacher" in student.state.error and RunStore(None).record(mine.run_id) is not None
+    assert "asked for by the teacher" in student.state.error
+    assert RunStore(None).record(mine.run_id) is not None
     student.runs.export.click()                                  # a student's export: a download only
-    assert "download" in student.state.download and not list(RunStore(None).path.glob("runs-*.csv"))
+    assert "download" in student.state.download
+    assert not list(RunStore(None).path.glob("runs-*.csv"))
     teacher.controller.runs.select([mine.run_id])
     teacher.runs.export.click()
     assert len(list(RunStore(None).path.glob("runs-*.csv"))) == 1
     teacher.runs.delete.click()
-    assert not teacher.state.error and RunStore(None).record(mine.run_id) is None
+    assert not teacher.state.error
+    assert RunStore(None).record(mine.run_id) is None
 
 
 def test_the_class_view_lists_names_as_text_and_clears_the_queue(monkeypatch):
@@ -869,13 +1121,16 @@ def test_the_class_view_lists_names_as_text_and_clears_the_queue(monkeypatch):
     teacher = Lab(query=f"?teacher={token}&tab=class", service="external")
     teacher.controller.classroom.refresh()
     html = teacher.classroom.waiting.value + teacher.classroom.pages.value
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
     assert [w["place"] for w in teacher.state.classroom["waiting"]] == [1, 2]
     student = Lab(query="", service="external")
     student.controller.classroom.clear_queue()
-    assert "only the teacher" in student.state.error and len(queue.view().waiting) == 2
+    assert "only the teacher" in student.state.error
+    assert len(queue.view().waiting) == 2
     teacher.classroom.clear.click()
-    assert queue.view().waiting == () and "cleared the queue: 2" in teacher.state.notice
+    assert queue.view().waiting == ()
+    assert "cleared the queue: 2" in teacher.state.notice
     teacher.controller.classroom.set_limits(max_queued=1, max_tokens=0, max_pages=5)
     assert queue.limits() == {"max_queued": 1, "max_tokens": None, "max_pages": 5}
 
@@ -890,7 +1145,8 @@ def test_a_page_past_the_class_limit_reads_that_the_class_is_full(monkeypatch):
     for i in range(2):
         queue.open_page(Asker(client=f"c{i}", page=f"p{i}"))
     late = Lab(query="", service="external")
-    assert "The class is full" in late.state.full and late.body.layout.display == "none"
+    assert "The class is full" in late.state.full
+    assert late.body.layout.display == "none"
     assert "class is full" in late.full.value
 
 
@@ -905,4 +1161,5 @@ def test_a_page_over_its_queue_limit_is_told_and_nothing_is_queued(app, monkeypa
         return await student.controller.train.run()
 
     assert run(go()) is None
-    assert student.state.error.startswith("cannot queue: a page may have 3 run(s) waiting") and RunQueue(RunStore(None)).view().waiting == ()
+    assert student.state.error.startswith("cannot queue: a page may have 3 run(s) waiting")
+    assert RunQueue(RunStore(None)).view().waiting == ()

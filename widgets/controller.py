@@ -106,7 +106,7 @@ class Controller:
             return
         self.session.client = client
         if name and not self.state.name:
-            from lab.store import clean_name
+            from lab.asker import clean_name
             self.state.name = clean_name(name)
         self.session.queue.rename(self.session.asker)
         self.session.refresh_runs()
@@ -114,7 +114,7 @@ class Controller:
     @reported
     def set_name(self, name: str) -> None:
         """The display name the student typed: shown to the teacher beside their runs (as text)."""
-        from lab.store import NAME_MAX, clean_name
+        from lab.asker import NAME_MAX, clean_name
         clean = clean_name(name)
         if len(str(name).strip()) > NAME_MAX:
             self.report(f"a name is at most {NAME_MAX} characters; kept {clean!r}")

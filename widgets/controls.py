@@ -32,6 +32,16 @@ SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders
 NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbers, with their step
 
 
+def show_value(w: ipw.ValueWidget, value) -> None:
+    """Set a control to `value`, widening its range first when the value lies beyond it (a link
+    may ask for any value the config accepts, beyond the slider's suggested range)."""
+    if isinstance(w, ipw.FloatLogSlider) and isinstance(value, (int, float)) and value > 0:
+        w.max, w.min = max(w.max, math.log10(value)), min(w.min, math.log10(value))
+    elif hasattr(w, "max") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        w.max, w.min = max(w.max, value), min(w.min, value)
+    w.value = value
+
+
 def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
     """The widget for one field: labelled, with its help as a tooltip."""
     kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=ipw.Layout(width=WIDTH))   # its own
@@ -137,7 +147,7 @@ class ConfigForm(ipw.VBox):
         form = self.controller.state.form
         for name, w in self.inputs.items():
             if name in form and w.value != form[name]:
-                w.value = form[name]
+                show_value(w, form[name])
         self.upload.layout.display = "" if form.get("data") == "file" else "none"
 
     def _show_readouts(self):

@@ -9,13 +9,15 @@ named preset (`?preset=ladder&hide=optimizer,lr&lock=width&tab=scaling`); the pr
 plain data here (`PRESETS`). Pure Python; no widgets, no engine calls.
 """
 
+import math
 import os
 import urllib.parse
 from dataclasses import dataclass
 
 from lab import schema
-from lab.schema import number  # noqa: F401  (the one number parser: fields.number in the app)
-from lab.sweep import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
+from lab.config import default
+from lab.plans import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
+from lab.schema import number  # the one number parser, also fields.number in the app
 
 DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
             "markov": "synthetic (known entropy)", "file": "my text file"}
@@ -32,8 +34,8 @@ class Field:
     default: object
     label: str                 # the widget's description
     help: str                  # tooltip: what it is and what changing it does
-    low: float | None = None   # bounds of the widget (a query value outside is refused, not clamped)
-    high: float | None = None
+    low: float | None = None   # the widget's range (the setting's suggested range; a link may go beyond it,
+    high: float | None = None  # up to the config's bounds, and the widget widens to show it)
     choices: tuple = ()
     log: bool = False          # a log-scale slider
     section: str = ""          # the form's section (lab.schema.FORM_SECTIONS)
@@ -43,7 +45,7 @@ class Field:
 def _field(s: schema.Setting) -> Field:
     choices = OFFERED.get(s.key, s.choices) or s.presets
     low, high = (None, None) if choices else s.range
-    return Field(s.key, "choice" if choices else s.kind, s.default, s.label, s.tip or s.help, low, high,
+    return Field(s.key, "choice" if choices else s.kind, default(s.path), s.label, s.tip or s.help, low, high,
                  choices=tuple(choices), log=s.log, section=s.form, path=s.path if s.config else None)
 
 
@@ -67,7 +69,8 @@ def defaults() -> dict:
 
 
 def parse_value(field: Field, text: str):
-    """One query value as the field's type, inside its bounds; ValueError says what is wrong."""
+    """One query value as the field's type, inside the config's bounds (`lab.schema`: `?lr=2` is
+    accepted as `--lr 2` is, beyond the slider's range); ValueError says what is wrong."""
     name = field.name
     if field.kind == "choice":
         choices = field.choices
@@ -88,8 +91,12 @@ def parse_value(field: Field, text: str):
         if value != int(value):
             raise ValueError(f"{name}={text!r} must be a whole number")
         value = int(value)
-    if not field.low <= value <= field.high:
-        raise ValueError(f"{name}={text!r} is outside {field.low:g} to {field.high:g}")
+    s = schema.BY_KEY[name]
+    low = s.low if s.low is not None else -math.inf
+    high = s.high if s.high is not None else math.inf
+    if not (low < value if s.open_low else low <= value) or value > high:
+        above = f"above {low:g}" if s.open_low else f"at least {low:g}"
+        raise ValueError(f"{name}={text!r} must be {above}" + (f" and at most {high:g}" if s.high is not None else ""))
     return value
 
 

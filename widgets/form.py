@@ -57,7 +57,7 @@ class FormActions:
         if words:
             said.append(words)
         if link.name:
-            from lab.store import clean_name
+            from lab.asker import clean_name
             st.name = clean_name(link.name)
         if link.preset:
             st.preset = link.preset

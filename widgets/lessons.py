@@ -97,21 +97,6 @@ def entropy_explorer() -> ipw.Widget:
     return ipw.VBox([_note("Move the sliders: how predictable is this source, at best?"), order, symbols, zipf, out])
 
 
-def prediction_explorer(fit, counts_for_width, *, widths=(16, 512)) -> ipw.Widget:
-    """A width slider: the model's non-embedding N and the loss the fitted law predicts for it."""
-    w = ipw.IntSlider(value=widths[0] * 4, min=widths[0], max=widths[1], step=8, description="width",
-                      tooltip="width of a model you have not trained yet")
-    out = ipw.HTML()
-
-    def update(_=None):
-        n = counts_for_width(w.value)
-        out.value = f"N = {n:,} non-embedding parameters &rarr; predicted loss <b>{float(fit.predict(n)):.4f}</b> nats"
-
-    w.observe(update, names="value")
-    update()
-    return ipw.VBox([w, out])
-
-
 def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24) -> ipw.Widget:
     """Compute budget C -> N_opt, D_opt, tokens per parameter and predicted loss (Chinchilla fit)."""
     from lab.fit import compute_optimal
@@ -166,13 +151,6 @@ def mean_spread(runs: pd.DataFrame, by, col: str = "eval_loss") -> pd.DataFrame:
     g = runs.groupby(by)[col]
     out = g.agg(["mean", "std", "min", "max", "count"]).rename(columns={"std": "spread", "count": "seeds"})
     return out.reset_index()
-
-
-def mean_spread_text(stats: pd.DataFrame, label) -> list[str]:
-    """One line per row of `mean_spread`'s table: 'label: mean ± spread (n seeds)'."""
-    cols = [label] if isinstance(label, str) else list(label)
-    return [f"{' '.join(str(r[c]) for c in cols):>12}: {r['mean']:.4f} ± {0.0 if r['spread'] != r['spread'] else r['spread']:.4f}"
-            f" ({int(r['seeds'])} seeds)" for _, r in stats.iterrows()]
 
 
 def text_file(store, text: str, name: str) -> str:

@@ -5,7 +5,7 @@ import html
 
 import ipywidgets as ipw
 
-from lab.sweep import LADDER_LR
+from lab.plans import LADDER_LR
 from widgets import fields
 from widgets.controller import Controller
 from widgets.text import epochs_flag, fmt_count

@@ -10,10 +10,10 @@ import math
 
 from lab import schema
 from lab.config import ConfigError
-from lab.store import when_words  # noqa: F401  (re-exported: "trained 3 minutes ago")
+from lab.trackers import STOP_REASONS
+from lab.when import when_words  # noqa: F401  (re-exported: "trained 3 minutes ago")
 
-STOP_WORDS = {"target": "the validation loss reached the target loss",
-              "patience": "the validation loss stopped improving"}
+STOP_WORDS = {why: schema.spell(parts, name=schema.app_name) for why, parts in STOP_REASONS.items()}
 
 
 def fmt_count(n: float) -> str:
@@ -43,7 +43,7 @@ def in_words(error) -> str:
 def epochs_flag(epochs) -> str:
     """'⚠ 6.5 epochs' for a run that saw its data more than lab.laws.MAX_EPOCHS times (its loss
     measures the data limit, not the model), else ''."""
-    from lab.laws import MAX_EPOCHS      # here, not at the top: lab.laws loads SciPy
+    from lab.laws import MAX_EPOCHS  # here, not at the top: lab.laws loads SciPy
     if epochs is not None and math.isfinite(epochs) and epochs > MAX_EPOCHS:
         return f"⚠ {epochs:.1f} epochs"
     return ""

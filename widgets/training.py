@@ -3,8 +3,9 @@
 
 import asyncio
 
-from lab import sweep as lsweep
+from lab import plans
 from lab.config import ConfigError, RunConfig
+from lab.sweep import plan_summary
 from widgets import fields
 from widgets.form import FormActions
 from widgets.jobs import Jobs
@@ -61,11 +62,11 @@ class SweepActions:
     def __init__(self, session: Session, form: FormActions, jobs: Jobs):
         self.session, self.form, self.jobs = session, form, jobs
         self.state, self.report = session.state, session.report
-        ladder_widths = QUICK_LADDER_WIDTHS if fields.quick() else lsweep.LADDER_WIDTHS
+        ladder_widths = QUICK_LADDER_WIDTHS if fields.quick() else plans.LADDER_WIDTHS
         self.values = {"mode": "ladder", "widths": "16,32,64", "depths": "1", "tokens": "", "budgets": "3e11,1e12",
                        "sizes": "16,32,64", "ladder_widths": ",".join(map(str, ladder_widths)),
                        "ladder_depths": "1" if fields.quick() else "",
-                       "tokens_per_param": f"{lsweep.CHINCHILLA_TOKENS_PER_PARAM:g}", "ladder_seeds": 1,
+                       "tokens_per_param": f"{plans.CHINCHILLA_TOKENS_PER_PARAM:g}", "ladder_seeds": 1,
                        "ladder_tuned": True}
         form.on_change.append(self.restate)
         form.on_preset.append(lambda values: self.set(**values))
@@ -79,12 +80,12 @@ class SweepActions:
         self.values.update(values)
         try:
             plan = self.build_plan()
-            text = plan.summary(self.session.store_or_none(), self.session.speed())
+            text = plan_summary(plan, self.session.store_or_none(), self.session.speed())
             self.state.sweep_plan = {"text": text, "runs": len(plan), "error": ""}
         except (ConfigError, ValueError) as e:
             self.state.sweep_plan = {"text": "", "runs": 0, "error": str(e)}
 
-    def build_plan(self) -> lsweep.Plan:
+    def build_plan(self) -> plans.Plan:
         s = self.values
         base = self.form.build_config()
 
@@ -100,18 +101,18 @@ class SweepActions:
             n = int(s["ladder_seeds"])
             if n < 1:
                 raise ConfigError(f"seeds per size must be 1 or more, got {n}")
-            if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.sweep.ladder_base)
-                base = lsweep.ladder_base(base)
-            return lsweep.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
+            if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.plans.ladder_base)
+                base = plans.ladder_base(base)
+            return plans.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
                                  tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)))
         if s["mode"] == "grid":
             if base.tokens_per_param and ints("tokens"):
                 raise ConfigError(f"the form's \"Tokens per parameter\" is {base.tokens_per_param:g}, so each run's "
                                   "tokens follow its size; set it to 0 to sweep tokens, or leave Tokens empty")
-            return lsweep.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
+            return plans.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
         budgets = [fields.number(t) for t in str(s["budgets"]).split(",") if t.strip()]
         # an IsoFLOP plan sets each run's tokens from its budget, never from its size
-        return lsweep.isoflop(base.replace(tokens_per_param=0.0), budgets, widths=ints("sizes"))
+        return plans.isoflop(base.replace(tokens_per_param=0.0), budgets, widths=ints("sizes"))
 
     @reported
     def start(self) -> asyncio.Task | None:

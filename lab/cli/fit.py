@@ -4,33 +4,35 @@
     scaling-lab fit svg_extracted_data.csv --n-col "Model Size" --c-col "Training FLOP" --bootstrap 1000
     scaling-lab fit --store runs/ --law kaplan-n
     scaling-lab fit --store runs/ --holdout 2 --json     # a ladder's law, checked on its 2 largest sizes
+    scaling-lab fit ladder.csv --law kaplan-n --holdout 2 --json    # the same on a table
 
 From the store, runs are fitted one family at a time (`lab.family`: equal in everything but
 size and tokens); a store with several families needs `--family KEY`, and the error lists
 them. `--holdout K` fits the family's L(N) on all but its K largest sizes and reports, for
-each held-out size, the prediction with its bootstrap interval, the measurement and the
-relative error, with the reasons to doubt the law (`lab.laws`).
+each held-out size, the prediction with its interval, the measurement and the relative error,
+with the reasons to doubt the law (`lab.laws`); a table does the same with `--holdout K`
+(columns params and loss, optionally seed, tokens and epochs; rows of one size are its seeds).
 
 A table gives one run per row: parameters N, training tokens D (or compute C, and then
 D = C/(6N)) and the final loss. Mistakes end in one line on stderr, `error: ...`, and exit
 status 2, never a traceback.
 """
 
-import argparse
-import importlib
 import json
 import math
 import sys
 
 import numpy as np
 
+from lab import schema
+from lab.cli.options import integer, number
+from lab.config import ConfigError
+from lab.fit import LAWS
 from lab.jsonsafe import json_safe
 
-LAWS = ("chinchilla", "kaplan-n", "kaplan-d", "kaplan-c", "isoflop")
-
-
-class _Usage(ValueError):
-    """A mistake in the command line or the table; the message says how to fix it."""
+# `--law`: the laws of `lab.fit` (the ones it fits and bootstraps), and IsoFLOP profiles
+# (Hoffmann et al.'s approach 2, `lab.fit.fit_isoflop`), which give an allocation, not a law L.
+CHOICES = (*LAWS, "isoflop")
 
 
 def register(subparsers) -> None:
@@ -42,15 +44,16 @@ def register(subparsers) -> None:
     p.add_argument("file", nargs="?", metavar="FILE.csv", help="one run per row (read with a plain CSV reader)")
     p.add_argument("--store", metavar="PATH", help="fit the run store's finished runs instead of a file "
                    "(diverged runs are left out)")
-    p.add_argument("--law", choices=LAWS, default=None,
+    p.add_argument("--law", choices=CHOICES, default=None,
                    help="chinchilla: L(N, D); kaplan-n/-d/-c: power law in N, D or C = 6ND; isoflop: approach 2 "
                         "(default chinchilla; with --holdout the family's L(N))")
     p.add_argument("--family", metavar="KEY", default=None,
                    help="with --store: the family to fit (a key or its prefix, as listed when the store holds several)")
     p.add_argument("--families", action="store_true",
                    help="with --store: list the families of finished runs (key, sizes, runs, what they are) and stop")
-    p.add_argument("--holdout", type=int, default=None, metavar="K",
-                   help="with --store: fit L(N) on all but the K largest sizes of the family and predict those")
+    p.add_argument("--holdout", type=integer, default=None, metavar="K",
+                   help="fit L(N) on all but the K largest sizes (of the family, with --store; of the table, whose rows "
+                        "of one params value are its seeds) and predict those")
     p.add_argument("--n-col", metavar="NAME", help="parameter column (default params; from a store params_total, "
                    "or params_non_embedding for kaplan-* laws as in Kaplan et al.)")
     p.add_argument("--d-col", metavar="NAME", default=None, help="token column (default tokens)")
@@ -60,11 +63,11 @@ def register(subparsers) -> None:
                    help="compute column (FLOPs): gives D = C/(6N) when there is no token column, x for kaplan-c, "
                         "and the budgets for isoflop")
     p.add_argument("--no-irreducible", action="store_true", help="kaplan-*: fit A·x^-α without the E term")
-    p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold on log-loss (default %(default)g)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    p.add_argument("--delta", type=number, default=1e-3, help="Huber threshold on log-loss (default %(default)g)")
+    p.add_argument("--bootstrap", type=integer, default=0, metavar="N",
                    help="resamples for percentile intervals, e.g. 1000")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
-    p.add_argument("--confidence", type=float, default=0.95, help="interval mass (default %(default)s)")
+    p.add_argument("--seed", type=integer, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--confidence", type=number, default=0.95, help="interval mass (default %(default)s)")
     p.add_argument("--budgets", metavar="C,C,...", default=None,
                    help="FLOP budgets for the allocation table (default: powers of ten above the data's compute)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -76,7 +79,9 @@ def run(args) -> int:
     import pandas as pd
     try:
         out = _fit(args)
-    except (ValueError, TypeError, OSError, ImportError, pd.errors.ParserError) as e:
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        # ConfigError (the command line, the table, the store), lab.fit's ValueErrors (data it
+        # cannot fit: too few points, a degenerate table) and a file that cannot be read
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     if args.json:
@@ -88,7 +93,7 @@ def run(args) -> int:
     return 0
 
 
-def _families(store_mod, path, df, wanted: str | None):
+def _families(store, df, wanted: str | None):
     """The rows of one family of the store's table, and its key; refuses to pool several.
     Families are those of runs that did not diverge; diverged runs of any family stay in the
     rows, so that the fit leaves them out and says how many."""
@@ -100,22 +105,19 @@ def _families(store_mod, path, df, wanted: str | None):
         chosen = [k for k in keys if k.startswith(wanted)]
         if len(chosen) != 1:
             what = "matches no family" if not chosen else f"matches {len(chosen)} families"
-            raise _Usage(f"--family {wanted!r} {what}; the store holds: " + _family_list(store_mod, path, df, keys))
+            raise ConfigError(f"--family {wanted!r} {what}; the store holds: " + _family_list(store, df, keys))
         return df[(df["family"] == chosen[0]) | diverged], chosen[0]
     if len(keys) > 1:
-        raise _Usage(f"the store holds {len(keys)} families of runs and a law is fitted to one at a time (runs differ "
-                     "only in size and tokens); choose one with --family KEY: " + _family_list(store_mod, path, df, keys))
+        raise ConfigError(f"the store holds {len(keys)} families of runs and a law is fitted to one at a time (runs differ "
+                     "only in size and tokens); choose one with --family KEY: " + _family_list(store, df, keys))
     return df, (keys[0] if keys else None)
 
 
-def _family_list(store_mod, path, df, keys) -> str:
+def _family_list(store, df, keys) -> str:
     from lab.family import differing_fields, family_key, family_label
     configs = {}
-    try:
-        for rec in store_mod.RunStore(path).records():
-            configs.setdefault(family_key(rec.config), rec.config)
-    except Exception:   # a store that cannot list its records: the keys alone
-        configs = {}
+    for rec in store.records():
+        configs.setdefault(family_key(rec.config), rec.config)
     parts = []
     for k in keys:
         sub = df[df["family"] == k]
@@ -134,19 +136,13 @@ def _table(args):
     """The table as a DataFrame, the column names to use, a label for messages, and diverged runs left out."""
     import pandas as pd
     if (args.file is None) == (args.store is None):
-        raise _Usage("give either a CSV file or --store PATH (exactly one)")
+        raise ConfigError("give either a CSV file or --store PATH (exactly one)")
     kaplan = (args.law or "").startswith("kaplan")
     if args.store is not None:
-        try:
-            store = importlib.import_module("lab.store")
-        except ImportError as e:
-            raise _Usage(f"--store needs lab.store, which could not be imported ({e}); "
-                         "fit a CSV file instead") from None
-        try:
-            df = store.RunStore(args.store).finished_table()
-        except Exception as e:   # another module's failure: still one line, never a traceback
-            raise _Usage(f"could not read the run store at {args.store}: {type(e).__name__}: {e}") from None
-        df, args.family_key = _families(store, args.store, df, args.family)
+        from lab.store import RunStore
+        store = RunStore(args.store)
+        df = store.finished_table()
+        df, args.family_key = _families(store, df, args.family)
         n_default = "params_non_embedding" if kaplan else "params_total"
         cols = {"N": args.n_col or n_default, "D": args.d_col or "tokens", "loss": args.loss_col or "eval_loss",
                 "C": args.c_col}
@@ -165,9 +161,9 @@ def _table(args):
     try:
         df = pd.read_csv(args.file)   # plain CSV: '#' is data (colour columns), not a comment
     except pd.errors.EmptyDataError:
-        raise _Usage(f"{args.file} is empty; it needs a header row and one run per row") from None
+        raise ConfigError(f"{args.file} is empty; it needs a header row and one run per row") from None
     except UnicodeDecodeError:
-        raise _Usage(f"{args.file} is not a text CSV file") from None
+        raise ConfigError(f"{args.file} is not a text CSV file") from None
     cols = {"N": args.n_col or "params", "D": args.d_col or "tokens", "loss": args.loss_col or "loss", "C": args.c_col}
     return df, cols, args.file, 0
 
@@ -175,18 +171,26 @@ def _table(args):
 def _numbers(df, name: str, label: str) -> np.ndarray:
     import pandas as pd
     if name not in df.columns:
-        raise _Usage(f"column {name!r} not found in {label}; it has: {', '.join(map(str, df.columns))}. "
+        raise ConfigError(f"column {name!r} not found in {label}; it has: {', '.join(map(str, df.columns))}. "
                      "Map yours with --n-col, --d-col, --loss-col or --c-col")
     v = pd.to_numeric(df[name], errors="coerce").to_numpy(float)
     bad = np.flatnonzero(~np.isfinite(v))
     if bad.size:
-        raise _Usage(f"column {name!r} has {bad.size} missing, non-numeric or infinite value(s), first in data row "
+        raise ConfigError(f"column {name!r} has {bad.size} missing, non-numeric or infinite value(s), first in data row "
                      f"{bad[0] + 1} ({df[name].iloc[bad[0]]!r}); fix or drop those rows")
     bad = np.flatnonzero(v <= 0)
     if bad.size:
-        raise _Usage(f"column {name!r} has {bad.size} non-positive value(s), first in data row {bad[0] + 1} "
+        raise ConfigError(f"column {name!r} has {bad.size} non-positive value(s), first in data row {bad[0] + 1} "
                      f"({v[bad[0]]:g}); scaling laws take logs, so every value must be > 0")
     return v
+
+
+def _check_holdout(args) -> None:
+    if args.holdout < 0:
+        raise ConfigError(f"--holdout must be 0 or more sizes, got {args.holdout}")
+    if args.bootstrap:
+        raise ConfigError("--holdout's intervals come from the fit itself (calibrated by simulation, see the "
+                          "README), not from resampling: leave --bootstrap out")
 
 
 def _family_law(args) -> dict:
@@ -194,13 +198,9 @@ def _family_law(args) -> dict:
     from lab import laws
     from lab.store import RunStore
     if args.law not in (None, "kaplan-n"):
-        raise _Usage(f"--holdout fits the family's L(N) (kaplan-n along the family), not --law {args.law}; leave "
+        raise ConfigError(f"--holdout fits the family's L(N) (kaplan-n along the family), not --law {args.law}; leave "
                      "--law out")
-    if args.holdout < 0:
-        raise _Usage(f"--holdout must be 0 or more sizes, got {args.holdout}")
-    if args.bootstrap:
-        raise _Usage("--holdout's intervals come from the fit itself (calibrated by simulation, see the README), "
-                     "not from resampling: leave --bootstrap out")
+    _check_holdout(args)
     _table(args)                              # picks the family (or refuses to pool)
     records = [r for r in RunStore(args.store).records() if r.result is not None and r.status in ("done", "diverged")]
     from lab.family import family_key
@@ -211,11 +211,30 @@ def _family_law(args) -> dict:
     return {"law": "family", "source": f"store {args.store}", "left_out": diverged} | law.to_dict()
 
 
+def _table_law(args) -> dict:
+    """FILE.csv with --holdout: L(N) of the table's rows (one run each: params and loss, and
+    optionally seed, tokens and epochs columns), checked on its largest sizes as --store is."""
+    from lab import laws
+    if args.law not in (None, "kaplan-n"):
+        raise ConfigError(f"--holdout fits L(N) (kaplan-n), not --law {args.law}; give --law kaplan-n or leave it out")
+    _check_holdout(args)
+    df, cols, label, _ = _table(args)
+    if len(df) == 0:
+        raise ConfigError(f"{label} has no rows to fit; it needs a header row and one run per row")
+    import pandas as pd
+    optional = {key: pd.to_numeric(df[name], errors="coerce").to_numpy(float)   # checked by sizes_from_table
+                for key, name in (("seed", "seed"), ("tokens", cols["D"]), ("epochs", "epochs")) if name in df.columns}
+    sizes = laws.sizes_from_table(_numbers(df, cols["N"], label), _numbers(df, cols["loss"], label), **optional)
+    law = laws.fit_sizes(sizes, holdout=args.holdout, seed=args.seed, confidence=args.confidence,
+                         family="table", label=label)
+    return {"law": "family", "source": f"file {label}", "left_out": 0} | law.to_dict()
+
+
 def _list_families(args) -> dict:
     from lab.family import differing_fields, family_key, family_label
     from lab.store import RunStore
     if args.store is None:
-        raise _Usage("--families lists the families of a run store: give --store PATH")
+        raise ConfigError("--families lists the families of a run store: give --store PATH")
     groups: dict[str, list] = {}
     for rec in RunStore(args.store).records():
         if rec.status == "done" and rec.result is not None:
@@ -232,16 +251,13 @@ def _fit(args) -> dict:
     if args.families:
         return _list_families(args)
     if args.holdout is not None:
-        if args.store is None:
-            raise _Usage("--holdout works with --store (it needs the runs' families); for a table, fit and compare "
-                         "by hand or use lab.fit.holdout_check")
-        return _family_law(args)
+        return _family_law(args) if args.store is not None else _table_law(args)
     if args.family is not None and args.store is None:
-        raise _Usage("--family works with --store")
+        raise ConfigError("--family works with --store")
     args.law = args.law or "chinchilla"
     df, cols, label, left_out = _table(args)
     if len(df) == 0:
-        raise _Usage(f"{label} has no runs to fit" + (f" ({left_out} diverged run(s) left out)" if left_out else ""))
+        raise ConfigError(f"{label} has no runs to fit" + (f" ({left_out} diverged run(s) left out)" if left_out else ""))
     law = args.law
     N, loss = _numbers(df, cols["N"], label), _numbers(df, cols["loss"], label)
     C = _numbers(df, cols["C"], label) if cols["C"] else None
@@ -259,13 +275,13 @@ def _fit(args) -> dict:
             product = 6 * N * D
         if not np.all(np.isfinite(product)):
             i = int(np.flatnonzero(~np.isfinite(product))[0])
-            raise _Usage(f"compute C = 6·N·D overflows in data row {i + 1} (N = {N[i]:g}, D = {D[i]:g}): the values "
+            raise ConfigError(f"compute C = 6·N·D overflows in data row {i + 1} (N = {N[i]:g}, D = {D[i]:g}): the values "
                          "exceed the largest float; check the columns' units (parameters and tokens, not exponents)")
     out = {"law": law, "source": label, "n_points": int(N.size), "left_out": left_out, "columns": cols}
     irreducible = not args.no_irreducible
     if law == "isoflop":
         if args.bootstrap:
-            raise _Usage("--bootstrap works with the chinchilla and kaplan-* laws, not isoflop")
+            raise ConfigError("--bootstrap works with the chinchilla and kaplan-* laws, not isoflop")
         res = F.fit_isoflop(N, D, loss, C=C)
         out["fit"] = {"a": res.a, "b": res.b, "N_coef": res.N_coef, "D_coef": res.D_coef, "n_used": res.n_used,
                       "profiles": [vars(p) | {"coef": list(p.coef)} for p in res.profiles]}
@@ -290,7 +306,7 @@ def _fit(args) -> dict:
                                                                           alloc.tokens_per_param, alloc.loss)]
     if args.bootstrap:
         if args.bootstrap < 2:
-            raise _Usage(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}; 1000 is typical")
+            raise ConfigError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}; 1000 is typical")
         if law == "kaplan-c" and C is not None:   # the given compute column is x; bootstrap takes x via N
             b = F.bootstrap(x, None, loss, law="kaplan-n", n=args.bootstrap, seed=args.seed,
                             confidence=args.confidence, irreducible=irreducible, delta=args.delta)
@@ -305,17 +321,17 @@ def _fit(args) -> dict:
 def _budgets(text, C) -> np.ndarray:
     if text:
         try:
-            values = np.array([float(t) for t in text.split(",") if t.strip()])
+            values = np.array([schema.number(t) for t in text.split(",") if t.strip()])
         except ValueError:
-            raise _Usage(f"--budgets must be comma-separated FLOP counts like 1e21,1e22, got {text!r}") from None
+            raise ConfigError(f"--budgets must be comma-separated FLOP counts like 1e21,1e22, got {text!r}") from None
         if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
-            raise _Usage(f"--budgets must be positive FLOP counts like 1e21,1e22, got {text!r}")
+            raise ConfigError(f"--budgets must be positive FLOP counts like 1e21,1e22, got {text!r}")
         return values
     top = math.ceil(math.log10(float(np.max(C))))
     budgets = np.array([float(f"1e{k}") for k in range(top, top + 4)])   # exact powers of ten
     budgets = budgets[np.isfinite(budgets)]
     if budgets.size == 0:
-        raise _Usage(f"the data's compute ({float(np.max(C)):.3g} FLOPs) leaves no larger finite budget for the "
+        raise ConfigError(f"the data's compute ({float(np.max(C)):.3g} FLOPs) leaves no larger finite budget for the "
                      "allocation table; give --budgets explicitly")
     return budgets
 
@@ -384,14 +400,3 @@ def _summary(out: dict) -> str:
                          f"{r['loss']:>8.3f}")
     return "\n".join(lines)
 
-
-def main(argv=None) -> int:
-    """`python -m lab.fit_cli FILE.csv ...`, the same as `scaling-lab fit`."""
-    parser = argparse.ArgumentParser(prog="scaling-lab")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["fit", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,18 +1,51 @@
-"""`scaling-lab runs | sweep | sample`: the run store, sweeps and text generation on the command line."""
+"""`scaling-lab train | sweep | runs | sample`: training into the run store, sweeps, the stored runs, text.
+
+`train` trains one config (or several seeds of it through vmap) in this process and prints
+each run's losses, size and compute; with a store (the default) a run the store holds finished
+is printed from it, not trained again. `sweep` trains a plan (`lab.sweep`) through an executor,
+skipping what is done; `runs` lists, exports and deletes; `sample` continues a prompt.
+"""
 
 import json
+import math
 import sys
 
-from lab.cli import add_run_options, integer, integer_list, number, number_list, run_config
+from lab import schema
+from lab.cli.options import (
+    STORE_HELP,
+    add_run_options,
+    integer,
+    integer_list,
+    number,
+    number_list,
+    run_config,
+)
 from lab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
+from lab.trackers import STOP_REASONS
 
-STORE_HELP = "run store folder (default: $SCALING_LAB_STORE or ~/.local/share/scaling-lab)"
 TABLE_COLUMNS = ("run_id", "status", "arch", "width", "depth", "optimizer", "lr", "seed", "tokens", "params_total",
                  "flops", "eval_loss", "epochs", "family", "attempts")
-CSV_COLUMNS = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "eval_loss")
+RESULT_KEYS = ("run_id", "status", "params_total", "params_non_embedding", "tokens", "flops", "train_loss",
+               "eval_loss", "eval_bpb", "tokens_per_s", "first_step_s", "wall_s", "device", "epochs", "steps",
+               "diverged_step", "unigram_loss", "entropy_rate", "dataset", "stopped")   # `train --json`, per run
 
 
 def register(sub) -> None:
+    p = sub.add_parser("train", help="train one model (or several seeds of it)",
+                       description="Train a language model and report its losses, size and compute.")
+    add_run_options(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list of run objects, one per seed, on stdout "
+                   "(with --dry-run: one plan object for all the seeds)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="check the config and print its size and cost; train nothing")
+    p.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
+    p.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
+    p.add_argument("--force", action="store_true",
+                   help="with a store: train even a run the store holds finished, as a new attempt stored beside it "
+                        "under its own run id (the finished run is kept). Without --force such a run is printed "
+                        "from the store without training; a run another process is training is refused")
+    p.set_defaults(func=_train)
+
     p = sub.add_parser("runs", help="list, export or delete stored runs",
                        description="List the runs in the store (a table; --csv or --json to export), "
                                    "print a run's loss curve, or delete runs.")
@@ -66,6 +99,88 @@ def register(sub) -> None:
     p.set_defaults(func=_sample)
 
 
+# --- train ----------------------------------------------------------------------------------
+
+def _train(args) -> int:
+    from lab import runtime
+    runtime.setup()
+    from lab.trackers import ProgressBar
+    from lab.training import train_seeds
+    cfg = run_config(args)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.dry_run:
+        from lab.counting import memory_bytes, param_counts, run_flops
+        from lab.data import load_dataset
+        from lab.training import check_memory
+        check_memory(cfg, args.seeds)
+        load_dataset(cfg.data).check_fits(cfg.model.context)
+        counts = param_counts(cfg.model)
+        plan = {"run_id": cfg.run_id, "params_total": counts.total, "params_non_embedding": counts.non_embedding,
+                "tokens": cfg.tokens_trained, "steps": cfg.steps, "flops": run_flops(cfg) * args.seeds,
+                "memory_bytes": memory_bytes(cfg, args.seeds), "seeds": args.seeds}
+        print(json.dumps(plan) if args.json else "\n".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}"
+                                                           for k, v in plan.items()))
+        return 0
+    trackers = [] if args.quiet else [ProgressBar()]
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
+    configs = [cfg.replace(seed=s) for s in seeds]
+    if args.store is None and args.no_store:
+        trained, stored = train_seeds(cfg, seeds, trackers=trackers), {}
+    else:
+        from lab.store import RunStore, StoreTracker
+        store = RunStore(args.store)
+        with store.claims(configs, again=args.force) as held:
+            stored = _stored(store, held, force=args.force)
+            trained = []
+            if held.claimed:
+                first = held.claimed[0]
+                trained = train_seeds(first, [c.seed for c in held.claimed], trackers=[*trackers, StoreTracker(store)])
+                held.claimed = []             # committed by the tracker
+    results = sorted([*trained, *stored.values()], key=lambda r: r.config.seed)
+    rows = [{k: r.to_dict()[k] for k in RESULT_KEYS} for r in results]
+    if args.json:
+        print(json.dumps(rows))                 # always a list: one run object per seed
+    else:
+        for r in rows:
+            print(f"run {r['run_id']}: {r['status']}, validation loss {r['eval_loss']:.4f} nats/token "
+                  f"({r['eval_bpb']:.3f} bits/byte; unigram baseline {r['unigram_loss']:.3f}), "
+                  f"N={r['params_total']:,} (non-embedding {r['params_non_embedding']:,}), D={r['tokens']:,}, "
+                  f"C={r['flops']:.3g} FLOPs, {r['tokens_per_s']:,.0f} tokens/s on {r['device']}"
+                  + (f"; stopped at step {r['steps']:,} ({_stop_words(r['stopped'])})" if r["stopped"] else ""))
+    return 0 if all(r["status"] != "diverged" for r in rows) else 1
+
+
+def _stop_words(why: str) -> str:
+    return schema.spell(STOP_REASONS[why], name=schema.cli_name)
+
+
+def _stored(store, held, *, force: bool) -> dict:
+    """`train`'s policy on the store's claims: a run the store holds finished is printed from it,
+    not trained (said on stderr); `force` trains a new attempt beside it instead (never over it);
+    a run another process is training is refused (StoreError: one line, exit status 2).
+    Returns {seed: stored result}."""
+    from lab.storedb import StoreError
+    from lab.when import when_words
+    if force:
+        c = held.claimed[0]
+        print(f"training attempt {held.attempt} of run {c.replace(attempt=0).run_id} (run {c.run_id}); the store "
+              "keeps the runs it holds beside it", file=sys.stderr)
+        return {}
+    if held.busy:
+        c = held.busy[0]
+        held.give_back()
+        held.claimed = []
+        raise StoreError(f"run {c.run_id} is being trained by another process right now; wait for it to finish and "
+                         f"run this again to print its result (see `scaling-lab runs --store {store.path}`)")
+    stored = {}
+    for run_id, rec in held.finished.items():
+        stored[rec.config.seed] = store.get(run_id)
+        print(f"run {run_id} is already in the store ({rec.status}, trained {when_words(rec.finished)}): "
+              "printed from the store without training; --force trains a new attempt beside it", file=sys.stderr)
+    return stored
+
+
 # --- runs ------------------------------------------------------------------------------------
 
 def _runs(args) -> int:
@@ -94,15 +209,21 @@ def _runs(args) -> int:
     return 0
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _format_table(df) -> str:
+    # runs that repeat their data past MAX_EPOCHS are limited by data, not by the model: flagged
+    from lab.laws import MAX_EPOCHS
+
     df = df[list(TABLE_COLUMNS)].copy()
-    from lab.laws import MAX_EPOCHS   # runs that repeat their data past this are data-limited: flagged
     fmt = {"lr": "{:g}".format, "flops": "{:.3g}".format, "eval_loss": "{:.4f}".format,
            "epochs": lambda v: f"{v:.2f}" + (" !" if v > MAX_EPOCHS else "")}
     for col, f in fmt.items():
-        df[col] = [("-" if v is None or v != v else f(v)) for v in df[col]]
+        df[col] = ["-" if _missing(v) else f(v) for v in df[col]]
     for col in ("tokens", "params_total"):
-        df[col] = ["-" if v is None or v != v else f"{int(v):,}" for v in df[col]]
+        df[col] = ["-" if _missing(v) else f"{int(v):,}" for v in df[col]]
     text = df.to_string(index=False)
     if any(str(v).endswith("!") for v in df["epochs"]):
         text += f"\n! over {MAX_EPOCHS:g} epochs: the run repeated its data that often, so its loss is limited by data"
@@ -112,9 +233,9 @@ def _format_table(df) -> str:
 # --- sweep -----------------------------------------------------------------------------------
 
 def _plan(args):
-    from lab import sweep
+    from lab import plans
     d, o, m = RunConfig(), OptimConfig(), ModelConfig()
-    first = lambda values, default: values[0] if values else default  # noqa: E731
+    first = lambda values, default: values[0] if values else default
     if args.tokens_per_param and (args.tokens is not None or args.isoflop is not None):
         raise ConfigError("--tokens-per-param sets each run's tokens from its size; leave out "
                           + ("--tokens" if args.tokens is not None else "--isoflop"))
@@ -129,45 +250,46 @@ def _plan(args):
                       optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
                       tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
                       seed=first(args.seeds, d.seed))
-    if ladder:   # a ladder's tuned settings (lab.sweep.ladder_base); the options given explicitly win
-        tuned = sweep.ladder_base(base)
+    if ladder:   # a ladder's tuned settings (lab.plans.ladder_base); the options given explicitly win
+        tuned = plans.ladder_base(base)
         base = base.replace(model__param=args.param or tuned.model.param,
                             optim__lr=first(args.lrs, tuned.optim.lr),
                             eval_tokens=tuned.eval_tokens if args.eval_tokens == d.eval_tokens else base.eval_tokens)
-        return sweep.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
+        return plans.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
                             optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.isoflop is None:
-        return sweep.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
+        return plans.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
                           optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
     if args.optimizers and len(args.optimizers) > 1 or args.lrs and len(args.lrs) > 1:
         raise ConfigError("an IsoFLOP plan takes one optimizer and one learning rate")
     widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
     if widths is None and args.isoflop_sizes is None:
         raise ConfigError("--isoflop needs model sizes: --isoflop-widths 32,64,128 or --isoflop-sizes 5")
-    depth = sweep.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
-    return sweep.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
+    depth = plans.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
+    return plans.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
                          seeds=args.seeds)
 
 
 def _sweep(args) -> int:
     from lab import runtime
     runtime.setup()
+    from lab.executors import LocalExecutor, RayExecutor
     from lab.store import RunStore
-    from lab.sweep import LocalExecutor, RayExecutor, SweepBar, run_sweep
+    from lab.sweep import SweepBar, plan_estimate, run_sweep
     if args.max_seeds < 1:
         raise ConfigError(f"--max-seeds must be at least 1, got {args.max_seeds}")
     plan = _plan(args)
     store = RunStore(args.store)
     if args.dry_run:
         if args.json:
-            est = plan.estimate(store)
+            est = plan_estimate(plan, store)
             print(json.dumps({"runs": [{"run_id": c.run_id, "width": c.model.width, "depth": c.model.depth,
                                         "optimizer": c.optim.name, "lr": c.optim.lr, "tokens": c.tokens_trained,
                                         "seed": c.seed, "budget": b} for c, b in zip(plan.configs, plan.budgets)],
                               "total_flops": plan.total_flops, "estimated_s": est.seconds,
                               "already_done": est.done, "refused": list(plan.refused)}))
         else:
-            print(plan.summary(store))
+            print(plan.summary(plan_estimate(plan, store)))
         return 0
     if args.executor == "ray":
         executor = RayExecutor(address=args.address, num_cpus=args.num_cpus, max_seeds=args.max_seeds)
@@ -176,7 +298,7 @@ def _sweep(args) -> int:
             raise ConfigError("--address needs --executor ray")
         executor = LocalExecutor(max_seeds=args.max_seeds)
     if not args.quiet:
-        print(plan.summary(store), file=sys.stderr)
+        print(plan.summary(plan_estimate(plan, store)), file=sys.stderr)
     report = run_sweep(plan, store, executor=executor, force=args.force, trackers=[] if args.quiet else [SweepBar()])
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
