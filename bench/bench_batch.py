@@ -6,7 +6,7 @@ first run (the "first run" preset: 32-wide, 2 layers, 100k tokens) through one v
 
 Prints, per K, the wall time of the batch and of the K sequential runs (medians over rounds, both
 measured in the same round after one warm-up of each program) and their ratio: above 1, the
-batch serves K students sooner than K runs in a row. `lab.service.default_batch` follows it.
+batch serves K students sooner than K runs in a row. `lab.worker.default_batch` follows it.
 """
 
 import argparse

@@ -18,7 +18,7 @@ reads to say, check and estimate before it asks (the settings table and its word
 families, plans, estimates, laws, the queue's places). The app (`widgets/`) uses only these (a
 test checks its imports); the lessons also open the model, data and training modules, to show
 how they work. The rest (`lab.training`'s internals, `lab.models`, `lab.storedb`,
-`lab.liveness`, `lab.weights`, `lab.device`, `lab.executors`, `lab.ray_service`, `lab.cli`) is
+`lab.liveness`, `lab.weights`, `lab.device`, `lab.executors`, `lab.worker`, `lab.ray_service`, `lab.cli`) is
 the engine's own.
 
 Names are imported on first use, so `import lab` and the pure-Python modules (`lab.config`,

@@ -70,7 +70,7 @@ def _train_relayed(config: dict, seeds: list, relay) -> list:
 def _facts_task() -> dict:
     from lab import runtime
     runtime.setup()
-    from lab.service import device_facts
+    from lab.worker import device_facts
     return device_facts()
 
 
@@ -91,7 +91,7 @@ class RayWorkers:
         self.options, slots = task_options(ray)
         facts = ray.get(ray.remote(_facts_task).options(**self.options).remote())
         self.queue.set_setting("device", facts)
-        from lab.service import default_batch
+        from lab.worker import default_batch
         self.batch = self.max_batch or default_batch(facts["platform"])
         self.task = ray.remote(max_retries=0)(_train_relayed).options(**self.options)
         self.relay_class = ray.remote(num_cpus=0)(_Relay)
@@ -103,7 +103,7 @@ class RayWorkers:
         return slots
 
     def _dispatch(self, stopping: threading.Event) -> None:
-        from lab.service import Worker
+        from lab.worker import Worker
         helper = Worker(self.store, name="ray samples", log=self.log)   # answers text samples here
         while not stopping.is_set():
             if helper.serve_task():

@@ -12,7 +12,8 @@ import pytest
 from store_helpers import ROOT, TINY, lab_env
 
 from lab.runqueue import RunQueue
-from lab.service import Service, default_batch, default_workers
+from lab.service import Service, default_workers
+from lab.worker import default_batch
 from lab.store import Asker, RunStore
 
 

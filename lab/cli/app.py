@@ -242,7 +242,7 @@ def _app(args) -> int:
 
 
 def _worker(args) -> int:
-    from lab.service import worker_main
+    from lab.worker import worker_main
     return worker_main(args.store, max_batch=args.max_batch, name=args.name)
 
 
