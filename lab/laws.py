@@ -410,9 +410,9 @@ def fit_sizes(all_sizes: Sequence[Size], *, holdout: int = 0, draws: int = DRAWS
     return FamilyLaw(**{**vars(law_out), "warnings": tuple(judge(law_out, all_sizes))})
 
 
-def _left_out(fitted: list[Size], z: Size) -> float | None:
-    """How surprising size `z` is to the law of the other fitted sizes, as |t| over its 99 % point
-    (> 1: the check fires); None where too few sizes remain."""
+def _left_out(fitted: list[Size], z: Size) -> tuple[float, float] | None:
+    """How surprising size `z` is to the law of the other fitted sizes: (|t| over its 99 % point,
+    > 1 when the check fires; t itself); None where too few sizes remain."""
     from scipy.stats import t as student_t
     rest = [y for y in fitted if y is not z]
     if len(rest) < MIN_SIZES:
@@ -424,7 +424,8 @@ def _left_out(fitted: list[Size], z: Size) -> float | None:
     other = FamilyLaw(family="", label="", fit=law, cov=cov, dof=dof, quantile=0.0, scatter=scatter, noise=nz,
                       intervals={}, samples={}, confidence=CONFIDENCE, interval_from="", fitted=tuple(rest),
                       held_out=(), warnings=(), tokens_per_param=0.0)
-    return abs(other.surprise(z.N, z.mean, len(z.losses))) / float(student_t.ppf(0.5 + CHECK_LEVEL / 2, dof))
+    t = other.surprise(z.N, z.mean, len(z.losses))
+    return abs(t) / float(student_t.ppf(0.5 + CHECK_LEVEL / 2, dof)), t
 
 
 def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
@@ -443,15 +444,15 @@ def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
         out.append(f"The prediction at N={target:,.0f} reaches {target / Ns.max():.1f}x beyond the largest fitted size, "
                    f"farther than the fitted sizes span ({span:.1f}x): add sizes between, or larger fitted ones.")
     small = _left_out(fitted, fitted[0])
-    if small is not None and small > 1:
-        out.append(f"The smallest fitted size (N={fitted[0].N:,}) sits off the law of the others "
-                   f"({law.surprise(fitted[0].N, fitted[0].mean, len(fitted[0].losses)):+.1f} standard errors from "
-                   "the full fit, past what its seeds' noise explains): small models are not yet on the power law; "
+    if small is not None and small[0] > 1:
+        out.append(f"The smallest fitted size (N={fitted[0].N:,}) sits off the law of the others ({small[1]:+.1f} "
+                   "standard errors, past what the noise explains): small models are not yet on the power law; "
                    f"leave it out or add sizes {ALARM}.")
     large = _left_out(fitted, fitted[-1])
-    if large is not None and large > 1:
+    if large is not None and large[0] > 1:
         out.append(f"Left out, the largest fitted size (N={fitted[-1].N:,}) is not predicted by the smaller ones "
-                   f"within their noise: the law bends within the fitted range, so it will bend beyond it {ALARM}.")
+                   f"within their noise ({large[1]:+.1f} standard errors): the law bends within the fitted range, so "
+                   f"it will bend beyond it {ALARM}.")
     if law.noise.dof and law.dof > 0:
         limit = float(chi2.ppf(CHECK_LEVEL, law.dof) / law.dof)
         if law.scatter > limit:
