@@ -36,12 +36,12 @@ def test_a_thread_service_trains_queued_runs_once_in_batches_and_says_its_device
     store = RunStore(tmp_path)
     queue = RunQueue(store)
     queue.set_limits(max_queued=None)
+    ann, bob = Asker(client="a", name="Ann", page="pa"), Asker(client="b", name="Bob", page="pb")
+    queue.ask([TINY.replace(seed=s) for s in (0, 1)], ann)                 # both asked before a worker looks,
+    queue.ask([TINY.replace(seed=0), TINY.replace(seed=2)], bob)           # so one batch takes all three
     service = Service(store, workers=1, mode="thread", max_batch=4).start()
     try:
         assert queue.service()["workers"] == 1
-        ann, bob = Asker(client="a", name="Ann", page="pa"), Asker(client="b", name="Bob", page="pb")
-        queue.ask([TINY.replace(seed=s) for s in (0, 1)], ann)
-        queue.ask([TINY.replace(seed=0), TINY.replace(seed=2)], bob)       # seed 0: the same run as Ann's
         _wait(lambda: len(store.records()) == 3 and all(r.status == "done" for r in store.records()), 180,
               "three runs done")
     finally:

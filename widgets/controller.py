@@ -76,16 +76,20 @@ class Controller:
     @reported
     def page_opened(self, query: str | None = None) -> None:
         """A page asked for this app (a preheated kernel learns its link only now): the link's
-        settings, the page registered, the store as it is now; a full class said so."""
-        self.form.apply_query(query)
-        self.state.role = self.session.role
-        self.session.refresh_runs()
-        self.form.changed()
-        self._register()
-        for fn in self.on_page_opened:
-            fn()
-        if self.session.teacher and (self.state.tab == "class" or self.state.plot_mode == "class"):
-            self.classroom.watch()
+        settings, the page registered, the store as it is now; a full class said so. Train is
+        enabled only then: a click before would train the defaults, not the link's model."""
+        try:
+            self.form.apply_query(query)
+            self.state.role = self.session.role
+            self.session.refresh_runs()
+            self.form.changed()
+            self._register()
+            for fn in self.on_page_opened:
+                fn()
+            if self.session.teacher and (self.state.tab == "class" or self.state.plot_mode == "class"):
+                self.classroom.watch()
+        finally:
+            self.state.opened = True
 
     def _register(self) -> None:
         q = self.session.queue

@@ -121,7 +121,7 @@ class ConfigForm(ipw.VBox):
                          layout=ipw.Layout(width="360px", min_width="360px", flex="0 0 360px"))
         for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
                          ("config_error", self._show_problem), ("job", self._show_job),
-                         ("progress", self._show_progress), ("stored", self._show_job),
+                         ("progress", self._show_progress), ("stored", self._show_job), ("opened", self._show_job),
                          ("preset", self._show_preset), ("hidden", self._show_access), ("locked", self._show_access)):
             st.observe(lambda change, fn=fn: fn(), names=name)
         for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress,
@@ -168,7 +168,7 @@ class ConfigForm(ipw.VBox):
 
     def _show_job(self):
         st = self.controller.state
-        self.train.disabled = bool(st.job) or bool(st.config_error)
+        self.train.disabled = bool(st.job) or bool(st.config_error) or not st.opened
         self.again.disabled = self.train.disabled
         self.again.layout.display = "" if st.stored and not st.config_error else "none"
         self.stop.disabled = not st.job

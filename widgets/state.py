@@ -52,6 +52,7 @@ class AppState(tr.HasTraits):
     name = tr.Unicode("")          # the display name the student typed (shown escaped, never as markup)
     role = tr.Unicode("student")   # "student" or "teacher" (the link's teacher token)
     queue_text = tr.Unicode("")    # this page's runs in the queue: place and estimated start, in words
+    opened = tr.Bool(False)        # the page's link has been applied (until then Train would train the defaults)
 
     # the teacher's view of the class (widgets.classroom): open pages, what trains, what waits
     classroom = tr.Dict()          # {"pages": [...], "training": [...], "waiting": [...], "limits": {...}}
