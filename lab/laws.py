@@ -150,8 +150,7 @@ class FamilyLaw:
 
     def se_log(self, N) -> np.ndarray:
         """Standard error of log L̂(N) (the law's value, not a new measurement's)."""
-        g = _gradient(self.fit, np.atleast_1d(np.asarray(N, float)))
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", g, self.cov, g), 0.0))
+        return _se_log(self.fit, self.cov, N)
 
     def band(self, N) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) of the law's `confidence` interval at each N."""
@@ -170,8 +169,7 @@ class FamilyLaw:
     def surprise(self, N, measured_mean: float, seeds: int) -> float:
         """How far a measured mean of `seeds` seeds at N sits from the law, in standard errors
         (the law's and the measurement's own noise together)."""
-        se = math.sqrt(float(self.se_log(N)[0]) ** 2 + float(self.noise.var(N)) / max(seeds, 1))
-        return (math.log(measured_mean) - math.log(float(self.fit.predict(N)))) / se
+        return _surprise(self.fit, self.cov, self.noise, N, measured_mean, seeds)
 
     def footing(self, N, D=None) -> list[str]:
         """What a prediction at N parameters (trained on D tokens) rests on, in words: how far it
@@ -292,6 +290,16 @@ def _gradient(law: F.PowerLawFit, N: np.ndarray) -> np.ndarray:
     term = law.A * N ** -law.alpha
     L = law.E + term
     return np.stack([law.E / L, term / L, -term * np.log(N) / L], 1)
+
+
+def _se_log(law: F.PowerLawFit, cov: np.ndarray, N) -> np.ndarray:
+    g = _gradient(law, np.atleast_1d(np.asarray(N, float)))
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", g, cov, g), 0.0))
+
+
+def _surprise(law: F.PowerLawFit, cov: np.ndarray, noise: Noise, N, measured_mean: float, seeds: int) -> float:
+    se = math.sqrt(float(_se_log(law, cov, N)[0]) ** 2 + float(noise.var(N)) / max(seeds, 1))
+    return (math.log(measured_mean) - math.log(float(law.predict(N)))) / se
 
 
 def _log_chi2_bias(dof: np.ndarray) -> np.ndarray:
@@ -421,10 +429,7 @@ def _left_out(fitted: list[Size], z: Size) -> tuple[float, float] | None:
         law, cov, dof, scatter, nz = _fit_law(rest)
     except ValueError:
         return None
-    other = FamilyLaw(family="", label="", fit=law, cov=cov, dof=dof, quantile=0.0, scatter=scatter, noise=nz,
-                      intervals={}, samples={}, confidence=CONFIDENCE, interval_from="", fitted=tuple(rest),
-                      held_out=(), warnings=(), tokens_per_param=0.0)
-    t = other.surprise(z.N, z.mean, len(z.losses))
+    t = _surprise(law, cov, nz, z.N, z.mean, len(z.losses))
     return abs(t) / float(student_t.ppf(0.5 + CHECK_LEVEL / 2, dof)), t
 
 
