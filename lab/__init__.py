@@ -12,7 +12,8 @@ The public API, in two parts. These names, imported on first use:
     pack, unpack                                                    -- lab.pack
     Plan, grid, ladder, isoflop                                     -- lab.plans
     run_sweep, plan_summary                                         -- lab.sweep
-    fit_power_law, fit_chinchilla, fit_isoflop, compute_optimal, bootstrap, holdout_check -- lab.fit
+    fit_power_law, fit_chinchilla, compute_optimal, bootstrap, holdout_check     -- lab.fit
+    fit_isoflop, fit_split                                          -- lab.allocation
 and the public (not underscored) names of the modules in `PUBLIC_MODULES`, which a front end
 reads to say, check and estimate before it asks (the settings table and its words, counts,
 families, plans, estimates, laws, the queue's places). The app (`widgets/`) uses only these (a
@@ -39,12 +40,13 @@ _WHERE = {
     "RunStore": "store", "StoreTracker": "store", "Asker": "store", "RunQueue": "runqueue",
     "Service": "service", "ensure_service": "service", "pack": "pack", "unpack": "pack",
     "Plan": "plans", "grid": "plans", "ladder": "plans", "isoflop": "plans", "run_sweep": "sweep", "plan_summary": "sweep",
-    "fit_power_law": "fit", "fit_chinchilla": "fit", "fit_isoflop": "fit", "compute_optimal": "fit",
+    "fit_power_law": "fit", "fit_chinchilla": "fit", "compute_optimal": "fit",
+    "fit_isoflop": "allocation", "fit_split": "allocation",
     "bootstrap": "fit", "holdout_check": "fit",
 }
 __all__ = sorted(_WHERE)
-PUBLIC_MODULES = ("asker", "config", "counting", "data", "estimate", "family", "fit", "laws", "optim", "plans",
-                  "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
+PUBLIC_MODULES = ("allocation", "asker", "config", "counting", "data", "estimate", "family", "fit", "laws", "optim",
+                  "plans", "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
 
 
 def __getattr__(name):

@@ -12,7 +12,8 @@ log-loss residuals in log-sum-exp form, with its analytic gradient and Hessian -
 batched Newton solver that runs many starts or many bootstrap resamples at once, and one
 input validator. Split apart, the objective's derivatives would sit away from the only code
 that relies on them. Sections, in order: validation, objective, solver, power law,
-Chinchilla, allocation, IsoFLOP, envelope, bootstrap, holdout.
+Chinchilla, allocation, envelope, bootstrap, holdout. Approach 2 (IsoFLOP profiles) and the
+least-squares approach 3 by variable projection live in `lab.allocation`, which builds on these.
 """
 
 import itertools
@@ -23,9 +24,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["PowerLawFit", "ChinchillaFit", "Allocation", "IsoFLOPProfile", "IsoFLOPFit", "EnvelopeFit", "Interval",
+__all__ = ["PowerLawFit", "ChinchillaFit", "Allocation", "EnvelopeFit", "Interval",
            "BootstrapResult", "HoldoutRow", "HoldoutCheck", "fit_power_law", "fit_chinchilla", "compute_optimal",
-           "predict_loss", "fit_isoflop", "fit_envelope", "bootstrap", "holdout_check", "CHINCHILLA_GRID", "LAWS"]
+           "predict_loss", "fit_envelope", "bootstrap", "holdout_check", "CHINCHILLA_GRID", "LAWS"]
 # The start grid of Hoffmann et al. 2022, appendix D.2, as replicated by Besiroglu et al.
 # 2024: 5·5·5·6·6 = 4,500 starts. Only a few dozen of the best are refined (see _fit).
 CHINCHILLA_GRID = {
@@ -464,10 +465,15 @@ def _allocate(A, B, alpha, beta, C):
     return G * (C / 6) ** (beta / s), (C / 6) ** (alpha / s) / G
 
 
-def compute_optimal(fit: ChinchillaFit, C) -> Allocation:
-    """Minimise L(N, D) subject to C = 6ND, in closed form, for every budget in C (Hoffmann et al. 2022, eq. 4).
+def compute_optimal(fit: ChinchillaFit, C, *, flops_per_token=None) -> Allocation:
+    """Minimise L(N, D) subject to a compute budget C, for every budget in C.
 
-    N_opt = G·(C/6)^(β/(α+β)), D_opt = G⁻¹·(C/6)^(α/(α+β)), G = (αA/(βB))^(1/(α+β)).
+    With `flops_per_token` None the budget is Chinchilla's C = 6ND and the answer is closed-form
+    (Hoffmann et al. 2022, eq. 4): N_opt = G·(C/6)^(β/(α+β)), D_opt = G⁻¹·(C/6)^(α/(α+β)),
+    G = (αA/(βB))^(1/(α+β)). With `flops_per_token` a function N -> training FLOPs per token (the
+    lab's count, `lab.counting.flops_per_token`, e.g. `lab.allocation.flops_curve` of a family's
+    runs) the budget is C = flops_per_token(N)·D, as the lab's plans spend it, and N_opt is found
+    numerically; then D_opt·flops_per_token(N_opt) = C exactly.
 
     Returns:
         Allocation with arrays shaped like C: N_opt, D_opt, tokens_per_param, predicted loss.
@@ -483,10 +489,29 @@ def compute_optimal(fit: ChinchillaFit, C) -> Allocation:
                          "with N or D); refit with more varied N and D")
     C = _positive("C", C)
     N, D = _allocate(fit.A, fit.B, fit.alpha, fit.beta, C)
+    if flops_per_token is not None:
+        N = np.vectorize(lambda c, n0: _optimal_n(fit, c, n0, flops_per_token))(C, N)
+        D = C / np.asarray(flops_per_token(N), dtype=float)
     out = Allocation(C=C, N_opt=N, D_opt=D, tokens_per_param=D / N, loss=fit.predict(N, D))
     for a in (out.C, out.N_opt, out.D_opt, out.tokens_per_param, out.loss):
         a.setflags(write=False)
     return out
+
+
+def _optimal_n(fit: ChinchillaFit, C: float, n0: float, flops_per_token) -> float:
+    """argmin over N of L(N, C / flops_per_token(N)): a grid in ln N around the 6ND answer n0
+    (1e-4 to 1e4 times it), then a bounded scalar search between the grid's neighbours."""
+    from scipy.optimize import minimize_scalar
+    loss = lambda x: fit.predict(np.exp(x), C / np.asarray(flops_per_token(np.exp(x)), dtype=float))
+    xs = np.log(n0) + np.linspace(-4, 4, 801) * math.log(10)
+    ys = loss(xs)
+    i = int(np.argmin(ys))
+    if i in (0, len(xs) - 1):
+        raise ValueError(f"no compute-optimal N for C = {C:.3g} under the given FLOP count: the loss still falls at "
+                         f"N = {math.exp(xs[i]):.3g}, the end of the search; check flops_per_token (FLOPs per token "
+                         "for a model of N parameters, about 6N)")
+    r = minimize_scalar(lambda x: float(loss(x)), bounds=(xs[i - 1], xs[i + 1]), method="bounded", options={"xatol": 1e-10})
+    return float(np.exp(r.x))
 
 
 def predict_loss(fit: ChinchillaFit | PowerLawFit, N, D=None) -> np.ndarray:
@@ -494,7 +519,7 @@ def predict_loss(fit: ChinchillaFit | PowerLawFit, N, D=None) -> np.ndarray:
     return fit.predict(N, D) if isinstance(fit, ChinchillaFit) else fit.predict(N)
 
 
-# ----------------------------------------------------------------------------- IsoFLOP (approach 2)
+# ----------------------------------------------------------------------------- allocation laws (approaches 1, 2)
 
 @dataclass(frozen=True)
 class _AllocationLaw:
@@ -520,77 +545,6 @@ def _allocation_law(C, N_opt) -> dict:
     a, kn = _loglog(C, N_opt)
     b, kd = _loglog(C, C / (6 * N_opt))
     return {"a": a, "b": b, "N_coef": kn, "D_coef": kd}
-
-
-@dataclass(frozen=True)
-class IsoFLOPProfile:
-    """One compute budget: a parabola L = p0 + p1·x + p2·x² in x = ln N, and its vertex when usable."""
-    C: float                 # budget (FLOPs): the given C, or the geometric mean of 6ND in the group
-    n_points: int
-    usable: bool
-    reason: str              # why the budget was left out ("" when usable)
-    N_opt: float = math.nan
-    D_opt: float = math.nan
-    L_opt: float = math.nan
-    coef: tuple = ()         # (p0, p1, p2) in x = ln N
-
-
-@dataclass(frozen=True)
-class IsoFLOPFit(_AllocationLaw):
-    """Hoffmann et al. 2022, approach 2: N_opt ∝ C^a and D_opt ∝ C^b from per-budget parabola minima."""
-    profiles: tuple = ()     # IsoFLOPProfile per budget, by increasing C
-    n_used: int = 0
-
-
-def _profile(C: float, N: np.ndarray, loss: np.ndarray) -> IsoFLOPProfile:
-    n = N.size
-    if np.unique(N).size < 3:
-        return IsoFLOPProfile(C, n, False, f"only {np.unique(N).size} distinct model size(s); a parabola needs 3")
-    x = np.log(N)
-    p2, p1, p0 = np.polyfit(x, loss, 2)
-    coef = (float(p0), float(p1), float(p2))
-    if p2 <= 0:
-        return IsoFLOPProfile(C, n, False, f"the parabola opens downwards (curvature {p2:.3g}), so it has no minimum; "
-                                           "sample model sizes on both sides of the optimum", coef=coef)
-    xv = -p1 / (2 * p2)
-    if not x.min() <= xv <= x.max():
-        side, edge = ("above the largest", N.max()) if xv > x.max() else ("below the smallest", N.min())
-        return IsoFLOPProfile(C, n, False, f"the minimum (N ≈ {math.exp(xv):.3g}) lies {side} sampled size "
-                                           f"({edge:.3g}), so it is not bracketed: add models beyond it", coef=coef)
-    Nv = math.exp(xv)
-    return IsoFLOPProfile(C, n, True, "", Nv, C / (6 * Nv), float(p0 + p1 * xv + p2 * xv * xv), coef)
-
-
-def fit_isoflop(N, D, loss, *, C=None, decimals: int | None = 1) -> IsoFLOPFit:
-    """IsoFLOP profiles (Hoffmann et al. 2022, approach 2).
-
-    Runs are grouped by budget: log10 C rounded to `decimals` (C given, else C = 6ND;
-    decimals=None groups equal values of C). For each budget a parabola in ln N is fitted to
-    the loss; its vertex is used only when the parabola is convex and the vertex lies within
-    the sampled N range (the minimum is bracketed), else the profile records why not.
-    Then ln N_opt = ln k_N + a·ln C and ln D_opt = ln k_D + b·ln C by least squares.
-
-    Raises:
-        ValueError: invalid input, or fewer than 2 usable budgets (the message lists each budget's reason).
-    """
-    cols = {"N": N, "D": D} | ({} if C is None else {"C": C}) | {"loss": loss}
-    arrays = _inputs(6, "an IsoFLOP fit", **cols)
-    N, D, loss = arrays[0], arrays[1], arrays[-1]
-    C = 6 * N * D if C is None else arrays[2]
-    key = C if decimals is None else np.round(np.log10(C), decimals)
-    profiles = []
-    for k in np.unique(key):
-        m = key == k
-        budget = float(np.exp(np.log(C[m]).mean()))
-        profiles.append(_profile(budget, N[m], loss[m]))
-    used = [p for p in profiles if p.usable]
-    if len(used) < 2:
-        why = "; ".join([f"C={p.C:.3g}: {p.reason}" for p in profiles if not p.usable][:4])
-        more = f" and {len(profiles) - len(used) - 4} more" if len(profiles) - len(used) > 4 else ""
-        raise ValueError(f"an IsoFLOP fit needs at least 2 budgets with a bracketed minimum, got {len(used)} "
-                         f"of {len(profiles)} ({why}{more}); train 3 or more model sizes around each budget's optimum")
-    law = _allocation_law(np.array([p.C for p in used]), np.array([p.N_opt for p in used]))
-    return IsoFLOPFit(**law, profiles=tuple(profiles), n_used=len(used))
 
 
 # ----------------------------------------------------------------------------- envelope (approach 1)

@@ -194,7 +194,8 @@ def _candidate_widths(base: RunConfig) -> list[int]:
 
 def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] | None = None,
             n_sizes: int | None = None, depth: int | Callable[[int], int] | None = None,
-            span: float = 4.0, seeds: Sequence[int] | None = None) -> Plan:
+            span: float = 4.0, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
+            seeds: Sequence[int] | None = None) -> Plan:
     """IsoFLOP profiles (Hoffmann et al. 2022, approach 2): for each budget C, models of several
     sizes, each trained on D = C / flops_per_token tokens (the store's own FLOP count, so the
     run's recorded `flops` is C up to half a batch; flops_per_token ≈ 6N for large models).
@@ -203,19 +204,28 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
         base: everything but width, depth and tokens.
         budgets: compute budgets C in FLOPs.
         widths: the model widths to try at every budget; or
-        n_sizes: pick this many widths per budget, their N spread evenly in log between
-            N_opt / span and N_opt * span around the Chinchilla guess N_opt = sqrt(C / 120)
-            (from C = 6ND and D = 20N).
+        n_sizes: pick this many widths per budget, their N (all parameters) spread evenly in
+            log between N_opt / span and N_opt * span around the guess N_opt = sqrt(C / (6R)),
+            from C ≈ 6ND and D = R·N with R = `tokens_per_param` (Chinchilla's 20 by default).
         depth: a fixed depth, or a rule width -> depth (see `aspect_depth`); default base's depth.
         seeds: seeds per point (default base's seed).
 
     Returns:
         A plan whose `refused` names the points left out: a size whose D is less than one batch.
     """
+    given = [float(c) for c in budgets] if budgets is not None else []
+    repeated = sorted({f"{c:.3g}" for c in given if given.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"the budget(s) {', '.join(repeated)} are given more than once; an IsoFLOP profile needs "
+                          "each budget once (give distinct budgets, e.g. 3e11,1e12,3e12)")
     budgets = [float(c) for c in _values("budgets", budgets, None)]
     for c in budgets:
         if not (math.isfinite(c) and c > 0):
             raise ConfigError(f"compute budgets must be positive FLOP counts, got {c}")
+    if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 1):
+        raise ConfigError(f"span must be a number above 1 (sizes from N_opt/span to N_opt·span), got {span!r}")
+    if not (isinstance(tokens_per_param, (int, float)) and math.isfinite(tokens_per_param) and tokens_per_param > 0):
+        raise ConfigError(f"tokens_per_param (the guess the sizes centre on) must be positive, got {tokens_per_param!r}")
     if (widths is None) == (n_sizes is None):
         raise ConfigError("an IsoFLOP plan needs either widths=[...] or n_sizes=N (not both); "
                           "e.g. --isoflop-widths 32,64,128")
@@ -233,7 +243,7 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
             cands = _candidate_widths(base)
             logn = np.log([param_counts(base.replace(model__width=w, model__depth=rule(w)).model).total
                            for w in cands])
-            n_opt = math.sqrt(c / (6 * CHINCHILLA_TOKENS_PER_PARAM))
+            n_opt = math.sqrt(c / (6 * tokens_per_param))
             targets = np.geomspace(n_opt / span, n_opt * span, n_sizes) if n_sizes > 1 else [n_opt]
             ws = list(dict.fromkeys(cands[int(np.argmin(np.abs(logn - math.log(t))))] for t in targets))
         for w in ws:

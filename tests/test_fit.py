@@ -12,7 +12,8 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import logsumexp
 
 from lab import fit as F
-from lab.fit import (ChinchillaFit, PowerLawFit, bootstrap, compute_optimal, fit_chinchilla, fit_envelope, fit_isoflop,
+from lab.allocation import fit_isoflop
+from lab.fit import (ChinchillaFit, PowerLawFit, bootstrap, compute_optimal, fit_chinchilla, fit_envelope,
                      fit_power_law, holdout_check, predict_loss)
 
 # Hoffmann et al. 2022's published approach-3 values.

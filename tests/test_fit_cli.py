@@ -164,7 +164,7 @@ def test_errors_are_one_line(capsys, tmp_path, table):
     assert "constant" in fails(capsys, tmp_path / "const.csv")
     assert "exactly one" in fails(capsys)
     assert "exactly one" in fails(capsys, table, "--store", tmp_path)
-    assert "not isoflop" in fails(capsys, table, "--law", "isoflop", "--bootstrap", "10")
+    assert "at least 2 draws" in fails(capsys, table, "--law", "isoflop", "--bootstrap", "1")
     assert "--budgets" in fails(capsys, table, "--budgets", "lots")
     assert "at least 2 resamples" in fails(capsys, table, "--bootstrap", "1")
 

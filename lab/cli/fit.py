@@ -5,6 +5,7 @@
     scaling-lab fit --store runs/ --law kaplan-n
     scaling-lab fit --store runs/ --holdout 2 --json     # a ladder's law, checked on its 2 largest sizes
     scaling-lab fit ladder.csv --law kaplan-n --holdout 2 --json    # the same on a table
+    scaling-lab fit --store .isoflop-store --law isoflop --json      # the compute-optimal split
 
 From the store, runs are fitted one family at a time (`lab.family`: equal in everything but
 size and tokens); a store with several families needs `--family KEY`, and the error lists
@@ -31,8 +32,10 @@ from lab.fit import LAWS
 from lab.jsonsafe import json_safe
 
 # `--law`: the laws of `lab.fit` (the ones it fits and bootstraps), and IsoFLOP profiles
-# (Hoffmann et al.'s approach 2, `lab.fit.fit_isoflop`), which give an allocation, not a law L.
+# (Hoffmann et al.'s approach 2, `lab.allocation.fit_isoflop`, beside approach 3 by variable
+# projection on the same runs), which give the compute-optimal split.
 CHOICES = (*LAWS, "isoflop")
+ISOFLOP_DRAWS = 400
 
 
 def register(subparsers) -> None:
@@ -62,10 +65,14 @@ def register(subparsers) -> None:
     p.add_argument("--c-col", metavar="NAME", default=None,
                    help="compute column (FLOPs): gives D = C/(6N) when there is no token column, x for kaplan-c, "
                         "and the budgets for isoflop")
+    p.add_argument("--fpt-col", metavar="NAME", default=None,
+                   help="isoflop: training FLOPs per token of each run (default flops_per_token when the table or "
+                        "store has it; else Chinchilla's 6N, and the result says so)")
     p.add_argument("--no-irreducible", action="store_true", help="kaplan-*: fit A·x^-α without the E term")
     p.add_argument("--delta", type=number, default=1e-3, help="Huber threshold on log-loss (default %(default)g)")
-    p.add_argument("--bootstrap", type=integer, default=0, metavar="N",
-                   help="resamples for percentile intervals, e.g. 1000")
+    p.add_argument("--bootstrap", type=integer, default=None, metavar="N",
+                   help="resamples for percentile intervals, e.g. 1000 (isoflop: parametric draws, default "
+                        f"{ISOFLOP_DRAWS})")
     p.add_argument("--seed", type=integer, default=0, help="bootstrap seed (default %(default)s)")
     p.add_argument("--confidence", type=number, default=0.95, help="interval mass (default %(default)s)")
     p.add_argument("--budgets", metavar="C,C,...", default=None,
@@ -152,6 +159,7 @@ def _table(args):
             if planned is not False and planned.any():
                 df = df[planned.to_numpy()]
                 cols["C"] = "budget"
+                args.exact_budgets = True
         bad = pd.Series(False, index=df.index)
         if "status" in df:
             bad |= df["status"].astype(str).str.lower().eq("diverged")
@@ -280,13 +288,7 @@ def _fit(args) -> dict:
     out = {"law": law, "source": label, "n_points": int(N.size), "left_out": left_out, "columns": cols}
     irreducible = not args.no_irreducible
     if law == "isoflop":
-        if args.bootstrap:
-            raise ConfigError("--bootstrap works with the chinchilla and kaplan-* laws, not isoflop")
-        res = F.fit_isoflop(N, D, loss, C=C)
-        out["fit"] = {"a": res.a, "b": res.b, "N_coef": res.N_coef, "D_coef": res.D_coef, "n_used": res.n_used,
-                      "profiles": [vars(p) | {"coef": list(p.coef)} for p in res.profiles]}
-        out["equation"] = res.equation()
-        return out
+        return out | _isoflop(args, df, cols, label, N, D, loss, C)
     if law == "chinchilla":
         res = F.fit_chinchilla(N, D, loss, delta=args.delta)
         x = None
@@ -315,6 +317,42 @@ def _fit(args) -> dict:
                             budgets=budgets, irreducible=irreducible, delta=args.delta)
         out["bootstrap"] = {"n": b.n, "seed": b.seed, "confidence": b.confidence, "n_converged": b.n_converged,
                             "intervals": {k: vars(v) for k, v in b.intervals.items()}}
+    return out
+
+
+def _isoflop(args, df, cols, label, N, D, loss, C) -> dict:
+    """Approach 2 (per-budget parabolas) and approach 3 (variable projection) on the same runs, in
+    the runs' own FLOP count when the table has one."""
+    from lab import allocation as I
+    draws = ISOFLOP_DRAWS if args.bootstrap is None else args.bootstrap
+    if draws == 1 or draws < 0:
+        raise ConfigError(f"--bootstrap needs at least 2 draws (or 0 for none), got {draws}; {ISOFLOP_DRAWS} is the default")
+    fcol = args.fpt_col or ("flops_per_token" if "flops_per_token" in df.columns else None)
+    fpt = _numbers(df, fcol, label) if fcol else None
+    res = I.fit_isoflop(N, D, loss, C=C, flops_per_token=fpt, decimals=None if getattr(args, "exact_budgets", False) else 1,
+                        draws=draws, seed=args.seed, confidence=args.confidence)
+    out = {"columns": cols | {"flops_per_token": fcol}, "convention": I.CONVENTIONS[res.convention]}
+    out["fit"] = {"a": res.a, "b": res.b, "N_coef": res.N_coef, "D_coef": res.D_coef, "n_used": res.n_used,
+                  "C_ref": res.C_ref, "tokens_per_param": float(res.tokens_per_param(res.C_ref)), "sigma": res.sigma,
+                  "dof": res.dof, "draws": res.draws, "draws_used": res.draws_used, "confidence": res.confidence,
+                  "intervals": {k: vars(v) for k, v in res.intervals.items()},
+                  "profiles": [p.to_dict() for p in res.profiles]}
+    out["equation"] = res.equation()
+    try:
+        used = np.array([p.C for p in res.profiles if p.usable])
+        sp = I.fit_split(N, D, loss, flops_per_token=fpt, budgets=used, C_ref=res.C_ref, draws=draws, seed=args.seed,
+                         confidence=args.confidence)
+    except ValueError as e:
+        out["approach3"] = {"error": " ".join(str(e).split())}
+    else:
+        f = sp.fit
+        out["approach3"] = {"equation": f.equation(), "E": f.E, "A": f.A, "B": f.B, "alpha": f.alpha, "beta": f.beta,
+                            "converged": f.converged, "message": f.message, "sigma": sp.sigma, "C_ref": sp.C_ref,
+                            "tokens_per_param": sp.tokens_per_param_ref,
+                            "draws_used": sp.draws_used, "intervals": {k: vars(v) for k, v in sp.intervals.items()},
+                            "allocation": [{"C": float(c), "N_opt": float(n), "D_opt": float(d),
+                                            "tokens_per_param": float(t)}
+                                           for c, n, d, t in zip(sp.C, sp.N_opt, sp.D_opt, sp.tokens_per_param)]}
     return out
 
 
@@ -358,6 +396,30 @@ def _family_summary(out: dict) -> str:
     return "\n".join(lines)
 
 
+def _isoflop_lines(out: dict) -> list[str]:
+    fit, iv = out["fit"], out["fit"]["intervals"]
+    span = lambda k: f" [{_g(iv[k]['low'])}, {_g(iv[k]['high'])}]" if k in iv else ""
+    lines = [f"  FLOP count: {out['convention']}",
+             f"  {fit['n_used']} of {len(fit['profiles'])} budgets usable (approach 2: a parabola in ln N per budget)"]
+    for p in fit["profiles"]:
+        what = (f"N_opt {_g(p['N_opt'])}, D_opt {_g(p['D_opt'])}, D/N {_g(p['tokens_per_param'])}, L {_g(p['L_opt'])}"
+                if p["usable"] else p["reason"])
+        lines.append(f"    C = {p['C']:.3g} ({p['n_points']} runs): {what}")
+    conf = f"{fit['confidence']:.0%} intervals from {fit['draws_used']} of {fit['draws']} draws" if iv else "no intervals"
+    lines.append(f"  a = {_g(fit['a'])}{span('a')}, b = {_g(fit['b'])}{span('b')}; tokens per parameter at "
+                 f"C = {fit['C_ref']:.3g}: {_g(fit['tokens_per_param'])}{span('tokens_per_param')} ({conf})")
+    a3 = out.get("approach3", {})
+    if "error" in a3:
+        lines.append(f"  approach 3: {a3['error']}")
+    elif a3:
+        iv3 = a3["intervals"]
+        span3 = lambda k: f" [{_g(iv3[k]['low'])}, {_g(iv3[k]['high'])}]" if k in iv3 else ""
+        lines.append(f"  approach 3 (variable projection, least squares): {a3['equation']} ({a3['message']})")
+        lines.append(f"    α = {_g(a3['alpha'])}{span3('alpha')}, β = {_g(a3['beta'])}{span3('beta')}; tokens per "
+                     f"parameter at C = {a3['C_ref']:.3g}: {_g(a3['tokens_per_param'])}{span3('tokens_per_param')}")
+    return lines
+
+
 def _summary(out: dict) -> str:
     if out["law"] == "families":
         if not out["families"]:
@@ -376,11 +438,7 @@ def _summary(out: dict) -> str:
     lines = [f"{title}, {out['n_points']} runs from {out['source']}", f"  {out['equation']}"]
     fit = out["fit"]
     if out["law"] == "isoflop":
-        lines.append(f"  {fit['n_used']} of {len(fit['profiles'])} budgets usable")
-        for p in fit["profiles"]:
-            what = f"N_opt {_g(p['N_opt'])}, D_opt {_g(p['D_opt'])}, L {_g(p['L_opt'])}" if p["usable"] else p["reason"]
-            lines.append(f"    C = {p['C']:.3g} ({p['n_points']} runs): {what}")
-        return "\n".join(lines)
+        return "\n".join(lines + _isoflop_lines(out))
     lines.append(f"  {fit['message']}")
     names = ["E", "A", "B", "alpha", "beta", "a", "b"]
     intervals = out.get("bootstrap", {}).get("intervals", {})
