@@ -125,7 +125,7 @@ class IsoFLOPFit(_AllocationLaw):
     draws: int = 0                # bootstrap draws asked
     draws_used: int = 0           # of them, draws with every usable budget still bracketed
     confidence: float = 0.95
-    intervals: Mapping[str, Interval] = field(default_factory=dict)   # a, b, tokens_per_param (at C_ref)
+    intervals: Mapping[str, Interval] = field(default_factory=dict)   # a, b, tokens_per_param (at C_ref), N_opt@C
 
     def tokens_per_param(self, C) -> np.ndarray:
         """D_opt / N_opt from the fitted laws: (k_D / k_N)·C^(b − a)."""
@@ -189,7 +189,8 @@ def fit_isoflop(N, D, loss, *, C=None, flops_per_token=None, decimals: int | Non
         if draws_used >= 2:
             q = ((1 - confidence) / 2, (1 + confidence) / 2)
             est = {"a": law["a"], "b": law["b"],
-                   "tokens_per_param": law["D_coef"] / law["N_coef"] * C_ref ** (law["b"] - law["a"])}
+                   "tokens_per_param": law["D_coef"] / law["N_coef"] * C_ref ** (law["b"] - law["a"])} | {
+                f"N_opt@{profiles[i].C:.3g}": profiles[i].N_opt for i in used}
             for k, v in samples.items():
                 lo, hi = np.quantile(v, q)
                 intervals[k] = Interval(float(est[k]), float(lo), float(hi))
@@ -208,7 +209,7 @@ def _bootstrap(profiles, groups, used, N, loss, fpt, sigma, draws, seed):
     rng = np.random.default_rng(seed)
     Cs = np.array([profiles[i].C for i in used])
     C_ref = float(np.exp(np.log(Cs).mean()))
-    out = {"a": [], "b": [], "tokens_per_param": []}
+    out = {"a": [], "b": [], "tokens_per_param": []} | {f"N_opt@{c:.3g}": [] for c in Cs}
     for _ in range(draws):
         n_opt, d_opt = [], []
         for i in used:
@@ -225,6 +226,8 @@ def _bootstrap(profiles, groups, used, N, loss, fpt, sigma, draws, seed):
             out["a"].append(law["a"])
             out["b"].append(law["b"])
             out["tokens_per_param"].append(law["D_coef"] / law["N_coef"] * C_ref ** (law["b"] - law["a"]))
+            for c, n in zip(Cs, n_opt):
+                out[f"N_opt@{c:.3g}"].append(n)
     return {k: np.array(v) for k, v in out.items()}, len(out["a"])
 
 

@@ -113,3 +113,50 @@ def test_bad_inputs_are_refused_before_anything_trains():
     low = np.isin(np.arange(N.size) % 7, [0, 1, 2])            # only the smallest sizes: the valley is above them
     with pytest.raises(ValueError, match="not bracketed"):
         fit_isoflop(N[low], D[low], y[low], C=C[low], flops_per_token=fpt[low], decimals=None)
+
+
+def test_the_command_line_reports_the_split_from_a_store(tmp_path, capsys):
+    """`scaling-lab fit --store PATH --law isoflop --json` on a store of IsoFLOP runs (written
+    straight to the store, no training: the fit reads numbers): the per-budget optima in the lab's
+    FLOP count, the exponents and the tokens per parameter with intervals, approach 3 beside."""
+    import json
+
+    from lab.cli import main
+    from lab.store import RunStore
+    from lab.trackers import RunResult
+    plan, N, fpt, D, C = design(seeds=(0, 1))
+    rng = np.random.default_rng(3)
+    store = RunStore(tmp_path / "store")
+    losses = TRUE.predict(N, D) + 0.01 * rng.standard_normal(N.size)
+    for cfg, b, loss in zip(plan.configs, plan.budgets, losses):
+        counts, f = param_counts(cfg.model), flops_per_token(cfg.model)
+        store.commit(RunResult(
+            run_id=cfg.run_id, config=cfg, status="done", train_loss=loss, eval_loss=loss, eval_bpb=loss / math.log(2),
+            tokens=cfg.tokens_trained, steps=cfg.steps, flops=float(f * cfg.tokens_trained), flops_per_token=f,
+            params_total=counts.total, params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
+            epochs=0.5, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
+            unigram_loss=5.0, entropy_rate=None, dataset="builtin", curve=()), save_weights=False, budget=b)
+    assert main(["fit", "--store", str(tmp_path / "store"), "--law", "isoflop", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    fit = out["fit"]
+    assert out["convention"].startswith("C = flops_per_token(N)·D")
+    assert [p["C"] for p in fit["profiles"]] == pytest.approx(BUDGETS)        # grouped by the planned budgets
+    curve = flops_curve(N, fpt)
+    for p in fit["profiles"]:
+        assert p["usable"] and p["D_opt"] * float(curve(p["N_opt"])) == pytest.approx(p["C"], rel=1e-9)
+    expect = fit_isoflop(N, D, losses, C=C, flops_per_token=fpt, decimals=None, draws=400, seed=0)
+    assert fit["a"] == pytest.approx(expect.a) and fit["tokens_per_param"] == pytest.approx(
+        float(expect.tokens_per_param(expect.C_ref)))
+    iv = fit["intervals"]["tokens_per_param"]
+    assert iv["low"] < fit["tokens_per_param"] < iv["high"]
+    assert set(fit["intervals"]) == {"a", "b", "tokens_per_param"} | {f"N_opt@{c:.3g}" for c in BUDGETS}
+    for p in fit["profiles"]:
+        n = fit["intervals"][f"N_opt@{p['C']:.3g}"]
+        assert n["low"] < p["N_opt"] < n["high"]
+    a3 = out["approach3"]
+    assert a3["alpha"] == pytest.approx(fit_chinchilla_varpro(N, D, losses).alpha)
+    assert a3["intervals"]["tokens_per_param"]["low"] < a3["tokens_per_param"] < a3["intervals"]["tokens_per_param"]["high"]
+    assert len(a3["allocation"]) == 5
+    assert main(["fit", "--store", str(tmp_path / "store"), "--law", "isoflop", "--bootstrap", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "tokens per parameter at C = " in text and "approach 3 (variable projection" in text

@@ -10,7 +10,9 @@ runs differ in tokens and seeds, which are data.
 import asyncio
 import dataclasses
 import datetime
+import re
 
+import numpy as np
 import pytest
 
 from lab.store import RunStore
@@ -370,7 +372,7 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
     assert app.plots.points("curves") >= 1
 
 
-def _store_result(store, cfg, loss, status="done", epochs=0.1):
+def _store_result(store, cfg, loss, status="done", epochs=0.1, budget=None):
     """A finished run written straight to the store (no training): the fits only read numbers."""
     from lab.counting import flops_per_token, param_counts
     from lab.trackers import RunResult
@@ -382,7 +384,7 @@ def _store_result(store, cfg, loss, status="done", epochs=0.1):
         tokens=cfg.tokens_trained, steps=cfg.steps, flops=float(fpt * cfg.tokens_trained), flops_per_token=fpt,
         params_total=counts.total, params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
         epochs=epochs, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
-        unigram_loss=5.0, entropy_rate=None, dataset="builtin", curve=curve), save_weights=False)
+        unigram_loss=5.0, entropy_rate=None, dataset="builtin", curve=curve), save_weights=False, budget=budget)
 
 
 def test_chinchilla_fit_frontier_and_budget_calculator(app):
@@ -413,6 +415,42 @@ def test_chinchilla_fit_frontier_and_budget_calculator(app):
     assert app.state.sweep_plan["runs"] == 4
     assert app.sweep.grid_box.layout.display == "none"
     assert "budget C=1e+11" in app.sweep.plan.value
+
+
+def test_isoflop_runs_draw_their_valleys_and_minima(app):
+    """Runs planned at 4 budgets whose losses follow a known law: the Scaling tab draws each budget's
+    parabola and its minimum, states the compute-optimal tokens per parameter with its interval and
+    approach 3 beside it, and the budget calculator spends C in the lab's FLOP count."""
+    from lab.allocation import flops_curve
+    from lab.counting import flops_per_token, param_counts
+    from lab.plans import isoflop
+    store, base = RunStore(None), app.controller.form.build_config()
+    E, A, B, alpha, beta = 1.0, 60.0, 300.0, 0.35, 0.40
+    plan = isoflop(base.replace(tokens_per_param=0.0), [1e10, 2e10, 4e10, 8e10], n_sizes=6, span=3)
+    rng = np.random.default_rng(0)
+    for cfg, c in zip(plan.configs, plan.budgets):
+        N, D = param_counts(cfg.model).total, cfg.tokens_trained
+        _store_result(store, cfg, E + A / N ** alpha + B / D ** beta + 0.002 * rng.standard_normal(), budget=c)
+    app.runs.refresh.click()
+    app.scaling.variable.value = "C"
+    assert not app.plots.points("minima")                 # a valley is drawn against N only
+    app.scaling.variable.value = "N"
+    fit = app.state.fit
+    assert len(fit["minima"]) == 4, fit["notes"]
+    assert all(m["low"] < m["N_opt"] < m["high"] for m in fit["minima"])
+    assert app.plots.points("minima") == 4
+    assert app.plots.points("valley") == 4 * 31          # 30 points per parabola, a gap between them
+    words = " ".join(fit["notes"])
+    assert "tokens per parameter (95% interval" in words and "approach 3 on the same runs" in words
+    app.scaling.budget.value = "1e11"
+    app.scaling.calc.click()
+    text = app.state.budget_text
+    assert "the lab's count" in text
+    units = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    n, d = (float(v) * units[u] for v, u in re.findall(r"≈ ([0-9.]+) ?([kMGT]?) (?:parameters|tokens)", text))
+    configs = plan.configs
+    curve = flops_curve([param_counts(c.model).total for c in configs], [flops_per_token(c.model) for c in configs])
+    assert d * float(curve(n)) == pytest.approx(1e11, rel=0.02)    # the words round N and D to 3 figures
 
 
 def test_widgets_never_import_jax_and_use_the_house_import_names():

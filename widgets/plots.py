@@ -51,7 +51,8 @@ SCALING = {"N": ("params_total", "parameters N"), "D": ("tokens", "training toke
 COLORSCALE = "Viridis"
 GREY = "rgba(120,120,120,0.8)"
 # fixed traces of the scaling panel, in order, after the colour bar (trace 0)
-FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual", "other", "held_out")
+FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual", "other", "held_out",
+         "valley", "minima")
 
 
 def _colour(t: float) -> str:
@@ -106,6 +107,12 @@ class Plots:
                                hovertemplate="%{text}<br>N=%{x:.3g}<br>predicted=%{y:.4f}<extra></extra>",
                                marker=dict(size=11, symbol="circle-open", color="rgb(214,39,40)", line=dict(width=2)),
                                error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", name="IsoFLOP valley", showlegend=False, hoverinfo="skip",
+                               line=dict(color="rgb(90,90,90)", width=1.5, dash="dot")), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="IsoFLOP minimum", showlegend=False, text=[],
+                               hovertemplate="%{text}<extra></extra>",
+                               marker=dict(size=12, symbol="diamond", color="black", line=dict(width=1, color="white")),
+                               error_x=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
         self._fixed = {name: i + 1 for i, name in enumerate(FIXED)}
         self._pool: list[int] = []          # trace indices of the curve pool: (train, eval) pairs
         self._grow(8)
@@ -228,6 +235,15 @@ class Plots:
                                                        "loss=%{y:.4f}<extra></extra>")
             front = fit.get("frontier") or {}
             d[self._fixed["frontier"]].update(x=front.get("x", []), y=front.get("y", []))
+            valley = (fit.get("valley") or {}) if variable == "N" else {}
+            d[self._fixed["valley"]].update(x=valley.get("x", []), y=valley.get("y", []))
+            mins = (fit.get("minima") or []) if variable == "N" else []
+            d[self._fixed["minima"]].update(
+                x=[m["N_opt"] for m in mins], y=[m["L_opt"] for m in mins],
+                text=[f"C = {m['C']:.3g} FLOPs: N_opt ≈ {m['N_opt']:.3g}, D_opt ≈ {m['D_opt']:.3g} tokens "
+                      f"({m['tokens_per_param']:.3g} per parameter), L ≈ {m['L_opt']:.4f}" for m in mins],
+                error_x=dict(array=[(m["high"] - m["N_opt"]) if m.get("high") else 0 for m in mins],
+                             arrayminus=[(m["N_opt"] - m["low"]) if m.get("low") else 0 for m in mins]))
             pred = st.prediction if st.prediction.get("variable") == variable else {}
             if pred:
                 up = [(pred["high"] - pred["loss"]) if pred.get("high") is not None else 0]

@@ -16,13 +16,14 @@ import math
 
 import numpy as np
 
-from lab import counting, family as lfamily, fit as lawfit, laws
+from lab import allocation, counting, family as lfamily, fit as lawfit, laws
 from lab.config import ConfigError, RunConfig
 from widgets import fields
 from widgets.plots import SCALING          # the scaling variables: N, D, C -> (column, axis title)
 from widgets.text import fmt_count, in_words, reported
 
 BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
+ISOFLOP_DRAWS = (200, 50)       # bootstrap draws for approach 2 (parabolas, ~0.1 s) and 3 (variable projection, ~0.4 s)
 FIT_MIN_E = 5                   # fit the irreducible loss E only with this many distinct x (else A·x^-α)
 
 
@@ -233,6 +234,7 @@ class ScalingActions:
         if variable not in SCALING:
             raise ValueError(f"plot loss against N, D or C, not {variable!r}")
         out = {"variable": variable, "equation": "", "curve": None, "band": None, "frontier": None, "chinchilla": "",
+               "valley": None, "minima": [],
                "notes": [], "law": "", "family": self.state.family, "held_out": [], "warnings": [], "sizes": []}
         try:
             pool = self._fit_pool()
@@ -289,6 +291,7 @@ class ScalingActions:
                          "the two cannot be told apart; an IsoFLOP sweep varies them apart")
         else:
             self._fit_chinchilla(rows, out, notes)
+            self._fit_isoflop(rows, out, notes)
         self.state.fit = out
         if not quiet:
             self.state.notice = f"fitted {out['equation']}"
@@ -359,10 +362,55 @@ class ScalingActions:
                 f"; the held-out sizes were predicted within {law.max_abs_rel_error:.1%}" if law.held_out else "")
         return out
 
+    def _fit_isoflop(self, rows: list, out: dict, notes: list) -> None:
+        """IsoFLOP valleys (approach 2) when the runs were planned at 2 or more budgets: a parabola in
+        ln N per budget and its minimum, drawn on the N axis; the compute-optimal tokens per parameter
+        with its interval, and approach 3 on the same runs beside it (lab.allocation)."""
+        planned = [r for r in rows if (r.get("budget") or 0) > 0]
+        if len({r["budget"] for r in planned}) < 2:
+            return
+        col = lambda k: np.array([float(r[k]) for r in planned])
+        N, D, y, C, F = col("params_total"), col("tokens"), col("eval_loss"), col("budget"), col("flops_per_token")
+        try:
+            iso = allocation.fit_isoflop(N, D, y, C=C, flops_per_token=F, decimals=None, draws=ISOFLOP_DRAWS[0])
+        except ValueError as e:
+            notes.append(f"no IsoFLOP optimum: {in_words(e)}")
+            return
+        xs, ys, minima = [], [], []
+        for p in iso.profiles:
+            if p.coef:
+                grid = np.geomspace(min(p.sizes), max(p.sizes), 30)
+                xs += grid.tolist() + [None]
+                ys += np.polyval(p.coef[::-1], np.log(grid)).tolist() + [None]
+            if p.usable:
+                iv = iso.intervals.get(f"N_opt@{p.C:.3g}")
+                minima.append({"C": p.C, "N_opt": p.N_opt, "D_opt": p.D_opt, "L_opt": p.L_opt,
+                               "tokens_per_param": p.tokens_per_param,
+                               "low": iv.low if iv else None, "high": iv.high if iv else None})
+            else:
+                notes.append(f"budget C = {p.C:.3g} left out: {p.reason}")
+        out["valley"] = {"x": xs, "y": ys}
+        out["minima"] = minima
+        t = iso.intervals.get("tokens_per_param")
+        span = f" ({iso.confidence:.0%} interval {t.low:.3g} to {t.high:.3g})" if t else ""
+        notes.append(f"IsoFLOP valleys (approach 2, {iso.n_used} of {len(iso.profiles)} budgets bracketed; dotted "
+                     f"curves, minima as diamonds): compute-optimal {float(iso.tokens_per_param(iso.C_ref)):.3g} tokens "
+                     f"per parameter{span} at C = {iso.C_ref:.3g} FLOPs, N_opt ∝ C^{iso.a:.2f}, in the lab's FLOP "
+                     "count (C = FLOPs per token x D)")
+        try:
+            sp = allocation.fit_split(N, D, y, flops_per_token=F, C_ref=iso.C_ref, draws=ISOFLOP_DRAWS[1])
+            t3 = sp.intervals.get("tokens_per_param")
+            notes.append(f"approach 3 on the same runs (least squares by variable projection): "
+                         f"{sp.tokens_per_param_ref:.3g} tokens per parameter"
+                         + (f" ({sp.confidence:.0%} interval {t3.low:.3g} to {t3.high:.3g})" if t3 else ""))
+        except ValueError as e:
+            notes.append(f"no approach-3 split: {in_words(e)}")
+
     def _fit_chinchilla(self, rows: list, out: dict, notes: list) -> None:
         N = np.array([float(r["params_total"]) for r in rows])
         D = np.array([float(r["tokens"]) for r in rows])
         y = np.array([float(r["eval_loss"]) for r in rows])
+        flops = allocation.flops_curve(N, [float(r["flops_per_token"]) for r in rows])
         pairs = len({(n, d) for n, d in zip(N, D)})
         if pairs < 6 or len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
             notes.append(f"Chinchilla L(N, D) needs 6 runs with distinct (N, D) varying both (have {pairs}); "
@@ -370,17 +418,19 @@ class ScalingActions:
             return
         try:
             ch = lawfit.fit_chinchilla(N, D, y)
-            C = np.geomspace(float((N * D).min() * 6), float((N * D).max() * 6 * 100), 40)
-            alloc = lawfit.compute_optimal(ch, C)
+            C = np.geomspace(float((flops(N) * D).min()), float((flops(N) * D).max() * 100), 40)
+            alloc = lawfit.compute_optimal(ch, C, flops_per_token=flops)
         except (ValueError, TypeError) as e:
             notes.append(f"no Chinchilla fit: {e}")
             return
         self._fit_objects["chinchilla"] = ch
+        self._fit_objects["flops"] = flops
         out["chinchilla"] = ch.equation()
         L = ch.predict(alloc.N_opt, alloc.D_opt)
         x = {"N": alloc.N_opt, "D": alloc.D_opt, "C": C}[out["variable"]]
         out["frontier"] = {"x": np.asarray(x).tolist(), "y": np.asarray(L).tolist()}
-        notes.append(f"compute-optimal (dashed, with C ≈ 6ND): N ∝ C^{ch.a:.2f}, D ∝ C^{ch.b:.2f}")
+        notes.append(f"compute-optimal (dashed, C = FLOPs per token x D in the lab's count): N ∝ C^{ch.a:.2f}, "
+                     f"D ∝ C^{ch.b:.2f} (the exponents of C = 6ND; the lab's count bends them slightly)")
 
     @reported
     def budget(self, flops: float) -> None:
@@ -392,11 +442,12 @@ class ScalingActions:
             ch = self._fit_objects.get("chinchilla")
             law = self._fit_objects.get("law")
             if ch is not None:
-                a = lawfit.compute_optimal(ch, C)
+                a = lawfit.compute_optimal(ch, C, flops_per_token=self._fit_objects.get("flops"))
                 N, D = float(a.N_opt), float(a.D_opt)
                 L = float(ch.predict(N, D))
                 text = (f"With C = {C:.3g} FLOPs train N ≈ {fmt_count(N)} parameters on D ≈ {fmt_count(D)} tokens "
-                        f"({D / N:.3g} tokens per parameter, C ≈ 6ND): predicted loss L ≈ {L:.3f} nats/token.")
+                        f"({D / N:.3g} tokens per parameter; C = FLOPs per token x D, the lab's count): predicted "
+                        f"loss L ≈ {L:.3f} nats/token.")
             elif law is not None and self._fit_objects.get("variable") == "C":
                 text = (f"With C = {C:.3g} FLOPs the power law predicts L ≈ {float(law.predict(C)):.3f} nats/token. "
                         "How to split C into N and D needs a Chinchilla fit (6 runs varying N and D).")
