@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder markov-floor lr-transfer system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer system-packages clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,15 @@ LADDER_STORE ?= .ladder-store
 ladder: setup
 	$(BIN)/python -m lab sweep --tokens-per-param 20 --eval-tokens 65536 --store $(LADDER_STORE) $(LADDER_ARGS)
 	$(BIN)/python -m lab fit --store $(LADDER_STORE) --holdout 2
+
+# The compute-optimal split of this setup, measured (bench/isoflop.py): 5 budgets from 3e11 to 3e12
+# FLOPs x 7 sizes x 2 seeds on the ladder's family, approach 2 (parabolas) beside approach 3
+# (variable projection); JSON and a valley plot in bench/results/. About an hour on a 2-core
+# laptop; rerunning only fits. E.g. ISOFLOP_ARGS="--seeds 0 --dry-run".
+ISOFLOP_STORE ?= .isoflop-store
+isoflop: setup
+	$(BIN)/python -m bench.isoflop --store $(ISOFLOP_STORE) $(ISOFLOP_ARGS)
+	$(BIN)/python -m lab fit --store $(ISOFLOP_STORE) --law isoflop
 
 # A floor that is known: the default ladder on a synthetic Markov source, E against its entropy rate.
 markov-floor: setup

@@ -115,19 +115,15 @@ def test_bad_inputs_are_refused_before_anything_trains():
         fit_isoflop(N[low], D[low], y[low], C=C[low], flops_per_token=fpt[low], decimals=None)
 
 
-def test_the_command_line_reports_the_split_from_a_store(tmp_path, capsys):
-    """`scaling-lab fit --store PATH --law isoflop --json` on a store of IsoFLOP runs (written
-    straight to the store, no training: the fit reads numbers): the per-budget optima in the lab's
-    FLOP count, the exponents and the tokens per parameter with intervals, approach 3 beside."""
-    import json
-
-    from lab.cli import main
+@pytest.fixture
+def study_store(tmp_path):
+    """The study's design (2 seeds) in a store, its losses from TRUE with the seeds' noise, written
+    straight to the store with their budgets (no training: the fits read numbers)."""
     from lab.store import RunStore
     from lab.trackers import RunResult
     plan, N, fpt, D, C = design(seeds=(0, 1))
-    rng = np.random.default_rng(3)
     store = RunStore(tmp_path / "store")
-    losses = TRUE.predict(N, D) + 0.01 * rng.standard_normal(N.size)
+    losses = TRUE.predict(N, D) + 0.01 * np.random.default_rng(3).standard_normal(N.size)
     for cfg, b, loss in zip(plan.configs, plan.budgets, losses):
         counts, f = param_counts(cfg.model), flops_per_token(cfg.model)
         store.commit(RunResult(
@@ -136,7 +132,19 @@ def test_the_command_line_reports_the_split_from_a_store(tmp_path, capsys):
             params_total=counts.total, params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
             epochs=0.5, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
             unigram_loss=5.0, entropy_rate=None, dataset="builtin", curve=()), save_weights=False, budget=b)
-    assert main(["fit", "--store", str(tmp_path / "store"), "--law", "isoflop", "--json"]) == 0
+    return plan, store, N, fpt, D, C, losses
+
+
+def test_the_command_line_reports_the_split_from_a_store(study_store, capsys):
+    """`scaling-lab fit --store PATH --law isoflop --json` on a store of IsoFLOP runs: the per-budget
+    optima in the lab's FLOP count, the exponents and the tokens per parameter with intervals,
+    approach 3 beside."""
+    import json
+
+    from lab.cli import main
+    plan, store, N, fpt, D, C, losses = study_store
+    tmp = store.path
+    assert main(["fit", "--store", str(tmp), "--law", "isoflop", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     fit = out["fit"]
     assert out["convention"].startswith("C = flops_per_token(N)·D")
@@ -157,6 +165,21 @@ def test_the_command_line_reports_the_split_from_a_store(tmp_path, capsys):
     assert a3["alpha"] == pytest.approx(fit_chinchilla_varpro(N, D, losses).alpha)
     assert a3["intervals"]["tokens_per_param"]["low"] < a3["tokens_per_param"] < a3["intervals"]["tokens_per_param"]["high"]
     assert len(a3["allocation"]) == 5
-    assert main(["fit", "--store", str(tmp_path / "store"), "--law", "isoflop", "--bootstrap", "50"]) == 0
+    assert main(["fit", "--store", str(tmp), "--law", "isoflop", "--bootstrap", "50"]) == 0
     text = capsys.readouterr().out
     assert "tokens per parameter at C = " in text and "approach 3 (variable projection" in text
+
+
+def test_the_study_reports_both_approaches_and_draws_its_valleys(study_store):
+    from bench import isoflop as bench
+    plan, store, N, fpt, D, C, losses = study_store
+    out = bench.study(plan, store, draws=60)
+    assert out["runs_done"] == len(plan) and out["approach2"]["draws_used"] == 60
+    expect = fit_isoflop(N, D, losses, C=C, flops_per_token=fpt, decimals=None)
+    assert out["approach2"]["a"] == pytest.approx(expect.a)
+    assert out["approach3"]["alpha"] == pytest.approx(fit_chinchilla_varpro(N, D, losses).alpha)
+    text = bench.report(out)
+    assert f"{out['approach2']['tokens_per_param']:.1f} [" in text and "the ladder uses 20" in text
+    fig = bench.figure(out)
+    assert sum(t.name == "minima (approach 2)" for t in fig.data) == 1
+    assert len([t for t in fig.data if t.mode == "markers" and (t.name or "").startswith("C = ")]) == 5
