@@ -120,19 +120,27 @@ class EventLog(Tracker):
 
 
 class ProgressBar(Tracker):
-    """A tqdm bar over training tokens (all seeds together) on stderr, with the latest losses."""
+    """A tqdm bar over training tokens (all seeds together) on stderr, with the latest losses and,
+    given a `lab.forecast.Forecaster` of the run's family, the forecast final loss (first seed)."""
 
-    def __init__(self, file=None, desc: str = "train"):
+    def __init__(self, file=None, desc: str = "train", forecaster=None):
         self.file = file or sys.stderr
         self.desc = desc
         self.bar = None
         self.seen: dict[int, int] = {}
+        self.forecaster = forecaster
+        self.points: list[dict] = []
+        self.size, self.first = (0, 0), 0
+        self.last_forecast = None
 
     def start(self, config, info):
         from tqdm import tqdm
+        from lab.counting import param_counts
         self.bar = tqdm(total=info["tokens"] * info["seeds"], unit="tok", unit_scale=True, desc=self.desc,
                         file=self.file, dynamic_ncols=True, leave=True)
         self.seen = {}
+        self.points, self.first = [], config.seed
+        self.size = (param_counts(config.model).total, config.tokens_trained)
 
     def log(self, event):
         if self.bar is None:
@@ -142,6 +150,12 @@ class ProgressBar(Tracker):
         post = {"loss": f"{event.train_loss:.3f}"}
         if event.eval_loss is not None:
             post["val"] = f"{event.eval_loss:.3f}"
+        if self.forecaster is not None and event.seed == self.first:
+            self.points.append(event.metrics())
+            fc = self.forecaster.forecast(*self.size, self.points)
+            if fc is not None:
+                self.last_forecast = fc
+                post["final≈"] = f"{fc.loss:.3f} [{fc.low:.3f}, {fc.high:.3f}]"
         self.bar.set_postfix(post, refresh=False)
 
     def finish(self, result):

@@ -372,13 +372,13 @@ def test_a_preheated_kernel_waits_for_the_page_then_reloads_the_runs(monkeypatch
     assert app.plots.points("curves") >= 1
 
 
-def _store_result(store, cfg, loss, status="done", epochs=0.1, budget=None):
+def _store_result(store, cfg, loss, status="done", epochs=0.1, budget=None, curve=None):
     """A finished run written straight to the store (no training): the fits only read numbers."""
     from lab.counting import flops_per_token, param_counts
     from lab.trackers import RunResult
     counts, fpt = param_counts(cfg.model), flops_per_token(cfg.model)
-    curve = ({"step": cfg.steps, "tokens_seen": cfg.tokens_trained, "flops_seen": float(fpt * cfg.tokens_trained),
-              "train/loss": loss, "eval/loss": loss},)
+    curve = curve or ({"step": cfg.steps, "tokens_seen": cfg.tokens_trained,
+                       "flops_seen": float(fpt * cfg.tokens_trained), "train/loss": loss, "eval/loss": loss},)
     store.commit(RunResult(
         run_id=cfg.run_id, config=cfg, status=status, train_loss=loss, eval_loss=loss, eval_bpb=loss / 0.693,
         tokens=cfg.tokens_trained, steps=cfg.steps, flops=float(fpt * cfg.tokens_trained), flops_per_token=fpt,
@@ -451,6 +451,35 @@ def test_isoflop_runs_draw_their_valleys_and_minima(app):
     configs = plan.configs
     curve = flops_curve([param_counts(c.model).total for c in configs], [flops_per_token(c.model) for c in configs])
     assert d * float(curve(n)) == pytest.approx(1e11, rel=0.02)    # the words round N and D to 3 figures
+
+
+def test_a_live_run_draws_its_forecast_final_loss(app):
+    """Finished runs of the family whose curves share one shape: the live run's panel draws a dashed
+    forecast to its last token at the final loss they imply, with its interval in words."""
+    import math
+
+    from lab import family as lfamily
+    from lab.counting import param_counts
+    store, base = RunStore(None), app.controller.form.build_config()
+    law = lambda N: 0.9 + 60 * N ** -0.3
+
+    def points(cfg, upto=1.0):
+        N, D = param_counts(cfg.model).total, cfg.tokens_trained
+        return [{"step": k, "tokens_seen": k / 20 * D, "flops_seen": k / 20 * D * 6 * N, "train/loss":
+                 law(N) * math.exp(0.3 * (1 - k / 20) ** 1.5)} for k in range(1, 21) if k / 20 <= upto + 1e-9]
+    for width in (16, 24, 32, 48):
+        cfg = base.replace(model__width=width)
+        _store_result(store, cfg, law(param_counts(cfg.model).total), curve=tuple(points(cfg)))
+    app.runs.refresh.click()
+    cfg = base.replace(model__width=64)
+    N = param_counts(cfg.model).total
+    app.state.live = {cfg.run_id: {"label": "training", "params": N, "points": points(cfg, 0.5), "steps": cfg.steps,
+                                   "tokens": cfg.tokens_trained, "family": lfamily.family_key(cfg)}}
+    live, fc = app.plots.forecast()
+    assert fc.loss == pytest.approx(law(N), rel=1e-6) and fc.runs == 4
+    assert app.plots.points("forecast") == 2
+    trace = app.plots.fig.data[app.plots._fixed["forecast"]]
+    assert "forecast final loss" in trace.text[0] and trace.x[1] == pytest.approx(cfg.tokens_trained)
 
 
 def test_widgets_never_import_jax_and_use_the_house_import_names():

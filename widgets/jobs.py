@@ -220,7 +220,8 @@ class Jobs:
                 who = "another page's run" if run_id in job.joined else "training"
                 live = job.live.setdefault(run_id, {"label": _label(cfg, who), "params":
                                                     counting.param_counts(cfg.model).total, "points": [],
-                                                    "steps": cfg.steps})
+                                                    "steps": cfg.steps, "tokens": cfg.tokens_trained,
+                                                    "family": lfamily.family_key(cfg)})
                 live["points"].extend(new)
                 if new:
                     last = new[-1]

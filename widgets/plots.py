@@ -52,7 +52,7 @@ COLORSCALE = "Viridis"
 GREY = "rgba(120,120,120,0.8)"
 # fixed traces of the scaling panel, in order, after the colour bar (trace 0)
 FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual", "other", "held_out",
-         "valley", "minima")
+         "valley", "minima", "forecast")
 
 
 def _colour(t: float) -> str:
@@ -113,6 +113,10 @@ class Plots:
                                hovertemplate="%{text}<extra></extra>",
                                marker=dict(size=12, symbol="diamond", color="black", line=dict(width=1, color="white")),
                                error_x=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="forecast", showlegend=False, text=[],
+                               hovertemplate="%{text}<extra></extra>", line=dict(color="black", width=1.5, dash="dash"),
+                               marker=dict(size=[0, 9], symbol="line-ew-open", color="black"),
+                               error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=1)
         self._fixed = {name: i + 1 for i, name in enumerate(FIXED)}
         self._pool: list[int] = []          # trace indices of the curve pool: (train, eval) pairs
         self._grow(8)
@@ -205,6 +209,7 @@ class Plots:
                 val.update(visible=True, x=[p[xkey] for p in evs], y=[p["eval/loss"] for p in evs],
                            text=[c["label"]] * len(evs), name=c["label"] + " (validation)",
                            line=dict(color=colour, width=width), marker=dict(color=colour))
+            self._draw_forecast(x_axis)
             fit_rows = [r for r in rows if r["status"] == "done"]
             left = [r for r in rows if r["status"] != "done"]
             d = f.data
@@ -270,6 +275,37 @@ class Plots:
             f.update_xaxes(title_text=xtitle, row=1, col=2)
             self._hints(empty_curves=not curves, empty_scaling=not (rows or others), log=kind == "log")
         self._sync()
+
+    def forecast(self):
+        """The first live run's forecast final loss (lab.forecast), learnt from the finished runs of
+        its family that this page lists: (run's live entry, Forecast), or None."""
+        from lab.forecast import Forecaster
+        st = self.state
+        live = next(iter(st.live.values()), None) if st.plot_mode != "class" else None
+        if not live or not live.get("points") or not live.get("tokens") or not live.get("family"):
+            return None
+        runs = [(r["params_total"], r["planned_tokens"], r["eval_loss"], r["curve"]) for r in st.runs
+                if r["status"] == "done" and r.get("family") == live["family"] and r.get("curve")
+                and r.get("eval_loss")]
+        fc = Forecaster(runs).forecast(live["params"], live["tokens"], live["points"])
+        return (live, fc) if fc is not None else None
+
+    def _draw_forecast(self, x_axis: str) -> None:
+        """A dashed line from the live run's last point to its end, at the forecast final loss, with its interval."""
+        trace = self.fig.data[self._fixed["forecast"]]
+        got = self.forecast()
+        if got is None:
+            trace.update(x=[], y=[], text=[])
+            return
+        live, fc = got
+        last = live["points"][-1]
+        key = X_AXES[x_axis][0]
+        if not last.get(key) or not last.get("tokens_seen"):
+            trace.update(x=[], y=[], text=[])
+            return
+        end = last[key] * live["tokens"] / last["tokens_seen"]     # steps, tokens and FLOPs grow with the tokens
+        trace.update(x=[last.get(key), end], y=[fc.loss, fc.loss], text=[fc.words()] * 2,
+                     error_y=dict(array=[0, fc.high - fc.loss], arrayminus=[0, fc.loss - fc.low]))
 
     def _hints(self, *, empty_curves: bool, empty_scaling: bool, log: bool) -> None:
         """An empty panel says what will appear in it, over axes of a plausible range (not 0.1 to 10k)."""

@@ -130,6 +130,9 @@ def _train(args) -> int:
     else:
         from lab.store import RunStore, StoreTracker
         store = RunStore(args.store)
+        if trackers:        # the progress line forecasts the final loss from the family's finished runs
+            from lab.forecast import from_store
+            trackers[0].forecaster = from_store(store, cfg)
         with store.claims(configs, again=args.force) as held:
             stored = _stored(store, held, force=args.force)
             trained = []

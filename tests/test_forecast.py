@@ -1,0 +1,82 @@
+"""Forecasts of the final loss while a run trains (lab.forecast): exact on a family whose curves
+share their shape, intervals that hold the truth under noise, clear reasons where none can be
+made, and the progress line of `scaling-lab train` showing it."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+from lab.forecast import MIN_RUNS, Forecaster, level
+
+
+def curve(final: float, tokens: float, *, amp=0.3, power=1.5, noise=0.0, seed=0, n=40):
+    """Chunks at n evenly spaced token counts; train loss final·exp(amp·(1 − t)^power)·(noise)."""
+    rng = np.random.default_rng(seed)
+    ts = np.arange(1, n + 1) / n
+    return [{"tokens_seen": float(t * tokens), "train/loss": float(final * math.exp(amp * (1 - t) ** power
+                                                                                     + noise * rng.standard_normal()))}
+            for t in ts]
+
+
+def family(sizes=(1e4, 2e4, 4e4, 8e4, 1.6e5), tokens_per_param=20, noise=0.0):
+    law = lambda N: 0.9 + 60 * N ** -0.3
+    return [(N, tokens_per_param * N, law(N), curve(law(N), tokens_per_param * N, noise=noise, seed=k))
+            for k, N in enumerate(sizes)], law
+
+
+def test_a_family_of_one_shape_forecasts_the_final_loss_exactly():
+    runs, law = family()
+    fc = Forecaster(runs)
+    N = 3.2e5                                                     # bigger than every finished run
+    pts = curve(law(N), 20 * N)
+    for t in (0.25, 0.5, 0.75):
+        f = fc.forecast(N, 20 * N, [p for p in pts if p["tokens_seen"] <= t * 20 * N + 1e-6])
+        assert f.fraction == pytest.approx(t)
+        assert f.loss == pytest.approx(law(N), rel=1e-9)
+        assert f.runs == 5 and f.low <= f.loss <= f.high
+    assert level(pts, 20 * N, 0.5) == pytest.approx(law(N) * math.exp(0.3 * 0.5 ** 1.5), rel=0.02)
+
+
+def test_under_noise_the_interval_holds_the_final_loss_mostly():
+    hits, n = 0, 40
+    for k in range(n):
+        rng = np.random.default_rng(k)
+        runs, law = family(sizes=tuple(np.geomspace(1e4, 2e5, 8)), noise=0.01)
+        runs = [(N, D, final * math.exp(0.01 * rng.standard_normal()), pts) for N, D, final, pts in runs]
+        N = 4e5
+        truth = law(N) * math.exp(0.01 * rng.standard_normal())
+        pts = curve(law(N), 20 * N, noise=0.01, seed=100 + k)
+        f = Forecaster(runs).forecast(N, 20 * N, [p for p in pts if p["tokens_seen"] <= 0.25 * 20 * N + 1e-6])
+        hits += f.low <= truth <= f.high
+    assert hits >= 0.75 * n, hits                                 # a 90 % interval
+
+
+def test_no_forecast_without_enough_runs_or_curve():
+    runs, law = family()
+    pts = curve(law(1e5), 2e6)
+    assert f"needs {MIN_RUNS} finished runs" in Forecaster(runs[:2]).why_not(0.5)
+    assert Forecaster(runs[:2]).forecast(1e5, 2e6, pts[:10]) is None
+    assert "before 10%" in Forecaster(runs).why_not(0.05)
+    assert Forecaster(runs).forecast(1e5, 2e6, pts[:1]) is None        # 2.5 % of the tokens: too early
+    assert Forecaster(runs).forecast(1e5, 2e6, []) is None
+    assert Forecaster(runs).why_not(1.0) == "the run has finished"
+
+
+def test_the_progress_line_shows_the_forecast():
+    from lab.config import RunConfig
+    from lab.counting import param_counts
+    from lab.trackers import Event, ProgressBar
+    cfg = RunConfig()
+    N, D = param_counts(cfg.model).total, cfg.tokens_trained
+    runs, law = family(sizes=(N / 4, N / 2, N * 2, N * 4))
+    out = io.StringIO()
+    bar = ProgressBar(file=out, forecaster=Forecaster(runs))
+    bar.start(cfg, {"tokens": D, "seeds": 1})
+    for p in curve(law(N), D)[:20]:
+        bar.log(Event(run_id=cfg.run_id, seed=cfg.seed, step=1, steps=cfg.steps, tokens=int(p["tokens_seen"]),
+                      flops=0.0, train_loss=p["train/loss"], eval_loss=None, lr=1e-3, tokens_per_s=1.0, elapsed_s=1.0))
+    bar.bar.refresh()
+    assert bar.last_forecast.loss == pytest.approx(law(N), rel=1e-3)
+    assert f"final≈={law(N):.3f}" in out.getvalue()
