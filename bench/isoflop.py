@@ -24,12 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from lab import allocation, plans, sweep
-from lab.config import RunConfig
 from lab.jsonsafe import json_safe
 from lab.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGETS = tuple(np.geomspace(3e11, 3e12, 5))     # 10x in compute, 5 budgets evenly in log
 LADDER_BUDGETS = (4.5e11, 3.27e13)              # the default ladder's smallest and largest run (FLOPs)
 
 
@@ -40,19 +38,19 @@ def main(argv=None) -> dict:
                    "3e11 to 3e12)")
     p.add_argument("--sizes", type=int, default=7, help="model sizes per budget (default 7)")
     p.add_argument("--span", type=float, default=3.0, help="sizes from N_guess/span to N_guess·span (default 3)")
-    p.add_argument("--centre", type=float, default=60.0,
-                   help="tokens per parameter the sizes centre on (default 60: a first look put the optimum at "
-                        "66-149, not Chinchilla's 20)")
+    p.add_argument("--centre", type=float, default=plans.STUDY_TOKENS_PER_PARAM,
+                   help="tokens per parameter the sizes centre on (default %(default)g: a first look put the optimum "
+                        "at 66-149, not Chinchilla's 20)")
     p.add_argument("--seeds", default="0,1", help="seeds, comma-separated (default 0,1)")
     p.add_argument("--draws", type=int, default=1000, help="bootstrap draws (default 1000)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     p.add_argument("--json", default=str(ROOT / "bench" / "results" / "isoflop.json"))
     p.add_argument("--html", default=str(ROOT / "bench" / "results" / "isoflop.html"))
     args = p.parse_args(argv)
-    budgets = [float(b) for b in args.budgets.split(",") if b.strip()] if args.budgets else list(BUDGETS)
+    budgets = [float(b) for b in args.budgets.split(",") if b.strip()] if args.budgets else plans.STUDY_BUDGETS
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    plan = plans.isoflop(plans.ladder_base(RunConfig()), budgets, n_sizes=args.sizes, span=args.span,
-                         tokens_per_param=args.centre, seeds=seeds)
+    plan = plans.isoflop_study(budgets=budgets, n_sizes=args.sizes, span=args.span, tokens_per_param=args.centre,
+                               seeds=seeds)
     store = RunStore(args.store)
     print(sweep.plan_summary(plan, store))
     if args.dry_run:

@@ -12,12 +12,12 @@ The public API, in two parts. These names, imported on first use:
     pack, unpack                                                    -- lab.pack
     Plan, grid, ladder, isoflop                                     -- lab.plans
     run_sweep, plan_summary                                         -- lab.sweep
-    fit_power_law, fit_chinchilla, compute_optimal, bootstrap, holdout_check     -- lab.fit
+    fit_power_law, fit_chinchilla, compute_optimal, bootstrap, holdout_check   -- lab.fit
     fit_isoflop, fit_split                                          -- lab.allocation
 and the public (not underscored) names of the modules in `PUBLIC_MODULES`, which a front end
 reads to say, check and estimate before it asks (the settings table and its words, counts,
-families, plans, estimates, laws, the queue's places). The app (`widgets/`) uses only these (a
-test checks its imports); the lessons also open the model, data and training modules, to show
+families, plans, estimates, laws, the compute-optimal split, forecasts, the queue's places).
+The app (`widgets/`) uses only these (a test checks its imports); the lessons also open the model, data and training modules, to show
 how they work. The rest (`lab.training`'s internals, `lab.models`, `lab.storedb`,
 `lab.liveness`, `lab.weights`, `lab.device`, `lab.executors`, `lab.worker`, `lab.ray_service`, `lab.cli`) is
 the engine's own.
@@ -45,8 +45,8 @@ _WHERE = {
     "bootstrap": "fit", "holdout_check": "fit",
 }
 __all__ = sorted(_WHERE)
-PUBLIC_MODULES = ("allocation", "asker", "config", "counting", "data", "estimate", "family", "fit", "laws", "optim",
-                  "plans", "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
+PUBLIC_MODULES = ("allocation", "asker", "config", "counting", "data", "estimate", "family", "fit", "forecast", "laws",
+                  "optim", "plans", "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
 
 
 def __getattr__(name):

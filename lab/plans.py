@@ -272,3 +272,18 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
     desc = (f"IsoFLOP: budgets {','.join(f'{c:.3g}' for c in budgets)} x "
             + (f"widths {','.join(map(str, widths))}" if widths is not None else f"{n_sizes} sizes per budget"))
     return Plan(configs=tuple(configs), budgets=tuple(plan_budgets), refused=tuple(refused), description=desc)
+
+
+STUDY_BUDGETS = tuple(float(c) for c in np.geomspace(3e11, 3e12, 5))   # 10x in compute, evenly in log
+STUDY_TOKENS_PER_PARAM = 60.0   # where the study's sizes centre: a first look put the optimum at 66-149
+
+
+def isoflop_study(base: RunConfig | None = None, *, budgets: Sequence[float] = STUDY_BUDGETS, n_sizes: int = 7,
+                  span: float = 3.0, tokens_per_param: float = STUDY_TOKENS_PER_PARAM,
+                  seeds: Sequence[int] = (0, 1)) -> Plan:
+    """The lab's IsoFLOP study of its own compute-optimal split (`make isoflop`, bench/isoflop.py,
+    lesson 3): the default ladder's family and rules (`ladder_base`: μP, its learning rate, its
+    evaluation) at 5 budgets over 10x in compute, 7 sizes each from N_guess/3 to 3·N_guess around
+    `tokens_per_param`, 2 seeds."""
+    return isoflop(ladder_base(base or RunConfig()), list(budgets), n_sizes=n_sizes, span=span,
+                   tokens_per_param=tokens_per_param, seeds=list(seeds))

@@ -97,8 +97,9 @@ def entropy_explorer() -> ipw.Widget:
     return ipw.VBox([_note("Move the sliders: how predictable is this source, at best?"), order, symbols, zipf, out])
 
 
-def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24) -> ipw.Widget:
-    """Compute budget C -> N_opt, D_opt, tokens per parameter and predicted loss (Chinchilla fit)."""
+def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24, flops_per_token=None) -> ipw.Widget:
+    """Compute budget C -> N_opt, D_opt, tokens per parameter and predicted loss (Chinchilla fit);
+    C = flops_per_token(N)·D when a FLOP count is given (`lab.allocation.flops_curve`), else C = 6ND."""
     from lab.fit import compute_optimal
     c = ipw.FloatLogSlider(value=math.sqrt(low * high), base=10, min=math.log10(low), max=math.log10(high),
                            description="FLOPs C", tooltip="training compute budget in FLOPs",
@@ -106,8 +107,9 @@ def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24) -> ipw.Widg
     out = ipw.HTML()
 
     def update(_=None):
-        a = compute_optimal(fit, c.value)
-        out.value = (f"With C = {c.value:.3g} FLOPs train <b>N = {float(a.N_opt):.3g}</b> parameters on "
+        a = compute_optimal(fit, c.value, flops_per_token=flops_per_token)
+        count = "the lab's FLOP count" if flops_per_token is not None else "C = 6ND"
+        out.value = (f"With C = {c.value:.3g} FLOPs ({count}) train <b>N = {float(a.N_opt):.3g}</b> parameters on "
                      f"<b>D = {float(a.D_opt):.3g}</b> tokens ({float(a.tokens_per_param):.1f} tokens per parameter); "
                      f"predicted loss {float(a.loss):.4f} nats")
 
