@@ -80,3 +80,18 @@ def test_the_progress_line_shows_the_forecast():
     bar.bar.refresh()
     assert bar.last_forecast.loss == pytest.approx(law(N), rel=1e-3)
     assert f"final≈={law(N):.3f}" in out.getvalue()
+
+
+def test_an_isoflop_family_whose_gain_curves_with_tokens_per_parameter_is_forecast_exactly():
+    """Runs at many tokens per parameter R (as an IsoFLOP sweep trains them): what a run still gains
+    depends on ln R, curved; the forecaster fits ln R and its square once it has 12 runs."""
+    law = lambda N, R: 0.9 + 60 * N ** -0.3 + 5 * (R * N) ** -0.3
+    amp = lambda R: 0.2 + 0.03 * (math.log(R) - 3) ** 2
+    runs = [(N, R * N, law(N, R), curve(law(N, R), R * N, amp=amp(R)))
+            for N in (1e4, 3e4, 1e5) for R in (5, 15, 50, 150, 500)]
+    N, R = 5e4, 80
+    pts = curve(law(N, R), R * N, amp=amp(R))
+    f = Forecaster(runs).forecast(N, R * N, [p for p in pts if p["tokens_seen"] <= 0.25 * R * N + 1e-6])
+    assert f.loss == pytest.approx(law(N, R), rel=1e-6)
+    few = Forecaster(runs[:5]).forecast(N, R * N, [p for p in pts if p["tokens_seen"] <= 0.25 * R * N + 1e-6])
+    assert abs(few.loss / law(N, R) - 1) > 1e-4            # 5 runs: the straight line in ln R only
