@@ -85,6 +85,7 @@ ladder: setup
 # laptop; rerunning only fits. E.g. ISOFLOP_ARGS="--seeds 0 --dry-run".
 ISOFLOP_STORE ?= .isoflop-store
 isoflop: setup
+	@$(BIN)/python -c 'import kaleido' 2>/dev/null || $(BIN)/python -m pip install --quiet 'kaleido>=1.0' || echo "note: no kaleido, so no PNG (the HTML has the plot)"
 	$(BIN)/python -m bench.isoflop --store $(ISOFLOP_STORE) $(ISOFLOP_ARGS)
 	$(BIN)/python -m lab fit --store $(ISOFLOP_STORE) --law isoflop
 

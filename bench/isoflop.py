@@ -64,8 +64,14 @@ def main(argv=None) -> dict:
     for path in (args.json, args.html):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(json_safe(out), indent=1))
-    figure(out).write_html(args.html, include_plotlyjs="cdn")
+    fig = figure(out)
+    fig.write_html(args.html, include_plotlyjs="cdn")
     print(f"wrote {args.json} and {args.html}")
+    try:                                   # a picture for the README, where kaleido (`.[bench]`) and Chromium are
+        fig.write_image(Path(args.html).with_suffix(".png"))
+        print(f"wrote {Path(args.html).with_suffix('.png')}")
+    except Exception as e:                 # noqa: BLE001 -- optional: the HTML above is the plot
+        print(f"no PNG ({type(e).__name__}: {str(e)[:120]}); the HTML has the plot")
     return out
 
 
@@ -126,9 +132,8 @@ def report(out: dict) -> str:
              f"times; seed spread (median sd per size) {out['seed_sd_median']:.4f} nats",
              f"FLOP count: {out['convention']}",
              f"{'C (FLOPs)':>11}{'runs':>6}{'N_opt':>10}{'D_opt':>12}{'D/N':>8}{'L_opt':>8}   approach 3: N_opt, D/N"]
-    by_c = {r["C"]: r for r in a3["at_budgets"]}
     for p in a2["profiles"]:
-        three = by_c.get(p["C"])
+        three = next((r for r in a3["at_budgets"] if math.isclose(r["C"], p["C"], rel_tol=1e-6)), None)
         tail = f"   {three['N_opt']:,.0f}, {three['tokens_per_param']:.1f}" if three else ""
         if p["usable"]:
             lines.append(f"{p['C']:>11.3g}{p['n_points']:>6}{p['N_opt']:>10,.0f}{p['D_opt']:>12,.0f}"
@@ -156,15 +161,18 @@ def figure(out: dict):
     a2 = out["approach2"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("IsoFLOP valleys: final loss against N at each budget",
                                                         "compute-optimal N against C"))
-    for p in a2["profiles"]:
-        pts = [r for r in out["runs"] if r["C"] == p["C"]]
+    colours = ("#636efa", "#00cc96", "#ef553b", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")
+    for k, p in enumerate(a2["profiles"]):
+        colour = colours[k % len(colours)]
+        pts = [r for r in out["runs"] if math.isclose(r["C"], p["C"], rel_tol=1e-6)]
         name = f"C = {p['C']:.3g}"
         fig.add_trace(go.Scatter(x=[r["N"] for r in pts], y=[r["loss"] for r in pts], mode="markers", name=name,
-                                 legendgroup=name), row=1, col=1)
+                                 legendgroup=name, marker=dict(color=colour)), row=1, col=1)
         if p["coef"]:
             grid = np.geomspace(min(p["sizes"]), max(p["sizes"]), 40)
             fig.add_trace(go.Scatter(x=grid, y=np.polyval(p["coef"][::-1], np.log(grid)), mode="lines",
-                                     line=dict(dash="dot"), legendgroup=name, showlegend=False), row=1, col=1)
+                                     line=dict(dash="dot", color=colour), legendgroup=name, showlegend=False),
+                          row=1, col=1)
     used = [p for p in a2["profiles"] if p["usable"]]
     iv = a2["intervals"]
     fig.add_trace(go.Scatter(x=[p["N_opt"] for p in used], y=[p["L_opt"] for p in used], mode="markers",
@@ -177,7 +185,7 @@ def figure(out: dict):
     grid = np.geomspace(C.min() / 1.5, max(C.max(), LADDER_BUDGETS[1]) * 1.2, 50)
     fig.add_trace(go.Scatter(x=C, y=[p["N_opt"] for p in used], mode="markers", marker=dict(symbol="diamond", size=10,
                              color="black"), showlegend=False), row=1, col=2)
-    fig.add_trace(go.Scatter(x=grid, y=a2["N_coef"] * grid ** a2["a"], mode="lines", name=f"N_opt ∝ C^{a2['a']:.2f}"),
+    fig.add_trace(go.Scatter(x=grid, y=a2["N_coef"] * grid ** a2["a"], mode="lines", name=f"N_opt ∝ C^{a2['a']:.2f} (approach 2; beyond 3e12 extrapolated)"),
                   row=1, col=2)
     a3 = out["approach3"]
     fig.add_trace(go.Scatter(x=[r["C"] for r in a3["at_budgets"]], y=[r["N_opt"] for r in a3["at_budgets"]],

@@ -199,8 +199,9 @@ SETTINGS = (
       "train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens", 0.0, 1e6,
       unit="tokens per parameter", fix=20, metavar="R", form="Data",
       tip="0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
-          "parameters); 20 is Chinchilla's compute-optimal ratio (Hoffmann et al. 2022), so a bigger model then "
-          "reads more text", suggest=(0.0, 10_000.0), later=True),
+          "parameters), so a bigger model then reads more text. 20 is Chinchilla's compute-optimal ratio at its "
+          "scale (Hoffmann et al. 2022); this lab's own IsoFLOP study measured about 100 at 3e11-3e12 FLOPs "
+          "(README, \"The compute-optimal split, measured\")", suggest=(0.0, 10_000.0), later=True),
     S("batch", "int", "Batch size", "sequences per step", 1, 1 << 16, unit="sequences", form="Optimizer",
       tip="Sequences per optimizer step; more is smoother but fewer steps for the same data", presets=BATCHES,
       shape="value"),

@@ -182,4 +182,5 @@ def test_the_study_reports_both_approaches_and_draws_its_valleys(study_store):
     assert f"{out['approach2']['tokens_per_param']:.1f} [" in text and "the ladder uses 20" in text
     fig = bench.figure(out)
     assert sum(t.name == "minima (approach 2)" for t in fig.data) == 1
-    assert len([t for t in fig.data if t.mode == "markers" and (t.name or "").startswith("C = ")]) == 5
+    budgets = [t for t in fig.data if t.mode == "markers" and (t.name or "").startswith("C = ")]
+    assert len(budgets) == 5 and sum(len(t.x) for t in budgets) == len(plan)      # every run drawn

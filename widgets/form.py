@@ -232,8 +232,9 @@ class FormActions:
             "flops": f"{flops:.3g} FLOPs to train ({cfg.steps:,} steps of {cfg.tokens_per_step:,} tokens)",
             "tokens_per_param": (f"D = {cfg.tokens_per_param:g} x N = {fmt_count(cfg.tokens_trained)} tokens: the data "
                                  "follows the model size (Data (tokens) is not used)" if cfg.tokens_per_param
-                                 else f"{ratio:.3g} tokens per parameter (Chinchilla's compute-optimal ratio, at "
-                                      "its much larger scale, is about 20)"),
+                                 else f"{ratio:.3g} tokens per parameter (compute-optimal: about 20 at Chinchilla's "
+                                      "scale; about 100 for this lab's default family at 3e11-3e12 FLOPs, measured "
+                                      "by its IsoFLOP study)"),
             "time": (f"about {format_seconds(seconds)} ({est.source})" if est.runs
                      else "already in the store (Train shows it; Train again trains it anew beside it)"),
             "memory": f"about {fmt_bytes(mem)}" + (f" of {fmt_bytes(speed.memory_bytes)} on {speed.device}"
