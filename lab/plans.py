@@ -22,7 +22,7 @@ from lab.config import MUP_OPTIMIZERS, ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts, run_flops
 from lab.estimate import Estimate, format_seconds
 
-CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at the compute optimum (Hoffmann et al. 2022)
+CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at Chinchilla's optimum (Hoffmann et al. 2022); this lab measured ~100 (README)
 
 
 @dataclass(frozen=True)
