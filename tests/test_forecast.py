@@ -95,3 +95,16 @@ def test_an_isoflop_family_whose_gain_curves_with_tokens_per_parameter_is_foreca
     assert f.loss == pytest.approx(law(N, R), rel=1e-6)
     few = Forecaster(runs[:5]).forecast(N, R * N, [p for p in pts if p["tokens_seen"] <= 0.25 * R * N + 1e-6])
     assert abs(few.loss / law(N, R) - 1) > 1e-4            # 5 runs: the straight line in ln R only
+
+
+def test_a_gain_curved_in_model_size_is_fitted_once_six_sizes_are_finished():
+    """As on the default ladder (the gain at 25 % peaks mid-ladder): with 6 or more finished sizes
+    the forecaster fits (ln N)² and forecasts such a family exactly; with 4 it cannot."""
+    law = lambda N: 0.9 + 60 * N ** -0.3
+    amp = lambda N: 0.3 - 0.02 * (math.log(N) - 11) ** 2
+    sizes = np.geomspace(2e4, 5e5, 8)
+    runs = [(N, 20 * N, law(N), curve(law(N), 20 * N, amp=amp(N))) for N in sizes]
+    N = 1.5e5
+    pts = [p for p in curve(law(N), 20 * N, amp=amp(N)) if p["tokens_seen"] <= 0.25 * 20 * N + 1e-6]
+    assert Forecaster(runs).forecast(N, 20 * N, pts).loss == pytest.approx(law(N), rel=1e-9)
+    assert abs(Forecaster(runs[::2]).forecast(N, 20 * N, pts).loss / law(N) - 1) > 1e-4
