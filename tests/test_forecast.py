@@ -11,8 +11,9 @@ import pytest
 from lab.forecast import MIN_RUNS, Forecaster, level
 
 
-def curve(final: float, tokens: float, *, amp=0.3, power=1.5, noise=0.0, seed=0, n=40):
-    """Chunks at n evenly spaced token counts; train loss final·exp(amp·(1 − t)^power)·(noise)."""
+def curve(final: float, tokens: float, *, amp=0.3, power=1.5, noise=0.0, seed=0, n=37):
+    """Chunks at n evenly spaced token counts (37: none on a window edge, where rounding would decide);
+    train loss final·exp(amp·(1 − t)^power)·(noise)."""
     rng = np.random.default_rng(seed)
     ts = np.arange(1, n + 1) / n
     return [{"tokens_seen": float(t * tokens), "train/loss": float(final * math.exp(amp * (1 - t) ** power
@@ -32,7 +33,7 @@ def test_a_family_of_one_shape_forecasts_the_final_loss_exactly():
     N = 3.2e5                                                     # bigger than every finished run
     pts = curve(law(N), 20 * N)
     for t in (0.25, 0.5, 0.75):
-        f = fc.forecast(N, 20 * N, [p for p in pts if p["tokens_seen"] <= t * 20 * N + 1e-6])
+        f = fc.forecast(N, 20 * N, [p for p in pts if p["tokens_seen"] <= t * 20 * N + 1e-6], fraction=t)
         assert f.fraction == pytest.approx(t)
         assert f.loss == pytest.approx(law(N), rel=1e-9)
         assert f.runs == 5 and f.low <= f.loss <= f.high
@@ -75,7 +76,7 @@ def test_the_progress_line_shows_the_forecast():
     bar = ProgressBar(file=out, forecaster=Forecaster(runs))
     bar.start(cfg, {"tokens": D, "seeds": 1})
     for p in curve(law(N), D)[:20]:
-        bar.log(Event(run_id=cfg.run_id, seed=cfg.seed, step=1, steps=cfg.steps, tokens=int(p["tokens_seen"]),
+        bar.log(Event(run_id=cfg.run_id, seed=cfg.seed, step=1, steps=cfg.steps, tokens=math.ceil(p["tokens_seen"]),
                       flops=0.0, train_loss=p["train/loss"], eval_loss=None, lr=1e-3, tokens_per_s=1.0, elapsed_s=1.0))
     bar.bar.refresh()
     assert bar.last_forecast.loss == pytest.approx(law(N), rel=1e-3)
