@@ -16,7 +16,7 @@ def curve(final: float, tokens: float, *, amp=0.3, power=1.5, noise=0.0, seed=0,
     train loss final·exp(amp·(1 − t)^power)·(noise)."""
     rng = np.random.default_rng(seed)
     ts = np.arange(1, n + 1) / n
-    return [{"tokens_seen": float(t * tokens), "train/loss": float(final * math.exp(amp * (1 - t) ** power
+    return [{"step": int(round(t * n)), "tokens_seen": float(t * tokens), "train/loss": float(final * math.exp(amp * (1 - t) ** power
                                                                                      + noise * rng.standard_normal()))}
             for t in ts]
 
@@ -109,3 +109,31 @@ def test_a_gain_curved_in_model_size_is_fitted_once_six_sizes_are_finished():
     pts = [p for p in curve(law(N), 20 * N, amp=amp(N)) if p["tokens_seen"] <= 0.25 * 20 * N + 1e-6]
     assert Forecaster(runs).forecast(N, 20 * N, pts).loss == pytest.approx(law(N), rel=1e-9)
     assert abs(Forecaster(runs[::2]).forecast(N, 20 * N, pts).loss / law(N) - 1) > 1e-4
+
+
+def test_the_benchmark_measures_a_stores_forecast_errors(tmp_path):
+    """bench/forecast.py on a store of one family whose curves share their shape: every run
+    forecast from the other sizes, errors near 0, the seeds it learns from and checks kept apart."""
+    from bench.forecast import measure
+    from lab.config import ModelConfig, RunConfig
+    from lab.counting import flops_per_token, param_counts
+    from lab.store import RunStore
+    from lab.trackers import RunResult
+    store = RunStore(tmp_path / "store")
+    law = lambda N: 0.9 + 60 * N ** -0.3
+    for seed in (0, 1):
+        for width in (16, 24, 32, 48, 64):
+            cfg = RunConfig(model=ModelConfig(width=width), tokens_per_param=20, seed=seed)
+            counts, f = param_counts(cfg.model), flops_per_token(cfg.model)
+            loss = law(counts.total)
+            store.commit(RunResult(
+                run_id=cfg.run_id, config=cfg, status="done", train_loss=loss, eval_loss=loss, eval_bpb=loss,
+                tokens=cfg.tokens_trained, steps=cfg.steps, flops=float(f * cfg.tokens_trained), flops_per_token=f,
+                params_total=counts.total, params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
+                epochs=0.5, wall_s=1.0, first_step_s=0.5, tokens_per_s=1e5, device="cpu:test", diverged_step=None,
+                unigram_loss=5.0, entropy_rate=None, dataset="builtin",
+                curve=tuple(curve(loss, cfg.tokens_trained))), save_weights=False)
+    out = measure(store, [0.25, 0.5], learn_seeds={0}, check_seeds={1})
+    assert out["runs"] == 10 and out["learn_seeds"] == [0] and out["check_seeds"] == [1]
+    for a in out["at"].values():
+        assert a["n"] == 5 and a["max_abs"] < 1e-6 and {r["seed"] for r in a["rows"]} == {1}
