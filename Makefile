@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer lessons-full i18n system-packages clean
 
 setup: $(STAMP)
 
@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # Debian packages, best effort: Chromium for the browser tests, jemalloc for faster training on
-# CPU (lab/runtime.py). Installed as root or with password-less sudo; otherwise a note, and the
+# CPU (lab/runtime.py), a Chinese font so that Chromium draws the app at ?lang=zh (screenshots in
+# tests/artifacts). Installed as root or with password-less sudo; otherwise a note, and the
 # browser tests skip and training uses the default allocator.
-APT_PACKAGES ?= chromium libjemalloc2
+APT_PACKAGES ?= chromium libjemalloc2 fonts-wqy-microhei
 system-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing=" chromium"; \
 	  [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 ] || missing="$$missing libjemalloc2"; \
+	  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	  if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo"; else SUDO=none; fi; \
 	    if [ "$$SUDO" = none ]; then echo "note: cannot install$$missing without root (sudo apt-get install$$missing)"; \
@@ -35,9 +37,20 @@ system-packages:
 	      || echo "note: apt-get could not install$$missing"; fi; \
 	  elif [ -n "$$missing" ]; then echo "note: not a Debian system; install$$missing yourself for the browser tests and speed"; fi
 
-# The app: Voila on the lab notebook, on the built-in corpus.
+# The app: Voila on the lab notebook, on the built-in corpus. LANG_APP=zh: the pages in Chinese.
 lab: setup system-packages
-	$(BIN)/python -m lab app --port $(PORT)
+	$(BIN)/python -m lab app --port $(PORT) $(if $(LANG_APP),--lang $(LANG_APP))
+
+# Every lesson in full mode, one after the other against one new run store (lesson 3 reads the
+# IsoFLOP study `make isoflop` prepared), timed: bench/lessons_full.py. About an hour and a half.
+lessons-full: setup
+	$(BIN)/python -m bench.lessons_full $(LESSONS_ARGS)
+
+# The translation catalogs (lab/locale): the strings marked in lab/ and widgets/ and the lessons'
+# paragraphs merged into every catalog, then what is still untranslated (lab/catalogs.py).
+i18n: setup
+	$(BIN)/python -m lab.catalogs update
+	-$(BIN)/python -m lab.catalogs check
 
 app: lab
 

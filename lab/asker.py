@@ -6,6 +6,7 @@ The store records a run's asker and lets a student delete only what they asked f
 
 from dataclasses import dataclass
 
+from lab.i18n import _
 from lab.storedb import StoreError
 
 ROLES = ("student", "teacher")
@@ -41,4 +42,6 @@ class Asker:
 
     @property
     def label(self) -> str:
-        return self.name or f"guest {self.client[:4]}"
+        """The name shown for this asker, in the current language when it has none (only shown:
+        the store and the queue keep `name`, never this label)."""
+        return self.name or _("guest {id}").format(id=self.client[:4])

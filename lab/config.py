@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from lab.counting import param_counts
+from lab.i18n import N_
 
 # the choices are re-exported: `from lab.config import OPTIMIZERS` reads as the config's own
 from lab.schema import (  # noqa: F401
@@ -26,6 +27,7 @@ from lab.schema import (  # noqa: F401
     SOURCES,
     Fix,
     Name,
+    Say,
     plain_fix,
     plain_name,
     setting,
@@ -38,9 +40,10 @@ MUP_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")  #
 class ConfigError(ValueError):
     """A configuration value a user can fix; the message says how.
 
-    Built from parts: text, `lab.schema.Name` (a setting named) and `lab.schema.Fix` (a value to
-    set), so that each front end spells the settings its own way (`spelled`); `str(error)` is the
-    plain spelling (`width=64`)."""
+    Built from parts: `lab.schema.Say` (words, in the language current when spelled), `lab.schema.Name`
+    (a setting named), `lab.schema.Fix` (a value to set) and plain text, so that each front end spells
+    the settings its own way (`spelled`); `str(error)` is the plain spelling (`width=64`), in the
+    language current when the error was raised (English on the command line)."""
 
     def __init__(self, *parts):
         self.parts = parts
@@ -50,37 +53,47 @@ class ConfigError(ValueError):
         return spell(self.parts, name, fix)
 
 
-def _refuse(path: str, what: str, note: str, fix, inside) -> None:
-    hint = ("; try ", Fix(path, fix)) if fix is not None and inside(fix) else ()
-    raise ConfigError(Name(path), f" must be {what}" + (f" {note}" if note else ""), *hint)
+def _refuse(path: str, what: Say, note: Say | None, fix, inside) -> None:
+    hint = (Say(N_("; try {fix}"), fix=Fix(path, fix)),) if fix is not None and inside(fix) else ()
+    if note:
+        raise ConfigError(Say(N_("{name} must be {what} {note}"), name=Name(path), what=what, note=note), *hint)
+    raise ConfigError(Say(N_("{name} must be {what}"), name=Name(path), what=what), *hint)
 
 
-def _check(path: str, value, *, low=None, note: str | None = None) -> None:
+def _check(path: str, value, *, low=None, note: Say | None = None) -> None:
     """Refuse `value` for the setting at `path` unless it has the setting's type and lies within its
     bounds (lab.schema); `low` replaces the lower bound where it depends on another field."""
     s = BY_PATH[path]
     if s.kind == "choice":
         if value not in s.choices:
-            raise ConfigError(f"unknown {s.words} {value!r}; choose one of: {', '.join(s.choices)}")
+            raise ConfigError(Say(N_("unknown {what} {value}; choose one of: {choices}"), what=Say(s.words),
+                                  value=repr(value), choices=", ".join(s.choices)))
         return
     low = s.low if low is None else low
-    high, note = s.high, s.note if note is None else note
+    high = s.high
+    if note is None and s.note:
+        note = Say(s.note)                       # marked in lab.schema
     fix = default(path) if s.fix is None else s.fix
     if s.kind == "int":
         inside = lambda v: isinstance(v, int) and v >= low and (high is None or v <= high)
         if isinstance(value, bool) or not isinstance(value, int):
-            _refuse(path, f"a whole number, got {value!r}", "", fix, inside)
+            _refuse(path, Say(N_("a whole number, got {value}"), value=repr(value)), None, fix, inside)
         if value < low or (high is not None and value > high):
-            bounds = f">= {low}" if high is None else f"between {low} and {high}"
-            _refuse(path, f"{bounds}, got {value}", note, fix, inside)
+            bounds = (Say(N_(">= {low}, got {value}"), low=low, value=value) if high is None
+                      else Say(N_("between {low} and {high}, got {value}"), low=low, high=high, value=value))
+            _refuse(path, bounds, note, fix, inside)
         return
     inside = lambda v: (v > low if s.open_low else v >= low) and (high is None or v <= high)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        _refuse(path, f"a finite number, got {value!r}", "", fix, inside)
+        _refuse(path, Say(N_("a finite number, got {value}"), value=repr(value)), None, fix, inside)
     if not inside(value):
-        lo = f"> {low}" if s.open_low else f">= {low}"
-        bounds = lo if high is None else f"{lo} and <= {high}"
-        _refuse(path, f"{bounds}, got {value}", note, fix, inside)
+        if high is None:
+            bounds = (Say(N_("> {low}, got {value}"), low=low, value=value) if s.open_low
+                      else Say(N_(">= {low}, got {value}"), low=low, value=value))
+        else:
+            bounds = (Say(N_("> {low} and <= {high}, got {value}"), low=low, high=high, value=value) if s.open_low
+                      else Say(N_(">= {low} and <= {high}, got {value}"), low=low, high=high, value=value))
+        _refuse(path, bounds, note, fix, inside)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,30 +119,33 @@ class ModelConfig:
         _check("model.param", self.param)
         _check("model.base_width", self.base_width)
         if self.param == "mup" and self.arch != "gpt":
-            raise ConfigError(f"μP is implemented for the Transformer only, got architecture {self.arch!r}; use ",
-                              Fix("model.param", "standard"))
+            raise ConfigError(Say(N_("μP is implemented for the Transformer only, got architecture {arch}; use {fix}"),
+                                  arch=repr(self.arch), fix=Fix("model.param", "standard")))
         _check("model.head_dim", self.head_dim)
         if self.head_dim > 0 and self.arch == "gpt":
             if self.width % self.head_dim:
-                raise ConfigError(f"width must be a multiple of the head size, got width={self.width}, head size "
-                                  f"{self.head_dim}; try ", Fix("model.width", max(1, self.width // self.head_dim)
-                                                                * self.head_dim))
+                raise ConfigError(Say(N_("width must be a multiple of the head size, got width={width}, head size "
+                                         "{head_dim}; try {fix}"), width=self.width, head_dim=self.head_dim,
+                                      fix=Fix("model.width", max(1, self.width // self.head_dim) * self.head_dim)))
             object.__setattr__(self, "heads", self.width // self.head_dim)
         for name in ("width", "depth", "context", "vocab", "heads", "kernel"):
             _check(f"model.{name}", getattr(self, name))
         if self.arch == "cnn" and self.kernel == 1:
-            raise ConfigError("a kernel of 1 tap sees no earlier token; use ", Fix("model.kernel", 0),
-                              " (the receptive field covers the context) or at least 2")
+            raise ConfigError(Say(N_("a kernel of 1 tap sees no earlier token; use {fix} (the receptive field covers "
+                                     "the context) or at least 2"), fix=Fix("model.kernel", 0)))
         if self.arch == "cnn" and self.kernel > self.context:
-            raise ConfigError(f"kernel must be at most the context ({self.context} tokens), got {self.kernel}: taps "
-                              "beyond it would only ever see padding; try ", Fix("model.kernel", self.context))
+            raise ConfigError(Say(N_("kernel must be at most the context ({context} tokens), got {kernel}: taps "
+                                     "beyond it would only ever see padding; try {fix}"), context=self.context,
+                                  kernel=self.kernel, fix=Fix("model.kernel", self.context)))
         if self.arch == "gpt":
             if self.width % self.heads:
-                raise ConfigError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}; "
-                                  "try ", Fix("model.heads", math.gcd(self.width, self.heads) or 1))
+                raise ConfigError(Say(N_("width must be divisible by heads, got width={width}, heads={heads}; "
+                                         "try {fix}"), width=self.width, heads=self.heads,
+                                      fix=Fix("model.heads", math.gcd(self.width, self.heads) or 1)))
             if self.positions == "rotary" and (self.width // self.heads) % 2:
-                raise ConfigError(f"rotary positions need an even head size, got width/heads = {self.width // self.heads}; "
-                                  "change heads or use ", Fix("model.positions", "learned"))
+                raise ConfigError(Say(N_("rotary positions need an even head size, got width/heads = {size}; "
+                                         "change heads or use {fix}"), size=self.width // self.heads,
+                                      fix=Fix("model.positions", "learned")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +166,8 @@ class OptimConfig:
         for f in dataclasses.fields(self):
             _check(f"optim.{f.name}", getattr(self, f.name))
         if self.schedule == "wsd" and self.warmup + self.decay > 1.0:
-            raise ConfigError(f"warmup + decay must be <= 1 for WSD, got {self.warmup} + {self.decay}")
+            raise ConfigError(Say(N_("warmup + decay must be <= 1 for WSD, got {warmup} + {decay}"),
+                                  warmup=self.warmup, decay=self.decay))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,14 +187,15 @@ class DataConfig:
     def __post_init__(self):
         _check("data.source", self.source)
         if self.source in ("file", "hf") and not self.path:
-            what = "a text file path" if self.source == "file" else "a dataset name"
-            raise ConfigError(f"data source {self.source!r} needs {what}; pass ",
-                              Fix("data.path", "PATH" if self.source == "file" else "hf:NAME"))
+            needs = (N_("data source {source} needs a text file path; pass {fix}") if self.source == "file"
+                     else N_("data source {source} needs a dataset name; pass {fix}"))
+            raise ConfigError(Say(needs, source=repr(self.source),
+                                  fix=Fix("data.path", "PATH" if self.source == "file" else "hf:NAME")))
         _check("data.markov_order", self.markov_order)
         _check("data.markov_symbols", self.markov_symbols)
         if self.markov_symbols ** self.markov_order > 2 ** 20:
-            raise ConfigError(f"markov_symbols**markov_order = {self.markov_symbols ** self.markov_order} contexts is too "
-                              "many (limit 2**20); lower the order or the alphabet")
+            raise ConfigError(Say(N_("markov_symbols**markov_order = {n} contexts is too many (limit 2**20); lower "
+                                     "the order or the alphabet"), n=self.markov_symbols ** self.markov_order))
         for name in ("markov_zipf", "markov_seed", "markov_tokens", "val_fraction"):
             _check(f"data.{name}", getattr(self, name))
 
@@ -209,16 +227,19 @@ class RunConfig:
         _check("tokens", self.tokens)
         per_step = self.batch * self.model.context
         if self.tokens < per_step:
-            raise ConfigError(f"tokens ({self.tokens:g}) is smaller than one batch (batch {self.batch} x context "
-                              f"{self.model.context} = {per_step} tokens); use ", Fix("tokens", per_step), " or more")
+            raise ConfigError(Say(N_("tokens ({tokens}) is smaller than one batch (batch {batch} x context {context} "
+                                     "= {per_step} tokens); use {fix} or more"), tokens=f"{self.tokens:g}",
+                                  batch=self.batch, context=self.model.context, per_step=per_step,
+                                  fix=Fix("tokens", per_step)))
         _check("eval_tokens", self.eval_tokens, low=self.model.context,
-               note=f"(at least one context of {self.model.context})")
+               note=Say(N_("(at least one context of {context})"), context=self.model.context))
         for f in dataclasses.fields(self):       # the others: bounds and choices from lab.schema alone
             if f.name not in ("model", "optim", "data", "batch", "seed", "tokens_per_param", "tokens", "eval_tokens"):
                 _check(f.name, getattr(self, f.name))
         if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
-            raise ConfigError(f"μP's learning-rate rules here are those for Adam-type optimizers, got {self.optim.name!r}; "
-                              f"choose one of {', '.join(MUP_OPTIMIZERS)} or the standard parameterisation")
+            raise ConfigError(Say(N_("μP's learning-rate rules here are those for Adam-type optimizers, got {name}; "
+                                     "choose one of {choices} or the standard parameterisation"),
+                                  name=repr(self.optim.name), choices=", ".join(MUP_OPTIMIZERS)))
 
     @property
     def tokens_per_step(self) -> int:
@@ -254,18 +275,20 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         """Inverse of `to_dict`; unknown keys are refused so that typos do not pass silently."""
         if not isinstance(d, dict):
-            raise ConfigError(f"a run config must be a JSON object, got {type(d).__name__}")
+            raise ConfigError(Say(N_("a run config must be a JSON object, got {type}"), type=type(d).__name__))
         parts = {"model": ModelConfig, "optim": OptimConfig, "data": DataConfig}
         kwargs = {}
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in d.items():
             if key not in known:
-                raise ConfigError(f"unknown run config key {key!r}; known keys: {', '.join(sorted(known))}")
+                raise ConfigError(Say(N_("unknown run config key {key}; known keys: {known}"), key=repr(key),
+                                      known=", ".join(sorted(known))))
             if key in parts:
                 sub_known = {f.name for f in dataclasses.fields(parts[key])}
                 bad = set(value) - sub_known
                 if bad:
-                    raise ConfigError(f"unknown {key} config key(s) {sorted(bad)}; known: {', '.join(sorted(sub_known))}")
+                    raise ConfigError(Say(N_("unknown {part} config key(s) {keys}; known: {known}"), part=key,
+                                          keys=str(sorted(bad)), known=", ".join(sorted(sub_known))))
                 kwargs[key] = parts[key](**value)
             else:
                 kwargs[key] = value

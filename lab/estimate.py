@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from lab.config import ConfigError, RunConfig
 from lab.counting import flops_per_token, memory_bytes, run_flops
-from lab.schema import Name
+from lab.i18n import N_, _
+from lab.schema import Name, Say
 
 EFFICIENCY = 0.5        # small models train at about half of a 256x256 matmul's FLOP/s (measured on CPU)
 COMPILE_S = {"cpu": 10.0, "gpu": 30.0, "tpu": 30.0}  # first compile of a new shape, when no past run says
@@ -62,7 +63,7 @@ def local_speed() -> Speed:
     f = jax.jit(lambda a: jax.lax.fori_loop(0, reps, lambda i, x: x @ a, a))
     f(a).block_until_ready()
     best = math.inf
-    for _ in range(3):
+    for _x in range(3):
         t = time.perf_counter()
         f(a).block_until_ready()
         best = min(best, time.perf_counter() - t)
@@ -74,10 +75,12 @@ def check_memory(cfg: RunConfig, seeds: int, speed: Speed) -> None:
     """Refuse, before anything is allocated, a run whose estimate exceeds 90 % of the device's memory."""
     need, limit = memory_bytes(cfg, seeds), speed.memory_bytes
     if need > 0.9 * limit:
-        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of device memory (estimate: weights, optimizer "
-                          f"state and activations for {seeds} seed(s)) but {speed.device} has {limit / 2**30:.1f} GiB; "
-                          "lower ", Name("batch"), ", ", Name("model.context"), ", ", Name("model.width"), " or ",
-                          Name("model.depth"), ", or train fewer seeds at once")
+        raise ConfigError(Say(N_("this run needs about {need} GiB of device memory (estimate: weights, optimizer "
+                                 "state and activations for {seeds} seed(s)) but {device} has {limit} GiB; lower "
+                                 "{batch}, {context}, {width} or {depth}, or train fewer seeds at once"),
+                              need=f"{need / 2**30:.1f}", seeds=seeds, device=speed.device, limit=f"{limit / 2**30:.1f}",
+                              batch=Name("batch"), context=Name("model.context"), width=Name("model.width"),
+                              depth=Name("model.depth")))
 
 
 @dataclass(frozen=True)
@@ -140,12 +143,13 @@ def estimate(configs, records, speed: Speed, *, finished_ids=None) -> Estimate:
     configs = list(configs)
     todo = [c for c in configs if c.run_id not in done_ids]
     past = past_speeds(records, speed.device)
-    if past.runs:
-        source = f"from {past.runs} past runs on {speed.device}"
+    if past.runs:            # in the current language (the page's, or English on the command line)
+        source = _("from {n} past runs on {device}").format(n=past.runs, device=speed.device)
     elif speed.measured:
-        source = f"from a matmul probe on {speed.device}, {speed.flops_per_s:.2g} FLOP/s effective; a rough guess"
+        source = _("from a matmul probe on {device}, {flops} FLOP/s effective; a rough guess").format(
+            device=speed.device, flops=f"{speed.flops_per_s:.2g}")
     else:
-        source = "a guess: the training service has not measured its device yet"
+        source = _("a guess: the training service has not measured its device yet")
     compile_s = past.compile_s if past.compile_s is not None else COMPILE_S.get(speed.platform, 10.0)
     seconds = sum(run_seconds(c, past, speed) for c in todo)
     seconds += compile_s * len({c.shape_id for c in todo if c.shape_id not in past.shape_tps})
@@ -154,8 +158,9 @@ def estimate(configs, records, speed: Speed, *, finished_ids=None) -> Estimate:
 
 
 def format_seconds(s: float) -> str:
+    """'45 s', '2.5 min', '1.3 h', in the current language (the unit symbol s is the same in all)."""
     if s < 60:
         return f"{s:.0f} s"
     if s < 3600:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
+        return _("{n} min").format(n=f"{s / 60:.1f}")
+    return _("{n} h").format(n=f"{s / 3600:.1f}")

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from lab.config import ConfigError, RunConfig
+from lab.i18n import _
 from lab.schema import SETTINGS
 
 # Fields that vary inside a family ("part.name" for nested configs): those `lab.schema` marks
@@ -54,10 +55,12 @@ def family_key(cfg: RunConfig) -> str:
 def family_label(cfg: RunConfig) -> str:
     """The family in a few words, for lists and legends."""
     m, o = cfg.model, cfg.optim
-    param = f"μP base {m.base_width}" if m.param == "mup" else "standard"
-    tokens = f"{cfg.tokens_per_param:g} tokens/param" if cfg.tokens_per_param else "tokens as given"
-    return (f"{m.arch} {param}, {o.name} lr {o.lr:g} {o.schedule}, context {m.context}, batch {cfg.batch}, "
-            f"{cfg.data.source}, {tokens}")
+    param = _("μP base {width}").format(width=m.base_width) if m.param == "mup" else _("standard")
+    tokens = (_("{ratio} tokens/param").format(ratio=f"{cfg.tokens_per_param:g}") if cfg.tokens_per_param
+              else _("tokens as given"))
+    return _("{arch} {param}, {optimizer} lr {lr} {schedule}, context {context}, batch {batch}, {data}, "
+             "{tokens}").format(arch=m.arch, param=param, optimizer=o.name, lr=f"{o.lr:g}", schedule=o.schedule,
+                                context=m.context, batch=cfg.batch, data=cfg.data.source, tokens=tokens)
 
 
 def differing_fields(configs: Sequence[RunConfig]) -> dict[str, list]:
@@ -85,5 +88,6 @@ def check_one_family(configs: Sequence[RunConfig]) -> None:
     diff = differing_fields(configs)
     if diff:
         parts = "; ".join(f"{k}: {', '.join(map(repr, v[:4]))}" for k, v in diff.items())
-        raise ConfigError(f"these runs are of {len(group(configs))} families and a law is fitted to one family at a "
-                          f"time; they differ in {parts}. Choose one family (its runs differ only in size and tokens)")
+        raise ConfigError(_("these runs are of {n} families and a law is fitted to one family at a time; they "
+                            "differ in {parts}. Choose one family (its runs differ only in size and tokens)").format(
+            n=len(group(configs)), parts=parts))

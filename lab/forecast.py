@@ -25,6 +25,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lab.i18n import _
+
 __all__ = ["Forecast", "Forecaster", "from_store", "level", "MIN_RUNS", "WINDOW"]
 
 WINDOW = 0.05       # the training loss is averaged over chunks that ended in the last 5 % of the tokens
@@ -43,8 +45,11 @@ class Forecast:
     confidence: float = 0.9
 
     def words(self) -> str:
-        return (f"forecast final loss {self.loss:.3f} ({self.confidence:.0%}: {self.low:.3f} to {self.high:.3f}; "
-                f"from {self.runs} finished runs, at {self.fraction:.0%} of the tokens)")
+        """The forecast in words, in the current language (the live plot's hover text)."""
+        return _("forecast final loss {loss} ({confidence}: {low} to {high}; from {runs} finished runs, at "
+                 "{fraction} of the tokens)").format(loss=f"{self.loss:.3f}", confidence=f"{self.confidence:.0%}",
+                                                     low=f"{self.low:.3f}", high=f"{self.high:.3f}", runs=self.runs,
+                                                     fraction=f"{self.fraction:.0%}")
 
 
 def level(points: Sequence[Mapping], tokens: float, t: float, window: float = WINDOW) -> float | None:
@@ -78,12 +83,13 @@ class Forecaster:
     def why_not(self, fraction: float) -> str:
         """'' when a forecast can be made at this fraction, else the reason in words."""
         if len(self.runs) < MIN_RUNS:
-            return (f"a forecast needs {MIN_RUNS} finished runs of this family to learn from; it has "
-                    f"{len(self.runs)}")
+            return _("a forecast needs {n} finished runs of this family to learn from; it has {have}").format(
+                n=MIN_RUNS, have=len(self.runs))
         if fraction < MIN_FRACTION:
-            return f"no forecast before {MIN_FRACTION:.0%} of the tokens (the warm-up still shapes the curve)"
+            return _("no forecast before {fraction} of the tokens (the warm-up still shapes the curve)").format(
+                fraction=f"{MIN_FRACTION:.0%}")
         if fraction >= 1:
-            return "the run has finished"
+            return _("the run has finished")
         return ""
 
     def forecast(self, N: float, D: float, points: Sequence[Mapping], fraction: float | None = None) -> Forecast | None:
@@ -109,7 +115,7 @@ class Forecaster:
         X, x0 = _design(a[:, 0], a[:, 1]), _design(np.array([math.log(N)]), np.array([math.log(D / N)]))[0]
         mask = _terms(a[:, 0], a[:, 1])
         X, x0 = X[:, mask], x0[mask]
-        coef, *_ = np.linalg.lstsq(X, a[:, 2], rcond=None)
+        coef, *_rest = np.linalg.lstsq(X, a[:, 2], rcond=None)
         dof = len(a) - X.shape[1]
         resid = a[:, 2] - X @ coef
         gain = float(x0 @ coef)

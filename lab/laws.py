@@ -42,6 +42,7 @@ import numpy as np
 from lab import fit as F
 from lab.config import ConfigError
 from lab.family import check_one_family, family_key, family_label
+from lab.i18n import N_, _
 
 MIN_SIZES = 4              # three parameters (E, A, α) and one degree of freedom to judge them
 MIN_SPAN = 3.0             # fitted sizes should span at least this factor in N, and a prediction reach no
@@ -58,7 +59,7 @@ CHECK_LEVEL = 0.99         # a check fires past its 99 % point (with the noise i
 MIN_NOISE_DOF = 4          # the seeds' spread is used from 4 degrees of freedom on (e.g. 4 sizes of 2 seeds)
 LS_DELTA = 1.0             # Huber δ far above log-loss residuals (~1e-2): least squares
 DRAWS = 2000               # parameter draws for the plotted band and the parameters' intervals
-ALARM = "(a correct law raises this in under 5 % of simulated ladders like the default one)"
+ALARM = N_("(a correct law raises this in under 5 % of simulated ladders like the default one)")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ class FamilyLaw:
         """The law's loss at `N` parameters with its interval."""
         N = float(N)
         if not (math.isfinite(N) and N > 0):
-            raise ConfigError(f"a model size must be a positive number of parameters, got {N!r}")
+            raise ConfigError(_("a model size must be a positive number of parameters, got {value}").format(
+                value=repr(N)))
         (low,), (high,) = self.band(N)
         return Prediction(N=N, predicted=float(self.fit.predict(N)), low=float(low), high=float(high))
 
@@ -177,20 +179,29 @@ class FamilyLaw:
         corpus its D needs (the law was fitted on runs that saw each token at most a few times)."""
         Ns = [z.N for z in self.fitted]
         reach, span = float(N) / max(Ns), max(Ns) / min(Ns)
+        n = f"{float(N):,.0f}"
         if reach <= 1:
-            out = [f"N = {float(N):,.0f} lies within the fitted sizes (an interpolation)"]
+            out = [_("N = {n} lies within the fitted sizes (an interpolation)").format(n=n)]
+        elif reach > span:
+            out = [_("N = {n} is {reach}x the largest fitted size; the fitted sizes span {span}x, so the law is asked "
+                     "farther than it was seen: treat the number as a guess").format(n=n, reach=f"{reach:.1f}",
+                                                                                     span=f"{span:.1f}")]
         else:
-            out = [f"N = {float(N):,.0f} is {reach:.1f}x the largest fitted size; the fitted sizes span {span:.1f}x"
-                   + (", so the law is asked farther than it was seen: treat the number as a guess" if reach > span
-                      else "")]
+            out = [_("N = {n} is {reach}x the largest fitted size; the fitted sizes span {span}x").format(
+                n=n, reach=f"{reach:.1f}", span=f"{span:.1f}")]
         per_token = [z.epochs / z.D for z in self.fitted if z.D and math.isfinite(z.epochs) and z.epochs > 0]
         if D and per_token:
             epochs = float(D) * float(np.median(per_token))
             seen = max(z.epochs for z in self.fitted)
-            out.append(f"D = {float(D):,.0f} tokens is {epochs:.1f} epochs of this family's corpus (the fitted runs saw "
-                       f"at most {seen:.1f})" + (f"; past {MAX_EPOCHS:g} epochs repeated data is worth much less and "
-                                                 "the law, fitted on fresh data, predicts too low"
-                                                 if epochs > MAX_EPOCHS else ""))
+            words = {"d": f"{float(D):,.0f}", "epochs": f"{epochs:.1f}", "seen": f"{seen:.1f}",
+                     "most": f"{MAX_EPOCHS:g}"}
+            if epochs > MAX_EPOCHS:
+                out.append(_("D = {d} tokens is {epochs} epochs of this family's corpus (the fitted runs saw at most "
+                             "{seen}); past {most} epochs repeated data is worth much less and the law, fitted on "
+                             "fresh data, predicts too low").format(**words))
+            else:
+                out.append(_("D = {d} tokens is {epochs} epochs of this family's corpus (the fitted runs saw at most "
+                             "{seen})").format(**words))
         return out
 
     @property
@@ -233,9 +244,10 @@ def sizes(results: Sequence) -> list[Size]:
     out = []
     for (n, w, d), rs in sorted(by.items()):
         if len({r.tokens for r in rs}) > 1:
-            raise ConfigError(f"the runs of width {w}, depth {d} were trained on different numbers of tokens "
-                              f"({', '.join(sorted({f'{r.tokens:,}' for r in rs}))}); a law in N alone needs one D "
-                              "per size: fit Chinchilla's L(N, D) to them, or train a ladder (D = 20 x N)")
+            raise ConfigError(_("the runs of width {width}, depth {depth} were trained on different numbers of tokens "
+                                "({tokens}); a law in N alone needs one D per size: fit Chinchilla's L(N, D) to them, "
+                                "or train a ladder (D = 20 x N)").format(
+                width=w, depth=d, tokens=", ".join(sorted({f"{r.tokens:,}" for r in rs}))))
         out.append(Size(width=w, depth=d, N=n, D=max(r.tokens for r in rs), losses=tuple(r.eval_loss for r in rs),
                         epochs=max(r.epochs for r in rs)))
     return out
@@ -281,7 +293,7 @@ def sizes_from_table(N, loss, *, seed=None, tokens=None, epochs=None) -> list[Si
 
 def _points(fit_points: list[Size]) -> tuple[np.ndarray, np.ndarray]:
     """(N, loss) with every seed of every size a point."""
-    return (np.array([z.N for z in fit_points for _ in z.losses], float),
+    return (np.array([z.N for z in fit_points for _loss in z.losses], float),
             np.array([l for z in fit_points for l in z.losses], float))
 
 
@@ -319,12 +331,13 @@ def noise(fit_points: list[Size]) -> Noise | None:
     s2 = np.maximum(s2, 1e-12)                  # identical seeds (a test's copies): no information, not -inf
     if len(seeded) < 3:
         return Noise(a=float(np.log(np.sum(dof * s2) / dof.sum())), b=0.0, dof=int(dof.sum()),
-                     source=f"the seeds' spread, pooled over {len(seeded)} size(s)")
+                     source=_("the seeds' spread, pooled over {n} size(s)").format(n=len(seeded)))
     y = np.log(s2) - _log_chi2_bias(dof)
     X = np.stack([np.ones(len(seeded)), np.log([z.N for z in seeded])], 1)
     a, b = np.linalg.solve(X.T @ (X * dof[:, None]), X.T @ (dof * y))
     return Noise(a=float(a), b=float(b), dof=int(dof.sum()),
-                 source=f"the seeds' spread at {len(seeded)} sizes (σ ∝ N^{b / 2:.2f})")
+                 source=_("the seeds' spread at {n} sizes (σ ∝ N^{exponent})").format(n=len(seeded),
+                                                                                      exponent=f"{b / 2:.2f}"))
 
 
 def _fit_law(fit_points: list[Size]):
@@ -340,8 +353,8 @@ def _fit_law(fit_points: list[Size]):
     if nz is None:                              # σ from the residuals alone: (almost) one seed a size
         scatter = float(np.sum(r * r) / dof)
         cov = cov * scatter
-        nz = Noise(a=math.log(max(scatter, 1e-12)), b=0.0, dof=0, source="the points' scatter about the law "
-                   "(too few seeds to measure their spread)")
+        nz = Noise(a=math.log(max(scatter, 1e-12)), b=0.0, dof=0, source=_("the points' scatter about the law "
+                                                                         "(too few seeds to measure their spread)"))
         scatter = 1.0
     else:
         scatter = float(np.sum(w * r * r) / dof)
@@ -377,8 +390,8 @@ def fit_family(results: Sequence, *, holdout: int = 0, draws: int = DRAWS, seed:
     """
     results = list(results)
     if not results:
-        raise ConfigError("no finished runs to fit; train a ladder first (Sweep, or `scaling-lab sweep "
-                          "--tokens-per-param 20`)")
+        raise ConfigError(_("no finished runs to fit; train a ladder first (Sweep, or `scaling-lab sweep "
+                            "--tokens-per-param 20`)"))
     check_one_family([r.config for r in results])
     if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
         raise ConfigError(f"holdout must be a whole number >= 0, got {holdout!r}")
@@ -395,9 +408,12 @@ def fit_sizes(all_sizes: Sequence[Size], *, holdout: int = 0, draws: int = DRAWS
         raise ConfigError(f"confidence must be a number from 0.5 to below 1, got {confidence!r}; 0.95 is usual")
     all_sizes = sorted(all_sizes, key=lambda z: z.N)
     if len(all_sizes) - holdout < MIN_SIZES:
-        raise ConfigError(f"a law E + A·N^-α needs at least {MIN_SIZES} model sizes to fit; this family has "
-                          f"{len(all_sizes)} finished size(s) and {holdout} are held out. Train more sizes"
-                          + (" or hold out fewer" if holdout else ""))
+        words = {"n": MIN_SIZES, "have": len(all_sizes), "held": holdout}
+        raise ConfigError(_("a law E + A·N^-α needs at least {n} model sizes to fit; this family has {have} finished "
+                            "size(s) and {held} are held out. Train more sizes or hold out fewer").format(**words)
+                          if holdout else
+                          _("a law E + A·N^-α needs at least {n} model sizes to fit; this family has {have} finished "
+                            "size(s) and {held} are held out. Train more sizes").format(**words))
     fit_points, held = all_sizes[:len(all_sizes) - holdout], all_sizes[len(all_sizes) - holdout:]
     law, cov, dof, scatter, nz = _fit_law(fit_points)
     from scipy.stats import t as student_t
@@ -407,7 +423,8 @@ def fit_sizes(all_sizes: Sequence[Size], *, holdout: int = 0, draws: int = DRAWS
     intervals = {k: F.Interval(float(getattr(law, k)), *map(float, np.percentile(v, q))) for k, v in samples.items()}
     partial = FamilyLaw(family=family, label=label, fit=law, cov=cov, dof=dof,
                         quantile=quantile, scatter=scatter, noise=nz, intervals=intervals, samples=samples,
-                        confidence=confidence, interval_from=f"the fit's curvature and {nz.source}",
+                        confidence=confidence,
+                        interval_from=_("the fit's curvature and {noise}").format(noise=nz.source),
                         fitted=tuple(fit_points), held_out=(), warnings=(), tokens_per_param=tokens_per_param)
     preds = []
     for z in held:
@@ -434,68 +451,78 @@ def _left_out(fitted: list[Size], z: Size) -> tuple[float, float] | None:
 
 
 def judge(law: FamilyLaw, all_sizes: list[Size]) -> list[str]:
-    """The reasons to doubt `law`, in words (see the module doc)."""
+    """The reasons to doubt `law`, in words (see the module doc), in the current language."""
     from scipy.stats import chi2
     from scipy.stats import t as student_t
     out = []
+    alarm = _(ALARM)
     fitted = list(law.fitted)
     Ns = np.array([z.N for z in fitted], float)
     span = Ns.max() / Ns.min()
     if span < MIN_SPAN:
-        out.append(f"The fitted sizes span only {span:.1f}x in parameters (N {Ns.min():,.0f} to {Ns.max():,.0f}); "
-                   f"a law needs at least {MIN_SPAN:g}x to pin its exponent: add smaller or larger models.")
+        out.append(_("The fitted sizes span only {span}x in parameters (N {low} to {high}); a law needs at least "
+                     "{least}x to pin its exponent: add smaller or larger models.").format(
+            span=f"{span:.1f}", low=f"{Ns.min():,.0f}", high=f"{Ns.max():,.0f}", least=f"{MIN_SPAN:g}"))
     target = max([p.N for p in law.held_out] or [2 * Ns.max()])
     if span >= MIN_SPAN and target / Ns.max() > span:
-        out.append(f"The prediction at N={target:,.0f} reaches {target / Ns.max():.1f}x beyond the largest fitted size, "
-                   f"farther than the fitted sizes span ({span:.1f}x): add sizes between, or larger fitted ones.")
+        out.append(_("The prediction at N={n} reaches {reach}x beyond the largest fitted size, farther than the "
+                     "fitted sizes span ({span}x): add sizes between, or larger fitted ones.").format(
+            n=f"{target:,.0f}", reach=f"{target / Ns.max():.1f}", span=f"{span:.1f}"))
     small = _left_out(fitted, fitted[0])
     if small is not None and small[0] > 1:
-        out.append(f"The smallest fitted size (N={fitted[0].N:,}) sits off the law of the others ({small[1]:+.1f} "
-                   "standard errors, past what the noise explains): small models are not yet on the power law; "
-                   f"leave it out or add sizes {ALARM}.")
+        out.append(_("The smallest fitted size (N={n}) sits off the law of the others ({t} standard errors, past "
+                     "what the noise explains): small models are not yet on the power law; leave it out or add "
+                     "sizes {alarm}.").format(n=f"{fitted[0].N:,}", t=f"{small[1]:+.1f}", alarm=alarm))
     large = _left_out(fitted, fitted[-1])
     if large is not None and large[0] > 1:
-        out.append(f"Left out, the largest fitted size (N={fitted[-1].N:,}) is not predicted by the smaller ones "
-                   f"within their noise ({large[1]:+.1f} standard errors): the law bends within the fitted range, so "
-                   f"it will bend beyond it {ALARM}.")
+        out.append(_("Left out, the largest fitted size (N={n}) is not predicted by the smaller ones within their "
+                     "noise ({t} standard errors): the law bends within the fitted range, so it will bend beyond "
+                     "it {alarm}.").format(n=f"{fitted[-1].N:,}", t=f"{large[1]:+.1f}", alarm=alarm))
     if law.noise.dof and law.dof > 0:
         limit = float(chi2.ppf(CHECK_LEVEL, law.dof) / law.dof)
         if law.scatter > limit:
-            out.append(f"The sizes' means sit farther from the law than their seeds' spread allows (reduced χ² "
-                       f"{law.scatter:.1f}, above {limit:.1f}): the form E + A·N^-α does not describe these sizes, "
-                       f"or their runs differ in more than the seed; the intervals are widened by it {ALARM}.")
+            out.append(_("The sizes' means sit farther from the law than their seeds' spread allows (reduced χ² "
+                         "{scatter}, above {limit}): the form E + A·N^-α does not describe these sizes, or their "
+                         "runs differ in more than the seed; the intervals are widened by it {alarm}.").format(
+                scatter=f"{law.scatter:.1f}", limit=f"{limit:.1f}", alarm=alarm))
     t99 = float(student_t.ppf(0.5 + CHECK_LEVEL / 2, law.dof))
     for p in law.held_out:
         z = law.surprise(p.N, p.measured, p.seeds)
         if abs(z) > t99:
-            out.append(f"The held-out size N={p.N:,.0f} measured {p.measured:.4f}, {p.rel_error:+.1%} from its "
-                       f"prediction ({z:+.1f} standard errors): the law does not reach it {ALARM}.")
+            out.append(_("The held-out size N={n} measured {measured}, {error} from its prediction ({t} standard "
+                         "errors): the law does not reach it {alarm}.").format(
+                n=f"{p.N:,.0f}", measured=f"{p.measured:.4f}", error=f"{p.rel_error:+.1%}", t=f"{z:+.1f}",
+                alarm=alarm))
     min_loss = min(z.mean for z in fitted)
     E = law.fit.E
     if E < E_LOW * min_loss:
-        out.append(f"The irreducible loss E is pinned near 0 ({E:.3g} nats): the points do not show the curve "
-                   "flattening, so E and α trade off and a long extrapolation is uncertain.")
+        out.append(_("The irreducible loss E is pinned near 0 ({E} nats): the points do not show the curve "
+                     "flattening, so E and α trade off and a long extrapolation is uncertain.").format(E=f"{E:.3g}"))
     elif E > 0.97 * min_loss:
-        out.append(f"The irreducible loss E = {E:.3f} sits just under the smallest measured loss ({min_loss:.3f}): "
-                   "the law claims the largest fitted model is almost at the floor; more sizes are needed.")
+        out.append(_("The irreducible loss E = {E} sits just under the smallest measured loss ({smallest}): the law "
+                     "claims the largest fitted model is almost at the floor; more sizes are needed.").format(
+            E=f"{E:.3f}", smallest=f"{min_loss:.3f}"))
     for p in law.held_out or [law.predict(target)]:
         half = (p.high - p.low) / 2 / p.predicted
         if not math.isfinite(half) or half > TARGET_ERROR:
-            out.append(f"The {law.confidence:.0%} interval of the prediction at N={p.N:,.0f} is ±{half:.1%} "
-                       f"(from {law.interval_from}): wider than the ±{TARGET_ERROR:.1%} a useful prediction "
-                       "needs; train more seeds per size or more sizes.")
+            out.append(_("The {confidence} interval of the prediction at N={n} is ±{half} (from {source}): wider "
+                         "than the ±{target} a useful prediction needs; train more seeds per size or more "
+                         "sizes.").format(confidence=f"{law.confidence:.0%}", n=f"{p.N:,.0f}", half=f"{half:.1%}",
+                                          source=law.interval_from, target=f"{TARGET_ERROR:.1%}"))
             break
     repeated = [z for z in all_sizes if z.epochs > MAX_EPOCHS]
     if repeated:
         z = max(repeated, key=lambda z: z.epochs)
-        out.append(f"{len(repeated)} size(s) repeat their data over {MAX_EPOCHS:g} times (N={z.N:,}: "
-                   f"{z.epochs:.1f} epochs): their loss is limited by data, not size; use a bigger corpus "
-                   "(the default stdlib) or fewer tokens per parameter.")
+        out.append(_("{count} size(s) repeat their data over {most} times (N={n}: {epochs} epochs): their loss is "
+                     "limited by data, not size; use a bigger corpus (the default stdlib) or fewer tokens per "
+                     "parameter.").format(count=len(repeated), most=f"{MAX_EPOCHS:g}", n=f"{z.N:,}",
+                                          epochs=f"{z.epochs:.1f}"))
     if not law.tokens_per_param and all(z.D > 0 for z in all_sizes):     # (a table may not give tokens)
         ratios = [z.D / z.N for z in all_sizes]
         if max(ratios) / min(ratios) > 1.5 and min(ratios) < MIN_TOKENS_PER_PARAM:
             z = all_sizes[int(np.argmin(ratios))]
-            out.append(f"The runs were not trained on a fixed number of tokens per parameter: the model with "
-                       f"N={z.N:,} saw {z.D / z.N:.1f} tokens per parameter. Where data is that short the loss "
-                       "measures the data limit, not the model size; train a ladder (D = 20 x N) for a law in N.")
+            out.append(_("The runs were not trained on a fixed number of tokens per parameter: the model with "
+                         "N={n} saw {ratio} tokens per parameter. Where data is that short the loss measures the "
+                         "data limit, not the model size; train a ladder (D = 20 x N) for a law in N.").format(
+                n=f"{z.N:,}", ratio=f"{z.D / z.N:.1f}"))
     return out

@@ -21,6 +21,7 @@ import numpy as np
 from lab.config import MUP_OPTIMIZERS, ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts, run_flops
 from lab.estimate import Estimate, format_seconds
+from lab.i18n import N_, _
 
 CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at Chinchilla's optimum (Hoffmann et al. 2022); this lab measured ~100 (README)
 
@@ -70,26 +71,29 @@ class Plan:
 
     def summary(self, est: Estimate) -> str:
         """Runs, FLOPs and the estimated time (`lab.estimate.estimate` of its configs against a
-        store's records and a device), in a few lines for people."""
-        lines = [(f"{self.description or 'sweep'}: {len(self)} runs over {self.shapes} shapes, "
-                  f"{self.total_flops:.3g} training FLOPs")]
+        store's records and a device), in a few lines for people, in the current language (`lab.i18n`).
+        The plan's description and the reasons it left points out are the plan's own (English) words."""
+        lines = [_("{description}: {n} runs over {shapes} shapes, {flops} training FLOPs").format(
+            description=self.description or _("sweep"), n=len(self), shapes=self.shapes,
+            flops=f"{self.total_flops:.3g}")]
         if est.done:
-            lines.append(f"  {est.done} already finished in the store, {est.runs} to train ({est.flops:.3g} FLOPs)")
-        lines.append(f"  estimated time {format_seconds(est.seconds)} ({est.source})")
+            lines.append("  " + _("{done} already finished in the store, {runs} to train ({flops} FLOPs)").format(
+                done=est.done, runs=est.runs, flops=f"{est.flops:.3g}"))
+        lines.append("  " + _("estimated time {time} ({source})").format(time=format_seconds(est.seconds),
+                                                                          source=est.source))
         budgets = sorted({b for b in self.budgets if b is not None})
         for b in budgets:
             sizes = [c for c, cb in zip(self.configs, self.budgets) if cb == b]
-            lines.append(f"  budget C={b:.3g}: " + ", ".join(
-                f"N={param_counts(c.model).total:,}/D={c.tokens_trained:,}" for c in sizes
-                if c.seed == sizes[0].seed))
+            lines.append("  " + _("budget C={budget}: {sizes}").format(budget=f"{b:.3g}", sizes=", ".join(
+                f"N={param_counts(c.model).total:,}/D={c.tokens_trained:,}" for c in sizes if c.seed == sizes[0].seed)))
         if any(c.tokens_per_param for c in self.configs):
-            sizes = {}
+            shapes = {}
             for c in self.configs:
-                sizes.setdefault((c.model.width, c.model.depth), c)
-            lines.append("  sizes: " + ", ".join(f"{w}x{d} N={param_counts(c.model).total:,} D={c.tokens_trained:,}"
-                                                  for (w, d), c in sizes.items()))
+                shapes.setdefault((c.model.width, c.model.depth), c)
+            lines.append("  " + _("sizes: {sizes}").format(sizes=", ".join(
+                f"{w}x{d} N={param_counts(c.model).total:,} D={c.tokens_trained:,}" for (w, d), c in shapes.items())))
         for reason in self.refused:
-            lines.append(f"  left out: {reason}")
+            lines.append("  " + _("left out: {reason}").format(reason=reason))
         return "\n".join(lines)
 
 
@@ -115,6 +119,7 @@ def grid(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequen
     ts = [int(t) for t in _values("tokens", tokens, base.tokens)]
     os_, ls = _values("optimizers", optimizers, base.optim.name), _values("lrs", lrs, base.optim.lr)
     ss = _values("seeds", seeds, base.seed)
+    axes = {"widths": ws, "depths": ds, "optimizers": os_, "lrs": ls, "tokens": ts, "seeds": ss}
     configs = []
     for w, d, o, lr, t, s in itertools.product(ws, ds, os_, ls, ts, ss):
         try:
@@ -123,10 +128,17 @@ def grid(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequen
             # the point, then the config's own parts: each front end still spells the fix its way
             raise ConfigError(f"grid point width={w}, depth={d}, optimizer={o}, lr={lr:g}, tokens={t:g}: ",
                               *e.parts) from None
-    parts = [f"{k} {','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
-             for k, vs in (("widths", ws), ("depths", ds), ("optimizers", os_), ("lrs", ls), ("tokens", ts),
-                           ("seeds", ss))]
-    return Plan(configs=tuple(configs), description="grid: " + " x ".join(parts))
+    return Plan(configs=tuple(configs), description=_("grid: {axes}").format(axes=_axes_words(axes)))
+
+
+# How a plan's description names the values it varies (in the current language: `lab.i18n`).
+AXIS_WORDS = {"widths": N_("widths"), "depths": N_("depths"), "optimizers": N_("optimizers"), "lrs": N_("lrs"),
+              "tokens": N_("tokens"), "seeds": N_("seeds")}
+
+
+def _axes_words(axes: dict) -> str:
+    return " x ".join(f"{_(AXIS_WORDS[k])} {','.join(f'{v:g}' if isinstance(v, float) else str(v) for v in vs)}"
+                      for k, vs in axes.items())
 
 
 # The default ladder (README, "Scaling laws that predict"), chosen by measurement on this
@@ -170,10 +182,15 @@ def ladder(base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequ
         raise ConfigError(f"tokens per parameter must be a positive number, got {tokens_per_param!r}; "
                           "Chinchilla's compute-optimal ratio is 20")
     base = base.replace(tokens_per_param=float(tokens_per_param))
-    plan = grid(base, widths=widths or LADDER_WIDTHS, depths=depths, optimizers=optimizers, lrs=lrs, seeds=seeds)
-    return Plan(configs=plan.configs, description=plan.description.replace("grid:", "ladder:", 1).replace(
-        f" x tokens {base.tokens}", "") + f", D = {tokens_per_param:g} x N (N = all parameters), "
-        + ("μP" if base.model.param == "mup" else "standard parameterisation"))
+    widths = widths or LADDER_WIDTHS
+    plan = grid(base, widths=widths, depths=depths, optimizers=optimizers, lrs=lrs, seeds=seeds)
+    axes = {"widths": _values("widths", widths, base.model.width), "depths": _values("depths", depths, base.model.depth),
+            "optimizers": _values("optimizers", optimizers, base.optim.name),
+            "lrs": _values("lrs", lrs, base.optim.lr), "seeds": _values("seeds", seeds, base.seed)}
+    return Plan(configs=plan.configs, description=_(
+        "ladder: {axes}, D = {ratio} x N (N = all parameters), {param}").format(
+            axes=_axes_words(axes), ratio=f"{tokens_per_param:g}",
+            param="μP" if base.model.param == "mup" else _("standard parameterisation")))
 
 
 def aspect_depth(ratio: float) -> Callable[[int], int]:
@@ -269,8 +286,10 @@ def isoflop(base: RunConfig, budgets: Sequence[float], *, widths: Sequence[int] 
                 plan_budgets.append(c)
     if not configs:
         raise ConfigError("no IsoFLOP point has at least one batch of tokens: " + "; ".join(refused[:3]))
-    desc = (f"IsoFLOP: budgets {','.join(f'{c:.3g}' for c in budgets)} x "
-            + (f"widths {','.join(map(str, widths))}" if widths is not None else f"{n_sizes} sizes per budget"))
+    shown = ",".join(f"{c:.3g}" for c in budgets)
+    desc = (_("IsoFLOP: budgets {budgets} x widths {widths}").format(budgets=shown, widths=",".join(map(str, widths)))
+            if widths is not None else
+            _("IsoFLOP: budgets {budgets} x {n} sizes per budget").format(budgets=shown, n=n_sizes))
     return Plan(configs=tuple(configs), budgets=tuple(plan_budgets), refused=tuple(refused), description=desc)
 
 

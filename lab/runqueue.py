@@ -30,15 +30,16 @@ import time
 from dataclasses import dataclass, field
 
 from lab.config import RunConfig
+from lab.i18n import N_, _
 from lab.liveness import owner_alive, owner_id, process_id
 from lab.store import FINISHED, Asker, Claims, RunRecord, RunStore, StoreError
 
 MAX_TRIES = 3                 # a run whose worker died this many times is failed, not queued again
 SERVICE_LEASE_S = 30.0        # a service that has not beaten for this long is gone
 DEFAULT_LIMITS = {"max_queued": 3, "max_tokens": None, "max_pages": None}
-LIMIT_HELP = {"max_queued": "runs a page may have waiting in the queue at once (the teacher has no limit)",
-              "max_tokens": "most training tokens of one run asked from a page (the teacher has no limit)",
-              "max_pages": "most pages open at once; the next visitor reads that the class is full"}
+LIMIT_HELP = {"max_queued": N_("runs a page may have waiting in the queue at once (the teacher has no limit)"),
+              "max_tokens": N_("most training tokens of one run asked from a page (the teacher has no limit)"),
+              "max_pages": N_("most pages open at once; the next visitor reads that the class is full")}
 
 _FAIR = """
 WITH turns AS (
@@ -170,9 +171,11 @@ class RunQueue:
         current = self.limits()
         for key, value in limits.items():
             if key not in DEFAULT_LIMITS:
-                raise StoreError(f"unknown limit {key!r}; known: {', '.join(DEFAULT_LIMITS)}")
+                raise StoreError(_("unknown limit {name}; known: {known}").format(name=repr(key),
+                                                                                  known=", ".join(DEFAULT_LIMITS)))
             if value is not None and (isinstance(value, bool) or not float(value) == int(value) or int(value) < 1):
-                raise StoreError(f"the limit {key} must be a whole number of 1 or more (or none), got {value!r}")
+                raise StoreError(_("the limit {name} must be a whole number of 1 or more (or none), got {value}").format(
+                    name=key, value=repr(value)))
             current[key] = None if value is None else int(value)
         self.set_setting("limits", current)
         return current
@@ -271,19 +274,22 @@ class RunQueue:
                     fresh.append((c, b))
                     queued.append(c.run_id)
             if not asker.teacher:
-                over = [c for c, _ in fresh if limits["max_tokens"] and c.tokens_trained > limits["max_tokens"]]
+                over = [c for c, _b in fresh if limits["max_tokens"] and c.tokens_trained > limits["max_tokens"]]
                 if over:
-                    raise LimitError(f"this run trains on {over[0].tokens_trained:,} tokens, over the class's limit of "
-                                     f"{limits['max_tokens']:,} tokens per run that the teacher set; lower Data "
-                                     "(tokens) or Tokens per parameter, or a smaller model")
+                    raise LimitError(_("this run trains on {tokens} tokens, over the class's limit of {limit} tokens "
+                                       "per run that the teacher set; lower {data} or {per_param}, or a smaller "
+                                       "model").format(tokens=f"{over[0].tokens_trained:,}",
+                                                       limit=f"{limits['max_tokens']:,}", data=_("Data (tokens)"),
+                                                       per_param=_("Tokens per parameter")))
                 waiting = con.execute("SELECT count(*) FROM requests r JOIN queue q ON q.run_id = r.run_id "
                                       "WHERE r.page = ?", (asker.page,)).fetchone()[0]
                 new = [r for r in queued if not con.execute("SELECT 1 FROM requests WHERE run_id = ? AND page = ?",
                                                            (r, asker.page)).fetchone()]
                 if limits["max_queued"] and waiting + len(new) > limits["max_queued"]:
-                    raise LimitError(f"a page may have {limits['max_queued']} run(s) waiting in the queue at once and "
-                                     f"this one has {waiting}; asking for {len(new)} more is too many. Wait for your "
-                                     "runs to start, or ask for fewer seeds")
+                    raise LimitError(_("a page may have {limit} run(s) waiting in the queue at once and this one has "
+                                       "{waiting}; asking for {n} more is too many. Wait for your runs to start, or "
+                                       "ask for fewer seeds").format(limit=limits["max_queued"], waiting=waiting,
+                                                                     n=len(new)))
             for c, b in fresh:
                 con.execute("INSERT INTO queue (run_id, config, batch, budget, queued) VALUES (?, ?, ?, ?, ?)",
                             (c.run_id, c.to_json(), batch_key(c), b, now))

@@ -6,16 +6,19 @@ import os
 import numpy as np
 
 from lab.config import ConfigError
+from lab.i18n import _
 from lab.store import RunStore
 
 
 def check_sample_args(length, temperature) -> None:
     """Refuse a bad length or temperature (before any model is loaded)."""
     if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= 100_000:
-        raise ConfigError(f"length must be a whole number of bytes between 0 and 100000, got {length!r}")
+        raise ConfigError(_("length must be a whole number of bytes between 0 and 100000, got {value}").format(
+            value=repr(length)))
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             math.isfinite(temperature) and temperature >= 0):
-        raise ConfigError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
+        raise ConfigError(_("temperature must be a number >= 0 (0: greedy), got {value}").format(
+            value=repr(temperature)))
 
 
 def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str = "", *, length: int = 200,

@@ -20,12 +20,20 @@ program (`shape`: `RunConfig.shape_id`) and whether runs of one family share it 
 `lab.family.OUTSIDE`).
 
 To add a setting: add the field (with its default) to its dataclass in `lab.config` and an entry
-to `SETTINGS` here (`later=True` for any setting added from now on); use it in the engine; test it. Pure Python, no imports of the lab's own: `lab.config`
-imports this module.
+to `SETTINGS` here (`later=True` for any setting added from now on); use it in the engine; test it. Pure Python;
+of the lab's own it imports only `lab.i18n` (itself pure Python, with no lab imports): `lab.config` imports this module.
+
+Languages (`lab.i18n`): a setting's `label`, `help`, `tip`, `word` and `note` (and `FORM_SECTIONS`) are English
+marked with `N_` for the catalog; the app translates them with `_` where it shows them, the command line keeps
+its --help in English. The words of an error are `Say` parts (an English template marked with `N_`, and its
+values), which `spell` renders in the current language: English on the command line and in plain `str(error)`
+there, the page's language in the app (`app_name` names a setting by its translated label).
 """
 
 import math
 from dataclasses import dataclass
+
+from lab.i18n import N_, _
 
 ARCHS = ("gpt", "lstm", "cnn")
 POSITIONS = ("learned", "rotary")
@@ -36,14 +44,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PARAMETERISATIONS = ("standard", "mup")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
-FORM_SECTIONS = ("Model", "Data", "Optimizer", "Run")   # the app's run form, in this order
+FORM_SECTIONS = (N_("Model"), N_("Data"), N_("Optimizer"), N_("Run"))   # the app's run form, in this order
 
 
 @dataclass(frozen=True)
 class Setting:
     path: str                  # where it lives in a RunConfig: "model.width", "optim.lr", "tokens"
     kind: str                  # "int", "float", "choice" or "text"
-    label: str                 # the app's label, and how the app names it in messages
+    label: str                 # the app's label, and how the app names it in messages (marked N_; shown with _)
     help: str                  # one line: what it is and its unit (the command line's --help)
     low: float | None = None   # validity bounds: lab.config refuses a value outside them
     high: float | None = None
@@ -51,7 +59,7 @@ class Setting:
     choices: tuple = ()
     unit: str = ""             # "tokens", "sequences", "nats/token", "fraction of steps", ...
     name: str = ""             # short name: form key, link key, message word (default: the path's last part)
-    word: str = ""             # how messages name it when not `name` ("learning rate")
+    word: str = ""             # how messages name it when not `name` ("learning rate"; translated where spelled)
     note: str = ""             # said after the bounds in a refusal, e.g. "(a fraction of the run's steps)"
     fix: object = None         # the value a refusal suggests (default: the default)
     default_: object = None    # only for settings that are not RunConfig fields (`lab.config.default`)
@@ -95,132 +103,137 @@ class Setting:
 S = Setting
 SETTINGS = (
     # --- model
-    S("model.arch", "choice", "Architecture", "gpt: a decoder Transformer; lstm: the Kaplan baseline; cnn: a causal "
-      "convolutional model (dilated, WaveNet/ByteNet-style)",
-      choices=ARCHS, word="architecture", form="Model",
-      tip="gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent baseline Kaplan et al. (2020) compare "
+    S("model.arch", "choice", N_("Architecture"), N_("gpt: a decoder Transformer; lstm: the Kaplan baseline; cnn: a "
+      "causal convolutional model (dilated, WaveNet/ByteNet-style)"),
+      choices=ARCHS, word=N_("architecture"), form="Model",
+      tip=N_("gpt: a decoder Transformer (GPT-2 style); lstm: the recurrent baseline Kaplan et al. (2020) compare "
           "against; cnn: a causal convolutional model, each block a dilated convolution over the past (dilations "
-          "doubling per block, so it sees the whole context) and the Transformer's MLP", shape="value"),
-    S("model.width", "int", "Width", "residual width d_model (LSTM: hidden size; CNN: channels)", 1, 16384,
+          "doubling per block, so it sees the whole context) and the Transformer's MLP"), shape="value"),
+    S("model.width", "int", N_("Width"), N_("residual width d_model (LSTM: hidden size; CNN: channels)"), 1, 16384,
       unit="features", metavar="W", sweep_flag="--widths",
       sweep_help="widths; with --tokens-per-param the ladder's 32,48,64,80,96,128", form="Model",
-      tip="Size of each token's vector inside the model (d_model). Parameters grow like width²", suggest=(8, 2048),
+      tip=N_("Size of each token's vector inside the model (d_model). Parameters grow like width²"), suggest=(8, 2048),
       shape="value", family=False),
-    S("model.depth", "int", "Depth", "number of blocks / LSTM layers / CNN blocks", 1, 256, unit="blocks", metavar="L",
+    S("model.depth", "int", N_("Depth"), N_("number of blocks / LSTM layers / CNN blocks"), 1, 256, unit="blocks",
+      metavar="L",
       sweep_flag="--depths", sweep_help="depths", form="Model",
-      tip="Number of Transformer blocks (or LSTM layers, or convolutional blocks) stacked on top of each other",
+      tip=N_("Number of Transformer blocks (or LSTM layers, or convolutional blocks) stacked on top of each other"),
       suggest=(1, 48), shape="value", family=False),
-    S("model.heads", "int", "Heads", "attention heads; must divide width", 1, 1024, form="Model",
-      tip="Attention heads per block; the width must divide evenly between them", suggest=(1, 64), shape="value"),
-    S("model.head_dim", "int", "Head size", "when > 0, heads = width / head size (the head size stays fixed as "
-      "width grows, as a ladder wants); 0: use --heads", 0, 4096, unit="dimensions",
-      tip="0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
-          "heads follows the width, so models of a ladder differ in width only", shape="value", later=True),
-    S("model.kernel", "int", "Kernel size", "cnn only: taps of each block's causal convolution; 0: the smallest "
-      "kernel whose receptive field, with dilations doubling per block, covers the context", 0, 65536, unit="taps",
+    S("model.heads", "int", N_("Heads"), N_("attention heads; must divide width"), 1, 1024, form="Model",
+      tip=N_("Attention heads per block; the width must divide evenly between them"), suggest=(1, 64), shape="value"),
+    S("model.head_dim", "int", N_("Head size"), N_("when > 0, heads = width / head size (the head size stays fixed as "
+      "width grows, as a ladder wants); 0: use --heads"), 0, 4096, unit="dimensions",
+      tip=N_("0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
+          "heads follows the width, so models of a ladder differ in width only"), shape="value", later=True),
+    S("model.kernel", "int", N_("Kernel size"), N_("cnn only: taps of each block's causal convolution; 0: the smallest "
+      "kernel whose receptive field, with dilations doubling per block, covers the context"), 0, 65536, unit="taps",
       metavar="K",
-      tip="0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
-          "has this many taps, dilated 1, 2, 4, ... block by block", shape="value", later=True),
-    S("model.context", "int", "Context", "tokens per sequence", 2, 65536, unit="tokens", form="Model",
-      tip="How many tokens (bytes) the model reads at once to predict the next", suggest=(8, 1024), shape="value"),
-    S("model.positions", "choice", "Positions", "learned table or rotary (RoPE)", choices=POSITIONS, shape="value"),
-    S("model.param", "choice", "Parameterisation",
-      "standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width transfers "
-      "to other widths)", choices=PARAMETERISATIONS, word="parameterisation", form="Model",
+      tip=N_("0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
+          "has this many taps, dilated 1, 2, 4, ... block by block"), shape="value", later=True),
+    S("model.context", "int", N_("Context"), N_("tokens per sequence"), 2, 65536, unit="tokens", form="Model",
+      tip=N_("How many tokens (bytes) the model reads at once to predict the next"), suggest=(8, 1024), shape="value"),
+    S("model.positions", "choice", N_("Positions"), N_("learned table or rotary (RoPE)"), choices=POSITIONS,
+      word=N_("positions"), shape="value"),
+    S("model.param", "choice", N_("Parameterisation"),
+      N_("standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width transfers "
+      "to other widths)"), choices=PARAMETERISATIONS, word=N_("parameterisation"), form="Model",
       sweep_help="standard (GPT-2) or mup (maximal update parameterisation: a learning rate tuned at --base-width "
                  "transfers to other widths; a ladder's default is mup)",
-      tip="How the weights are initialised and how each layer's learning rate scales with width. standard: one "
+      tip=N_("How the weights are initialised and how each layer's learning rate scales with width. standard: one "
           "learning rate for all (GPT-2). μP (maximal update parameterisation, Yang et al. 2022): a learning rate "
           "tuned on a small model (width 64) transfers to wider ones, so a scaling ladder needs no new tuning per "
-          "size (Transformer and Adam-type optimizers)", shape="value", later=True),
-    S("model.base_width", "int", "Base width", "with --param mup: the width where μP equals standard", 1, 16384,
+          "size (Transformer and Adam-type optimizers)"), shape="value", later=True),
+    S("model.base_width", "int", N_("Base width"), N_("with --param mup: the width where μP equals standard"), 1, 16384,
       shape="value", later=True),
-    S("model.vocab", "int", "Vocabulary", "tokens in the vocabulary (bytes: 256)", 2, 1 << 20, flag=None,
+    S("model.vocab", "int", N_("Vocabulary"), N_("tokens in the vocabulary (bytes: 256)"), 2, 1 << 20, flag=None,
       shape="value"),
     # --- optimizer
-    S("optim.name", "choice", "Optimizer", "the update rule", choices=OPTIMIZERS, name="optimizer", metavar="NAME",
+    S("optim.name", "choice", N_("Optimizer"), N_("the update rule"), choices=OPTIMIZERS, name="optimizer",
+      word=N_("optimizer"), metavar="NAME",
       sweep_flag="--optimizers", sweep_help="optimizers", form="Optimizer",
-      tip="The rule that turns gradients into weight updates; AdamW is the usual choice for Transformers",
+      tip=N_("The rule that turns gradients into weight updates; AdamW is the usual choice for Transformers"),
       shape="value"),
-    S("optim.lr", "float", "Learning rate", "peak learning rate", 0.0, 100.0, open_low=True, word="learning rate",
+    S("optim.lr", "float", N_("Learning rate"), N_("peak learning rate"), 0.0, 100.0, open_low=True,
+      word=N_("learning rate"),
       metavar="LR", sweep_flag="--lrs", sweep_help="learning rates", form="Optimizer",
-      tip="Peak step size. Too small learns slowly; too large diverges (the loss blows up). Log scale",
+      tip=N_("Peak step size. Too small learns slowly; too large diverges (the loss blows up). Log scale"),
       suggest=(1e-5, 1.0), log=True),
-    S("optim.schedule", "choice", "Schedule", "learning-rate shape after warmup", choices=SCHEDULES, form="Optimizer",
-      tip="How the learning rate changes after warmup: constant, cosine decay, linear decay, or "
-          "warmup-stable-decay (wsd)"),
-    S("optim.warmup", "float", "Warmup", "fraction of steps warming up", 0.0, 0.9, unit="fraction of steps",
-      note="(a fraction of the run's steps)", form="Optimizer",
-      tip="Fraction of the steps spent raising the learning rate from 0 to its peak", suggest=(0.0, 0.5)),
-    S("optim.decay", "float", "Decay", "WSD only: fraction of steps in the final decay", 0.0, 1.0,
-      unit="fraction of steps", note="(a fraction of the run's steps)", flag=None),
-    S("optim.final_lr_frac", "float", "Final learning rate", "cosine/linear/wsd end at lr x this", 0.0, 1.0,
+    S("optim.schedule", "choice", N_("Schedule"), N_("learning-rate shape after warmup"), choices=SCHEDULES,
+      word=N_("schedule"), form="Optimizer",
+      tip=N_("How the learning rate changes after warmup: constant, cosine decay, linear decay, or "
+          "warmup-stable-decay (wsd)")),
+    S("optim.warmup", "float", N_("Warmup"), N_("fraction of steps warming up"), 0.0, 0.9, unit="fraction of steps",
+      note=N_("(a fraction of the run's steps)"), form="Optimizer",
+      tip=N_("Fraction of the steps spent raising the learning rate from 0 to its peak"), suggest=(0.0, 0.5)),
+    S("optim.decay", "float", N_("Decay"), N_("WSD only: fraction of steps in the final decay"), 0.0, 1.0,
+      unit="fraction of steps", note=N_("(a fraction of the run's steps)"), flag=None),
+    S("optim.final_lr_frac", "float", N_("Final learning rate"), N_("cosine/linear/wsd end at lr x this"), 0.0, 1.0,
       flag=None),
-    S("optim.weight_decay", "float", "Weight decay", "weight decay; 0 = off", 0.0, 10.0),
-    S("optim.clip", "float", "Gradient clip", "gradient-norm clip, 0 = off", 0.0, shape="on"),
-    S("optim.b1", "float", "b1", "first-moment decay / momentum", 0.0, 1.0, flag=None),
-    S("optim.b2", "float", "b2", "second-moment decay", 0.0, 1.0, flag=None),
-    S("optim.eps", "float", "eps", "Adam's epsilon", 0.0, 1.0, open_low=True, flag=None),
+    S("optim.weight_decay", "float", N_("Weight decay"), N_("weight decay; 0 = off"), 0.0, 10.0),
+    S("optim.clip", "float", N_("Gradient clip"), N_("gradient-norm clip, 0 = off"), 0.0, shape="on"),
+    S("optim.b1", "float", N_("b1"), N_("first-moment decay / momentum"), 0.0, 1.0, flag=None),
+    S("optim.b2", "float", N_("b2"), N_("second-moment decay"), 0.0, 1.0, flag=None),
+    S("optim.eps", "float", N_("eps"), N_("Adam's epsilon"), 0.0, 1.0, open_low=True, flag=None),
     # --- data
-    S("data.source", "choice", "Dataset",
-      "stdlib (Python's standard library source, 11 MB), builtin (Python's docs, 0.46 MB), markov "
-      "(synthetic, known entropy), a text file, or hf:NAME (needs `datasets`)", choices=SOURCES, name="data",
-      word="data source", metavar="SOURCE", form="Data",
-      tip="Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
+    S("data.source", "choice", N_("Dataset"),
+      N_("stdlib (Python's standard library source, 11 MB), builtin (Python's docs, 0.46 MB), markov "
+      "(synthetic, known entropy), a text file, or hf:NAME (needs `datasets`)"), choices=SOURCES, name="data",
+      word=N_("data source"), metavar="SOURCE", form="Data",
+      tip=N_("Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
           "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
           "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
-          "file: upload one", shape="value"),
-    S("data.path", "text", "Text file", "file path (source file) or dataset name (source hf)", flag="--data",
+          "file: upload one"), shape="value"),
+    S("data.path", "text", N_("Text file"), N_("file path (source file) or dataset name (source hf)"), flag="--data",
       shape="value"),
-    S("data.hf_split", "text", "Split", "the Hugging Face dataset's split", flag=None, shape="value"),
-    S("data.hf_field", "text", "Field", "the Hugging Face dataset's text field", flag=None, shape="value"),
-    S("data.markov_order", "int", "Markov order", "synthetic chain order", 1, 6, shape="value"),
-    S("data.markov_symbols", "int", "Markov symbols", "synthetic alphabet", 2, 256, shape="value"),
-    S("data.markov_zipf", "float", "Markov skew", "synthetic: skew of each next-symbol distribution", 0.0, 10.0,
+    S("data.hf_split", "text", N_("Split"), N_("the Hugging Face dataset's split"), flag=None, shape="value"),
+    S("data.hf_field", "text", N_("Field"), N_("the Hugging Face dataset's text field"), flag=None, shape="value"),
+    S("data.markov_order", "int", N_("Markov order"), N_("synthetic chain order"), 1, 6, shape="value"),
+    S("data.markov_symbols", "int", N_("Markov symbols"), N_("synthetic alphabet"), 2, 256, shape="value"),
+    S("data.markov_zipf", "float", N_("Markov skew"), N_("synthetic: skew of each next-symbol distribution"), 0.0, 10.0,
       flag=None, shape="value"),
-    S("data.markov_seed", "int", "Markov seed", "synthetic: which random chain", 0, flag=None, shape="value"),
-    S("data.markov_tokens", "int", "Markov tokens", "synthetic: length of the generated text", 10_000, 100_000_000,
+    S("data.markov_seed", "int", N_("Markov seed"), N_("synthetic: which random chain"), 0, flag=None, shape="value"),
+    S("data.markov_tokens", "int", N_("Markov tokens"), N_("synthetic: length of the generated text"), 10_000, 100_000_000,
       flag=None, shape="value"),
-    S("data.val_fraction", "float", "Validation fraction", "share of the text held out for validation", 0.0, 0.5,
+    S("data.val_fraction", "float", N_("Validation fraction"), N_("share of the text held out for validation"), 0.0, 0.5,
       open_low=True, flag=None, shape="value"),
     # --- the run
-    S("tokens", "int", "Data (tokens)", "training tokens D, e.g. 2e5", 1, 10 ** 15, unit="tokens", metavar="D",
+    S("tokens", "int", N_("Data (tokens)"), N_("training tokens D, e.g. 2e5"), 1, 10 ** 15, unit="tokens", metavar="D",
       sweep_flag="--tokens", sweep_help="training tokens, e.g. 1e5,3e5", form="Data",
-      tip="Training tokens D: how much text the model reads in total (bytes; repeats once the dataset is used "
-          "up). Log scale. Not used when Tokens per parameter is set", suggest=(1_000, 1_000_000_000), log=True,
+      tip=N_("Training tokens D: how much text the model reads in total (bytes; repeats once the dataset is used "
+          "up). Log scale. Not used when Tokens per parameter is set"), suggest=(1_000, 1_000_000_000), log=True,
       family=False),
-    S("seed", "int", "Seed", "random seed", 0, 2 ** 31 - 1, metavar="S", sweep_flag="--seeds",
+    S("seed", "int", N_("Seed"), N_("random seed"), 0, 2 ** 31 - 1, metavar="S", sweep_flag="--seeds",
       sweep_help="seeds, e.g. 0,1,2", form="Run",
-      tip="Random seed for the initial weights and the order of the data", suggest=(0, 1_000_000), family=False),
-    S("seeds", "int", "Seeds", "train this many seeds (seed, seed+1, ...) at once through vmap", 1, None,
+      tip=N_("Random seed for the initial weights and the order of the data"), suggest=(0, 1_000_000), family=False),
+    S("seeds", "int", N_("Seeds"), N_("train this many seeds (seed, seed+1, ...) at once through vmap"), 1, None,
       default_=1, config=False, sweep=False, form="Run",
-      tip="Train this many seeds (seed, seed+1, ...) at once to see the spread", suggest=(1, 8)),
-    S("tokens_per_param", "float", "Tokens per parameter",
-      "train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens", 0.0, 1e6,
+      tip=N_("Train this many seeds (seed, seed+1, ...) at once to see the spread"), suggest=(1, 8)),
+    S("tokens_per_param", "float", N_("Tokens per parameter"),
+      N_("train each model on D = R x params_total tokens (Chinchilla: 20); replaces --tokens"), 0.0, 1e6,
       unit="tokens per parameter", fix=20, metavar="R", form="Data",
-      tip="0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
+      tip=N_("0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
           "parameters), so a bigger model then reads more text. 20 is Chinchilla's compute-optimal ratio at its "
           "scale (Hoffmann et al. 2022); this lab's own IsoFLOP study measured about 100 at 3e11-3e12 FLOPs "
-          "(README, \"The compute-optimal split, measured\")", suggest=(0.0, 10_000.0), later=True),
-    S("batch", "int", "Batch size", "sequences per step", 1, 1 << 16, unit="sequences", form="Optimizer",
-      tip="Sequences per optimizer step; more is smoother but fewer steps for the same data", presets=BATCHES,
+          "(README, \"The compute-optimal split, measured\")"), suggest=(0.0, 10_000.0), later=True),
+    S("batch", "int", N_("Batch size"), N_("sequences per step"), 1, 1 << 16, unit="sequences", form="Optimizer",
+      tip=N_("Sequences per optimizer step; more is smoother but fewer steps for the same data"), presets=BATCHES,
       shape="value"),
-    S("evals", "int", "Evaluations", "validation evaluations per run", 1, 10_000, family=False),
-    S("eval_tokens", "int", "Evaluation tokens", "held-out tokens per evaluation", 1, 10 ** 9, unit="tokens",
+    S("evals", "int", N_("Evaluations"), N_("validation evaluations per run"), 1, 10_000, family=False),
+    S("eval_tokens", "int", N_("Evaluation tokens"), N_("held-out tokens per evaluation"), 1, 10 ** 9, unit="tokens",
       family=False),
-    S("precision", "choice", "Precision", "auto: bf16 matmuls on GPU/TPU, fp32 on CPU", choices=PRECISIONS,
-      shape="value"),
-    S("target_loss", "float", "Target loss", "stop once the validation loss reaches this (nats/token); 0 = off",
+    S("precision", "choice", N_("Precision"), N_("auto: bf16 matmuls on GPU/TPU, fp32 on CPU"), choices=PRECISIONS,
+      word=N_("precision"), shape="value"),
+    S("target_loss", "float", N_("Target loss"), N_("stop once the validation loss reaches this (nats/token); 0 = off"),
       0.0, 1000.0, unit="nats/token", form="Run",
-      tip="0: train all the planned tokens. Above 0: stop as soon as an evaluation's validation loss is at or below "
-          "this many nats/token; the run is kept as done, with the step it stopped at", suggest=(0.0, 8.0), later=True),
-    S("patience", "int", "Patience", "stop once the validation loss has not improved for this many evaluations; "
-      "0 = off", 0, 10_000, unit="evaluations", form="Run",
-      tip="0: never stop early. Above 0: stop when this many evaluations in a row have not beaten the best "
-          "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)", suggest=(0, 100),
+      tip=N_("0: train all the planned tokens. Above 0: stop as soon as an evaluation's validation loss is at or below "
+          "this many nats/token; the run is kept as done, with the step it stopped at"), suggest=(0.0, 8.0), later=True),
+    S("patience", "int", N_("Patience"), N_("stop once the validation loss has not improved for this many evaluations; "
+      "0 = off"), 0, 10_000, unit="evaluations", form="Run",
+      tip=N_("0: never stop early. Above 0: stop when this many evaluations in a row have not beaten the best "
+          "validation loss so far by more than 0.0001 nats/token (the run has stopped learning)"), suggest=(0, 100),
       later=True),
-    S("attempt", "int", "Attempt", "0: the run; k > 0: its k-th retrain, stored beside the finished run under its "
-      "own id (set by Train again and `scaling-lab train --force`)", 0, 10_000, flag=None, sweep=False,
+    S("attempt", "int", N_("Attempt"), N_("0: the run; k > 0: its k-th retrain, stored beside the finished run under its "
+      "own id (set by Train again and `scaling-lab train --force`)"), 0, 10_000, flag=None, sweep=False,
       later=True, family=False),
 )
 del S
@@ -262,14 +275,30 @@ class Fix:
     value: object
 
 
+@dataclass(frozen=True, init=False)
+class Say:
+    """Words of a message, in the language current where it is spelled: an English template marked
+    for the catalog and its values by name, e.g.
+    `Say(N_("{name} must be at least {low}, got {value}"), name=Name("model.width"), low=1, value=0)`.
+    A value that is a `Name`, `Fix` or `Say` is spelled as the rest of the message (so the front end
+    names the setting); any other is formatted as it is (give numbers already rounded, `repr`s as text)."""
+    template: str
+    values: tuple = ()
+
+    def __init__(self, template: str, **values):
+        object.__setattr__(self, "template", template)
+        object.__setattr__(self, "values", tuple(values.items()))
+
+
 def shown(v) -> str:
     """A value as messages and help texts write it: floats in `%g` form (0.003, 2e+05)."""
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def plain_name(path: str) -> str:
+    """A setting named in prose: its word ("learning rate", translated) or its name (`width`)."""
     s = BY_PATH.get(path)
-    return s.words if s else path
+    return (_(s.word) if s.word else s.key) if s else path
 
 
 def plain_fix(path: str, value) -> str:
@@ -291,23 +320,28 @@ def cli_fix(path: str, value, *, sweep: bool = False) -> str:
 
 
 def app_name(path: str) -> str:
+    """A setting as the app names it: its form label, in the current language."""
     s = BY_PATH.get(path)
-    return s.label if s else path
+    return _(s.label) if s else path
 
 
 def app_fix(path: str, value) -> str:
     s = BY_PATH.get(path)
-    return f"{s.label} = {shown(value)}" if s else plain_fix(path, value)
+    return f"{_(s.label)} = {shown(value)}" if s else plain_fix(path, value)
 
 
 def spell(parts, name=plain_name, fix=plain_fix) -> str:
-    """A message from its parts: text, `Name`s and `Fix`es, spelled by the given functions."""
-    out = []
-    for p in parts:
-        if isinstance(p, Name):
-            out.append(name(p.path))
-        elif isinstance(p, Fix):
-            out.append(fix(p.path, p.value))
-        else:
-            out.append(str(p))
-    return "".join(out)
+    """A message from its parts: text, `Name`s, `Fix`es (spelled by the given functions) and `Say`s
+    (their template in the current language, `lab.i18n._`, with the values filled in)."""
+    return "".join(_spell_part(p, name, fix) for p in parts)
+
+
+def _spell_part(p, name, fix) -> str:
+    if isinstance(p, Name):
+        return name(p.path)
+    if isinstance(p, Fix):
+        return fix(p.path, p.value)
+    if isinstance(p, Say):
+        values = {k: _spell_part(v, name, fix) if isinstance(v, (Name, Fix, Say)) else v for k, v in p.values}
+        return _(p.template).format(**values)
+    return str(p)

@@ -55,6 +55,7 @@ from pathlib import Path
 from lab import storedb
 from lab.asker import Asker
 from lab.config import RunConfig
+from lab.i18n import _
 from lab.jsonsafe import json_safe
 from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
 from lab.records import COLUMNS, RunRecord, result_from_dict
@@ -84,8 +85,8 @@ def default_path() -> Path:
 def check_run_id(run_id: str) -> str:
     """Refuse anything but 16 lowercase hex digits (run ids become file names)."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
-        raise StoreError(f"{run_id!r} is not a run id (16 hex digits, e.g. 3fa2c4e1b0d9a876); "
-                         "list run ids with `scaling-lab runs`")
+        raise StoreError(_("{run_id} is not a run id (16 hex digits, e.g. 3fa2c4e1b0d9a876); list run ids with "
+                           "`scaling-lab runs`").format(run_id=repr(run_id)))
     return run_id
 
 
@@ -158,10 +159,11 @@ class RunStore:
             self.path.mkdir(parents=True, exist_ok=True)
             (self.path / WEIGHTS_DIR).mkdir(exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise StoreError(f"store path {str(self.path)!r} is not a folder; pass a folder to --store") from None
+            raise StoreError(_("store path {path} is not a folder; pass a folder to --store").format(
+                path=repr(str(self.path)))) from None
         except PermissionError:
-            raise StoreError(f"cannot create the store folder {str(self.path)!r} (permission denied); "
-                             "pass a writable folder to --store or set $SCALING_LAB_STORE") from None
+            raise StoreError(_("cannot create the store folder {path} (permission denied); pass a writable folder "
+                               "to --store or set $SCALING_LAB_STORE").format(path=repr(str(self.path)))) from None
         self.weights_dir = self.path / WEIGHTS_DIR
         self._local = threading.local()
         storedb.upgrade(self._con(), self.db_path)
@@ -178,8 +180,8 @@ class RunStore:
             try:
                 con = storedb.connect(self.db_path)
             except sqlite3.DatabaseError as e:
-                raise StoreError(f"cannot open the run store {str(self.db_path)!r} ({e}); "
-                                 "pass another --store folder") from None
+                raise StoreError(_("cannot open the run store {path} ({error}); pass another --store folder").format(
+                    path=repr(str(self.db_path)), error=e)) from None
             self._local.con, self._local.pid = con, os.getpid()
         return con
 
@@ -255,15 +257,18 @@ class RunStore:
         """The full run id that `prefix` (at least 4 hex digits) names, or a StoreError saying why not."""
         p = str(prefix).strip().lower()
         if not re.fullmatch(r"[0-9a-f]{4,16}", p):
-            raise StoreError(f"{prefix!r} is not a run id (16 hex digits; a unique prefix of 4 or more works); "
-                             f"list run ids with `scaling-lab runs --store {self.path}`")
+            raise StoreError(_("{prefix} is not a run id (16 hex digits; a unique prefix of 4 or more works); list "
+                               "run ids with `scaling-lab runs --store {store}`").format(prefix=repr(prefix),
+                                                                                         store=self.path))
         rows = self._con().execute("SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?", (len(p), p)).fetchall()
         if len(rows) == 1:
             return rows[0][0]
         if not rows:
-            raise StoreError(f"no run {prefix!r} in the store {str(self.path)!r}; list run ids with "
-                             f"`scaling-lab runs --store {self.path}`")
-        raise StoreError(f"{prefix!r} names {len(rows)} runs ({', '.join(r[0] for r in rows[:5])}); give more digits")
+            raise StoreError(_("no run {run_id} in the store {path}; list run ids with "
+                               "`scaling-lab runs --store {store}`").format(run_id=repr(prefix),
+                                                                            path=repr(str(self.path)), store=self.path))
+        raise StoreError(_("{prefix} names {n} runs ({ids}); give more digits").format(
+            prefix=repr(prefix), n=len(rows), ids=", ".join(r[0] for r in rows[:5])))
 
     def table(self) -> "pandas.DataFrame":  # noqa: F821
         """All runs, one row each, columns `COLUMNS` (status as `RunRecord` reports it)."""
@@ -306,13 +311,14 @@ class RunStore:
             self.resolve(run_id)
         path = self.weights_path(run_id)
         if rec.status not in ("done", "diverged", "cancelled") or not rec.has_weights or not path.exists():
-            raise StoreError(f"run {run_id} has no stored weights (status {rec.status}); train it again with "
-                             "`scaling-lab train` (`--force` for a new attempt beside a finished run)")
+            raise StoreError(_("run {run_id} has no stored weights (status {status}); train it again with "
+                               "`scaling-lab train` (`--force` for a new attempt beside a finished run)").format(
+                run_id=run_id, status=rec.status))
         with open(path, "rb") as f:
             config, model = read_weights(f)
         if config.run_id != run_id:
-            raise StoreError(f"weights file {path} holds run {config.run_id}, not {run_id}; "
-                             "the store was edited by hand")
+            raise StoreError(_("weights file {path} holds run {other}, not {run_id}; the store was edited by "
+                               "hand").format(path=path, other=config.run_id, run_id=run_id))
         return model
 
     # --- writing ------------------------------------------------------------------------------
@@ -371,8 +377,8 @@ class RunStore:
                       for c in configs]
             if all(self._claimable(r, now) == "claimed" and not q for r, q in zip(rows, queued)):
                 return k
-        raise StoreError(f"run {configs[0].run_id} has {BY_PATH['attempt'].high} attempts in the store already; "
-                         "delete some with `scaling-lab runs --delete`")
+        raise StoreError(_("run {run_id} has {n} attempts in the store already; delete some with "
+                           "`scaling-lab runs --delete`").format(run_id=configs[0].run_id, n=BY_PATH["attempt"].high))
 
     @staticmethod
     def _claimable(row, now: float) -> str:
@@ -511,17 +517,20 @@ class RunStore:
                 row = con.execute("SELECT owner, heartbeat, status, asked_by, asked_name, asked_role FROM runs "
                                   "WHERE run_id = ?", (run_id,)).fetchone()
                 if row is None:
-                    raise StoreError(f"no run {run_id} in the store {str(self.path)!r}; list run ids with "
-                                     f"`scaling-lab runs --store {self.path}`")
+                    raise StoreError(_("no run {run_id} in the store {path}; list run ids with "
+                                       "`scaling-lab runs --store {store}`").format(run_id=run_id,
+                                                                                    path=repr(str(self.path)),
+                                                                                    store=self.path))
                 if (not force and row["status"] == "running" and row["owner"] != owner_id()
                         and owner_alive(row["owner"], row["heartbeat"])):
-                    raise StoreError(f"run {run_id} is being trained by process {row['owner']}; wait for it or stop it")
+                    raise StoreError(_("run {run_id} is being trained by process {owner}; wait for it or stop "
+                                       "it").format(run_id=run_id, owner=row["owner"]))
                 if asker is not None and not asker.teacher and row["asked_by"] != asker.client:
-                    who = (f"{row['asked_name'] or 'another student'}" if row["asked_role"] == "student"
-                           else "the teacher" if row["asked_role"] == "teacher" else "the class's server (prepared "
-                           "by the teacher)")
-                    raise StoreError(f"run {run_id[:8]} was asked for by {who}, so only they or the teacher can "
-                                     "delete it; select only your own runs")
+                    who = (str(row["asked_name"] or _("another student")) if row["asked_role"] == "student"
+                           else _("the teacher") if row["asked_role"] == "teacher" else
+                           _("the class's server (prepared by the teacher)"))
+                    raise StoreError(_("run {run_id} was asked for by {who}, so only they or the teacher can "
+                                       "delete it; select only your own runs").format(run_id=run_id[:8], who=who))
                 con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
                 con.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         for run_id in ids:
@@ -577,7 +586,8 @@ class RunStore:
             if rec is not None and rec.status in FINISHED:
                 return self.get(config.run_id)
             if rec is not None and rec.status == "running":  # cancelled while waiting
-                raise StoreError(f"cancelled while waiting for run {config.run_id}, which another process trains")
+                raise StoreError(_("cancelled while waiting for run {run_id}, which another process "
+                                   "trains").format(run_id=config.run_id))
 
 
 class StoreTracker(Tracker):

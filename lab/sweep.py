@@ -18,9 +18,19 @@ from dataclasses import dataclass
 from lab.config import ConfigError
 from lab.estimate import Estimate, Speed, estimate
 from lab.executors import LocalExecutor, RayExecutor
+from lab.i18n import N_, _
 from lab.plans import Plan
 from lab.store import FINISHED, Claims, RunRecord, RunStore, StoreError
 from lab.trackers import Tracker, cancel_requested
+
+# A run's status in words (the status values themselves stay English: they are the store's).
+STATUS_WORDS = {"done": N_("done"), "diverged": N_("diverged"), "cancelled": N_("cancelled"), "failed": N_("failed"),
+                "interrupted": N_("interrupted"), "running": N_("running")}
+
+
+def _status(status: str) -> str:
+    return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status
+
 
 # --- progress --------------------------------------------------------------------------------
 
@@ -90,13 +100,16 @@ class SweepReport:
         return not self.missing and all(r.status in FINISHED for r in self.records)
 
     def summary(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
-        out = f"{len(self.records)} runs: {counts or 'none'}; trained {len(self.trained)}, reused {len(self.reused)}"
+        """The sweep in words, in the current language (a run's own error message stays as stored)."""
+        # i18n: a count of runs and their status, e.g. "3 done"
+        counts = ", ".join(_("{n} {status}").format(n=n, status=_status(s)) for s, n in sorted(self.counts.items()))
+        out = _("{n} runs: {counts}; trained {trained}, reused {reused}").format(
+            n=len(self.records), counts=counts or _("none"), trained=len(self.trained), reused=len(self.reused))
         if self.missing:
-            out += f", {len(self.missing)} not reached (cancelled)"
+            out += _(", {n} not reached (cancelled)").format(n=len(self.missing))
         for r in self.records:
             if r.status not in FINISHED and r.error:
-                out += f"\n  {r.run_id} {r.status}: {r.error.splitlines()[0][:300]}"
+                out += f"\n  {r.run_id} {_status(r.status)}: {r.error.splitlines()[0][:300]}"
         return out
 
 
@@ -199,7 +212,8 @@ def plan_estimate(plan: Plan, store: RunStore | None = None, speed: Speed | None
 
 
 def plan_summary(plan: Plan, store: RunStore | None = None, speed: Speed | None = None) -> str:
-    """The plan in a few lines (`Plan.summary`), its time estimated as in `plan_estimate`."""
+    """The plan in a few lines (`Plan.summary`), its time estimated as in `plan_estimate`, in the
+    current language (the Sweep tab's cost text)."""
     return plan.summary(plan_estimate(plan, store, speed))
 
 
@@ -252,8 +266,8 @@ def new_attempts(plan: Plan, store: RunStore) -> Plan:
         while (r := store.record(c.replace(attempt=k).run_id)) is not None and r.status in FINISHED:
             k += 1
             if k > BY_PATH["attempt"].high:
-                raise StoreError(f"run {c.run_id} has {k} attempts in the store already; delete some with "
-                                 "`scaling-lab runs --delete`")
+                raise StoreError(_("run {run_id} has {n} attempts in the store already; delete some with "
+                                   "`scaling-lab runs --delete`").format(run_id=c.run_id, n=k))
         configs.append(c.replace(attempt=k))
     return Plan(configs=tuple(configs), budgets=plan.budgets, refused=plan.refused, description=plan.description)
 

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.config import RunConfig
+from lab.i18n import N_
 from lab.jsonsafe import json_safe
-from lab.schema import Name
+from lab.schema import Name, Say
 
 # Why a run ended before its planned tokens (`RunResult.stopped`), as message parts: each front end
 # spells the setting its own way (`lab.schema.spell`): "--patience" on the command line, the
-# form's label in the app.
-STOP_REASONS = {"target": ("the validation loss reached ", Name("target_loss")),
-                "patience": ("the validation loss stopped improving for ", Name("patience"), " evaluations")}
+# form's label in the app, and the words in the language current when spelled (`lab.schema.Say`).
+STOP_REASONS = {"target": (Say(N_("the validation loss reached {name}"), name=Name("target_loss")),),
+                "patience": (Say(N_("the validation loss stopped improving for {name} evaluations"),
+                                 name=Name("patience")),)}
 
 
 

@@ -230,6 +230,17 @@ def test_voila_app_trains_stops_sweeps_fits_and_keeps_updating_across_reloads(vo
                           and len(page.inner_text(".lab-sample-text")) > 50, 60, "sampled text", page)
                     page.screenshot(path=str(ARTIFACTS / "voila-3-sample.png"), full_page=True)
                 print(f"page load {k}: ready in {ready_k:.1f} s, live points {seen}")
+
+            # 简体中文 from the link, on a preheated kernel (built in English, then redrawn): controls,
+            # the link's notice and a refused value in Chinese
+            page.goto(url + f"?lang=zh&{TINY}&width=99999", timeout=180_000)
+            page.wait_for_selector("button.lab-train", timeout=180_000)
+            _wait(lambda: page.locator(".lab-notice").count() and "来自链接的设置" in page.inner_text(".lab-notice"),
+                  60, "the link's notice in Chinese", page)
+            assert "训练" in page.inner_text("button.lab-train") and "扫描" in page.inner_text(".lm-TabBar")
+            _wait(lambda: page.locator(".lab-error").count() and "必须" in page.inner_text(".lab-error"), 30,
+                  "the refused width, in Chinese", page)
+            page.screenshot(path=str(ARTIFACTS / "voila-zh.png"), full_page=True)
             print(f"page load 1: ready in {ready:.1f} s")
             assert not errors, errors
         finally:

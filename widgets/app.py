@@ -16,6 +16,8 @@ import threading
 
 import ipywidgets as ipw
 
+from lab import i18n
+from lab.i18n import _
 from widgets import fields
 from widgets.controller import Controller
 from widgets.controls import ConfigForm
@@ -33,57 +35,85 @@ class Lab(ipw.VBox):
         store: a `lab.store.RunStore`, a folder, or None for the default store
             ($SCALING_LAB_STORE, else ~/.local/share/scaling-lab). Every stored run is shown.
         query: a query string (`?width=256&depth=4`) that sets the controls; None reads
-            $QUERY_STRING, which Voila sets from the page's address.
+            $QUERY_STRING, which Voila sets from the page's address. `lang=zh` in it switches the
+            page to Simplified Chinese.
         service: who trains: "auto" (a running training service, else one started now), "thread"
             (in this process: tests and scripts) or "external" (`scaling-lab app` runs it);
             default $SCALING_LAB_SERVICE, else "auto".
+        lang: the app's language (`lab.i18n.LANGS`: "en", "zh"); default $SCALING_LAB_LANG (set by
+            `scaling-lab app --lang`), else English. The language menu switches it.
     """
 
-    def __init__(self, store=None, query: str | None = None, service: str | None = None):
+    def __init__(self, store=None, query: str | None = None, service: str | None = None, lang: str | None = None):
         if store is not None and not hasattr(store, "records"):
             from lab.store import RunStore
             store = RunStore(store)
         self.state = AppState()
         self.controller = c = Controller(self.state, store, service=service)
+        c.form.set_lang(lang or i18n.default_lang())
+        # stops the job when the page is closed or reloaded; says who the browser is
+        self.presence = Presence(c.page_gone, on_hello=c.browser, on_beat=c.beat)
+        super().__init__([], layout=ipw.Layout(width="100%"))
+        self._build()
+        c.on_page_opened.append(self.presence.expect)
+        follow_link(c, query)
+
+    def _build(self) -> None:
+        """The views, in the page's language: the form, the figure, the panels and the header. Built
+        again when the language changes (`state.lang`: a link's `lang=`, the language menu), with the
+        same controller, state and heartbeat; the old views are closed and stop observing."""
+        c, st = self.controller, self.state
         self.form = ConfigForm(c)
-        self.plots = Plots(self.state)
+        self.plots = Plots(st)
         self.messages = Messages(c)
         self.tabs = ipw.Tab()
         self._built: dict = {}                  # tab key -> its panel, built when first shown (or asked for)
         self._blank: dict = {}                  # tab key -> the empty box that stands in for it until then
         self._show_tabs()
         self.tabs.observe(lambda change: self._tab_opened(change.new), names="selected_index")
-        self.state.observe(lambda change: self._show_tab(), names="tab")
-        self.state.observe(lambda change: self._show_tabs(), names="role")
+        st.observe(lambda change: self._show_tab(), names="tab")
+        st.observe(lambda change: self._show_tabs(), names="role")
         self.toolbar = PlotToolbar(c)
         right = ipw.VBox([self.form.actions, self.toolbar, self.plots.view, self.tabs],
                          layout=ipw.Layout(flex="1 1 600px", min_width="600px"))
-        title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>Train small language "
-                         "models, watch the loss fall, and fit the power laws that predict bigger ones.</div>")
-        self.name = ipw.Text(value=self.state.name, description="Your name", placeholder="so the teacher knows whose "
-                             "runs these are", style={"description_width": "80px"}, layout=ipw.Layout(width="360px"),
-                             tooltip="Your name (or a nickname) appears beside your runs on the teacher's screen; "
-                                     "no account is needed")
+        title = ipw.HTML("<h2 style='margin:4px 0'>Scaling Lab</h2><div style='color:#555'>{}</div>".format(
+            html.escape(_("Train small language models, watch the loss fall, and fit the power laws that predict "
+                          "bigger ones."))))
+        self.name = ipw.Text(value=st.name, description=_("Your name"),
+                             placeholder=_("so the teacher knows whose runs these are"),
+                             style={"description_width": "80px"}, layout=ipw.Layout(width="360px"),
+                             tooltip=_("Your name (or a nickname) appears beside your runs on the teacher's screen; "
+                                       "no account is needed"))
         self.name.add_class("lab-name")
         self.name.observe(lambda change: self._named(change.new), names="value")
+        self.lang = ipw.Dropdown(options=[(name, key) for key, name in i18n.LANGS.items()], value=st.lang,
+                                 layout=ipw.Layout(width="120px"),
+                                 tooltip=_("The app's language (a link can ask for one: ?lang=zh)"))
+        self.lang.add_class("lab-lang")
+        self.lang.observe(lambda change: c.form.set_lang(change.new), names="value")
         self.role = ipw.HTML()
         self.role.add_class("lab-role")
-        self.state.observe(lambda change: self._show_who(), names=["name", "role"])
+        st.observe(lambda change: self._show_who(), names=["name", "role"])
         self._show_who()
-        # stops the job when the page is closed or reloaded; says who the browser is
-        self.presence = Presence(c.page_gone, on_hello=c.browser, on_beat=c.beat)
         self.form.add_class("lab-form")
         right.add_class("lab-right")
         self.body = ipw.HBox([self.form, right], layout=ipw.Layout(flex_flow="row wrap", width="100%"))
         self.full = ipw.HTML()
         self.full.add_class("lab-full")
-        header = ipw.HBox([title, ipw.VBox([self.name, self.role])],
+        header = ipw.HBox([title, ipw.VBox([ipw.HBox([self.name, self.lang]), self.role])],
                           layout=ipw.Layout(justify_content="space-between", width="100%", flex_flow="row wrap"))
-        super().__init__([header, self.messages, self.body, self.full, self.presence.widget],
-                         layout=ipw.Layout(width="100%"))
-        self.state.observe(lambda change: self._show_full(), names="full")
-        c.on_page_opened.append(self.presence.expect)
-        follow_link(c, query)
+        st.observe(lambda change: self._show_full(), names="full")
+        st.observe(lambda change: self._relabel(), names="lang")
+        self._show_full()
+        self.children = [header, self.messages, self.body, self.full, self.presence.widget]
+
+    def _relabel(self) -> None:
+        """The language changed: every view is built again in it (the state keeps what the page holds)."""
+        old = [w for w in self.children if w is not self.presence.widget]
+        self.state.unobserve_all()             # only views observe the state; the new ones observe it anew
+        self._build()
+        for w in old:
+            _close_tree(w)
 
     def _named(self, name: str) -> None:
         self.controller.set_name(name)
@@ -95,9 +125,11 @@ class Lab(ipw.VBox):
         st = self.state
         if self.name.value != st.name:
             self.name.value = st.name
-        self.role.value = ("<span style='color:#fff;background:#8a4baf;padding:1px 8px;border-radius:8px'>teacher"
-                           "</span>" if st.role == "teacher" else
-                           f"<span style='color:#555'>student{' · ' + html.escape(st.name) if st.name else ''}</span>")
+        teacher, student = html.escape(_("teacher")), html.escape(_("student"))
+        self.role.value = ("<span style='color:#fff;background:#8a4baf;padding:1px 8px;border-radius:8px'>"
+                           f"{teacher}</span>" if st.role == "teacher" else
+                           f"<span style='color:#555'>{student}{' · ' + html.escape(st.name) if st.name else ''}"
+                           "</span>")
 
     def _show_full(self) -> None:
         """A full class: the app gives way to a clear page that says so."""
@@ -141,7 +173,7 @@ class Lab(ipw.VBox):
                                           self._blank.setdefault(k, ipw.VBox())) for i, k in enumerate(keys)]
         if list(self.tabs.children) != children:
             self.tabs.children = children
-            self.tabs.titles = [fields.TABS[k] for k in keys]
+            self.tabs.titles = [_(fields.TABS[k]) for k in keys]
         self._show_tab()
 
     def _tab_opened(self, index) -> None:
@@ -163,6 +195,13 @@ class Lab(ipw.VBox):
         """Withdraw this page's requests and stop a training service it started itself."""
         self.controller.close()
         super().close()
+
+
+def _close_tree(widget) -> None:
+    """Close a widget and every widget under it (their models leave the browser)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
 
 
 def follow_link(controller: Controller, query: str | None = None) -> None:

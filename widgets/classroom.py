@@ -8,25 +8,29 @@ import asyncio
 
 from lab import counting
 from lab.estimate import COMPILE_S, format_seconds, past_speeds, run_seconds
+from lab.i18n import N_, _
 from lab.runqueue import DEFAULT_LIMITS, starts
 from widgets.session import Session
 from widgets.text import fmt_count, reported
 
 CLASS_S = 1.0          # how often the teacher's view reads the queue and the class's curves
+LIMIT_WORDS = {"max_queued": N_("max queued"), "max_tokens": N_("max tokens"),
+               "max_pages": N_("max pages")}     # the class's limits as the notice says them (marked: _() them)
 
 
 def _config_words(cfg) -> str:
     m = cfg.model
-    return f"{m.arch} w{m.width} d{m.depth} · {fmt_count(cfg.tokens_trained)} tok · seed {cfg.seed}"
+    return _("{arch} w{width} d{depth} · {tokens} tok · seed {seed}").format(
+        arch=m.arch, width=m.width, depth=m.depth, tokens=fmt_count(cfg.tokens_trained), seed=cfg.seed)
 
 
 def _names(askers) -> str:
     names = []
     for a in askers:
-        label = a.label + (" (teacher)" if a.teacher else "")
+        label = _("{name} (teacher)").format(name=a.label) if a.teacher else a.label
         if label not in names:
             names.append(label)
-    return ", ".join(names) or "nobody (stopping)"
+    return ", ".join(names) or _("nobody (stopping)")
 
 
 class ClassActions:
@@ -39,8 +43,10 @@ class ClassActions:
         self._since: dict = {}
 
     def _teacher_only(self, what: str) -> bool:
+        """`what`: the action, translated ("clear the queue")."""
         if not self.session.teacher:
-            self.report(f"only the teacher can {what}; open the teacher's link (printed by `scaling-lab app`)")
+            self.report(_("only the teacher can {what}; open the teacher's link (printed by `scaling-lab app`)").format(
+                what=what))
             return False
         return True
 
@@ -75,33 +81,36 @@ class ClassActions:
     @reported
     def clear_queue(self) -> None:
         """Empty the queue (runs being trained go on); the pages that waited are told by their job."""
-        if not self._teacher_only("clear the queue"):
+        if not self._teacher_only(_("clear the queue")):
             return
         n = self.session.queue.clear()
-        self.state.notice = f"cleared the queue: {n} waiting run(s) left it; the runs in training go on"
+        self.state.notice = _("cleared the queue: {n} waiting run(s) left it; the runs in training go on").format(n=n)
         self.refresh()
 
     @reported
     def set_limits(self, **limits) -> None:
         """The class's limits: max_queued (runs a page may have waiting), max_tokens (per run), max_pages
         (0 or None lifts one). The service enforces them."""
-        if not self._teacher_only("change the class's limits"):
+        if not self._teacher_only(_("change the class's limits")):
             return
         unknown = set(limits) - set(DEFAULT_LIMITS)
         if unknown:
-            raise ValueError(f"unknown limit {sorted(unknown)[0]!r}; known: {', '.join(DEFAULT_LIMITS)}")
+            raise ValueError(_("unknown limit {name}; known: {known}").format(name=repr(sorted(unknown)[0]),
+                                                                              known=", ".join(DEFAULT_LIMITS)))
         values = {k: (None if v in (None, 0, "") else v) for k, v in limits.items()}
         new = self.session.queue.set_limits(**values)
-        self.state.notice = ("class limits: " + ", ".join(f"{k.replace('_', ' ')} {v if v else 'none'}"
-                                                          for k, v in new.items()))
+        none = _("none")
+        self.state.notice = _("class limits: {limits}").format(limits=", ".join(
+            f"{_(LIMIT_WORDS[k]) if k in LIMIT_WORDS else k.replace('_', ' ')} {v if v else none}"
+            for k, v in new.items()))
         self.refresh()
 
     @reported
     def set_plot_mode(self, mode: str) -> None:
         """The live panel shows this page's runs ("app") or every student's live curve ("class")."""
         if mode not in ("app", "class"):
-            raise ValueError(f"the plot shows app or class curves, not {mode!r}")
-        if mode == "class" and not self._teacher_only("show every student's curves"):
+            raise ValueError(_("the plot shows app or class curves, not {mode}").format(mode=repr(mode)))
+        if mode == "class" and not self._teacher_only(_("show every student's curves")):
             return
         self.state.plot_mode = mode
         self.watch()
@@ -138,5 +147,5 @@ class ClassActions:
                 self._since = {k: v for k, v in self._since.items() if k in live}
                 self.state.class_live = live
             except Exception as e:       # a busy store: try again, say so once
-                self.report(e, "the class view")
+                self.report(e, _("the class view"))
             await asyncio.sleep(CLASS_S)

@@ -16,6 +16,7 @@ store, a full class said so), the browser's id and name, the page gone.
 import asyncio
 
 from lab.config import ConfigError
+from lab.i18n import _
 from widgets.classroom import ClassActions
 from widgets.form import FormActions
 from widgets.jobs import Jobs
@@ -97,8 +98,9 @@ class Controller:
         if limit and not self.session.teacher:
             others = [p for p in q.pages() if p.page != self.session.page]
             if len(others) >= limit:
-                self.state.full = (f"The class is full: {len(others)} pages are open, the most the teacher allows "
-                                   f"({limit}). Try again in a few minutes, or ask your teacher.")
+                self.state.full = _("The class is full: {n} pages are open, the most the teacher allows ({limit}). "
+                                    "Try again in a few minutes, or ask your teacher.").format(n=len(others),
+                                                                                               limit=limit)
                 return
         q.open_page(self.session.asker)
 
@@ -121,7 +123,7 @@ class Controller:
         from lab.asker import NAME_MAX, clean_name
         clean = clean_name(name)
         if len(str(name).strip()) > NAME_MAX:
-            self.report(f"a name is at most {NAME_MAX} characters; kept {clean!r}")
+            self.report(_("a name is at most {n} characters; kept {name}").format(n=NAME_MAX, name=repr(clean)))
         self.state.name = clean
         self.session.queue.rename(self.session.asker)
 

@@ -11,6 +11,7 @@ import math
 
 import ipywidgets as ipw
 
+from lab.i18n import N_, _
 from lab.schema import FORM_SECTIONS
 from widgets import fields
 from widgets.controller import Controller
@@ -20,14 +21,16 @@ STYLE = {"description_width": "110px"}
 WIDTH = "340px"
 SECTIONS = tuple((title, tuple(f.name for f in fields.FIELDS if f.section == title))   # from lab.schema
                  for title in FORM_SECTIONS)
-SECTION_HELP = {
-    "Model": "Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
-             "more compute per token.",
-    "Data": "D is how many tokens the model reads. Loss falls as a power law in N and D until one of them runs "
-            "out. Tokens per parameter ties D to the model's size (20: compute-optimal).",
-    "Optimizer": "How the weights move. If the loss shoots up, lower the learning rate.",
-    "Run": "Several seeds show how much of a difference is luck.",
+SECTION_HELP = {      # marked: shown as _(SECTION_HELP[title]); the titles are lab.schema's (marked there)
+    "Model": N_("Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
+                "more compute per token."),
+    "Data": N_("D is how many tokens the model reads. Loss falls as a power law in N and D until one of them runs "
+               "out. Tokens per parameter ties D to the model's size (20: compute-optimal)."),
+    "Optimizer": N_("How the weights move. If the loss shoots up, lower the learning rate."),
+    "Run": N_("Several seeds show how much of a difference is luck."),
 }
+READOUTS = ((N_("Size"), "params"), (N_("Compute"), "flops"), (N_("Data/size"), "tokens_per_param"),
+            (N_("Time"), "time"), (N_("Memory"), "memory"))      # the readouts' rows: (label, key)
 SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders, with their step
 NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbers, with their step
 
@@ -44,11 +47,13 @@ def show_value(w: ipw.ValueWidget, value) -> None:
 
 def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
     """The widget for one field: labelled, with its help as a tooltip."""
-    kw = dict(description=f.label, tooltip=f.help, style=STYLE, layout=ipw.Layout(width=WIDTH))   # its own
+    kw = dict(description=_(f.label), tooltip=_(f.help), style=STYLE, layout=ipw.Layout(width=WIDTH))   # its own
     # layout: a link hides one control by its layout's display
     if f.kind == "choice":
         labels = fields.LABELS.get(f.name, {})
-        return ipw.Dropdown(options=[(str(labels.get(c, c)), c) for c in f.choices], value=value, **kw)
+        # a choice's label: its words translated (fields.LABELS, marked); a bare value (adamw, 64) as it is
+        return ipw.Dropdown(options=[(_(labels[c]) if c in labels else str(c), c) for c in f.choices], value=value,
+                            **kw)
     if f.log:
         return ipw.FloatLogSlider(value=value, base=10, min=math.log10(f.low), max=math.log10(f.high), step=0.05,
                                   readout_format=".3g", continuous_update=False, **kw)
@@ -68,9 +73,9 @@ class ConfigForm(ipw.VBox):
     def __init__(self, controller: Controller):
         self.controller = c = controller
         st = c.state
-        presets = [("(choose one)", ""), *((p["label"], k) for k, p in fields.PRESETS.items())]
+        presets = [(_("(choose one)"), ""), *((fields.preset_label(k), k) for k in fields.PRESETS)]
         self.preset = ipw.Dropdown(options=presets,
-                                   value=st.preset, description="Preset", tooltip=fields.PRESET_HELP, style=STYLE,
+                                   value=st.preset, description=_("Preset"), tooltip=fields.preset_help(), style=STYLE,
                                    layout=ipw.Layout(width=WIDTH))
         self.preset.add_class("lab-preset")
         self.preset.observe(lambda change: c.form.apply_preset(change.new) if change.new else None, names="value")
@@ -78,28 +83,28 @@ class ConfigForm(ipw.VBox):
         for name, w in self.inputs.items():
             w.add_class(f"lab-{name}")          # stable hooks for the browser test and for CSS
             w.observe(lambda change, name=name: c.form.set_values(**{name: change.new}), names="value")
-        self.upload = ipw.FileUpload(accept=".txt,text/plain", multiple=False, description="Upload text",
-                                     tooltip=f"A UTF-8 text file, at most {MAX_UPLOAD_BYTES >> 20} MB; the model "
-                                             "learns to write like it",
+        self.upload = ipw.FileUpload(accept=".txt,text/plain", multiple=False, description=_("Upload text"),
+                                     tooltip=_("A UTF-8 text file, at most {mb} MB; the model learns to write like "
+                                               "it").format(mb=MAX_UPLOAD_BYTES >> 20),
                                      layout=ipw.Layout(width="200px", display="none"))
         self.upload.observe(lambda change: c.form.upload(*_uploaded(change.new)) if change.new else None, names="value")
         self.readouts = ipw.HTML()
         self.readouts.add_class("lab-readouts")
         self.problem = ipw.HTML()
-        self.train = ipw.Button(description="Train", button_style="success", icon="play",
-                                tooltip="Train this model now; the curve appears on the right as it learns. A run "
-                                        "the store already holds is shown at once, not trained again")
-        self.again = ipw.Button(description="Train again", icon="repeat", layout=ipw.Layout(display="none"),
-                                tooltip="Train this model anew as a new attempt; the finished run in the store is "
-                                        "kept as it is, and the new one is stored beside it")
-        self.stop = ipw.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
-                               tooltip="Stop after the current chunk of steps; the run is kept, marked cancelled")
+        self.train = ipw.Button(description=_("Train"), button_style="success", icon="play",
+                                tooltip=_("Train this model now; the curve appears on the right as it learns. A run "
+                                          "the store already holds is shown at once, not trained again"))
+        self.again = ipw.Button(description=_("Train again"), icon="repeat", layout=ipw.Layout(display="none"),
+                                tooltip=_("Train this model anew as a new attempt; the finished run in the store is "
+                                          "kept as it is, and the new one is stored beside it"))
+        self.stop = ipw.Button(description=_("Stop"), button_style="danger", icon="stop", disabled=True,
+                               tooltip=_("Stop after the current chunk of steps; the run is kept, marked cancelled"))
         self.train.add_class("lab-train")
         self.again.add_class("lab-train-again")
         self.stop.add_class("lab-stop")
-        self.train.on_click(lambda _: c.train.start())
-        self.again.on_click(lambda _: c.train.again())
-        self.stop.on_click(lambda _: c.train.stop())
+        self.train.on_click(lambda _b: c.train.start())
+        self.again.on_click(lambda _b: c.train.again())
+        self.stop.on_click(lambda _b: c.train.stop())
         self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
         self.status = ipw.Label("")
         self.status.add_class("lab-status")
@@ -108,8 +113,8 @@ class ConfigForm(ipw.VBox):
             items = [self.inputs[n] for n in names]
             if title == "Data":
                 items.append(self.upload)
-            sections.append(ipw.VBox([ipw.HTML(f"<b>{title}</b> <span style='color:#666;font-size:90%'>"
-                                               f"{html.escape(SECTION_HELP[title])}</span>",
+            sections.append(ipw.VBox([ipw.HTML(f"<b>{html.escape(_(title))}</b> <span style='color:#666;font-size:90%'>"
+                                               f"{html.escape(_(SECTION_HELP[title]))}</span>",
                                                layout=ipw.Layout(width="340px")), *items]))
             self.sections[title] = sections[-1]
         # Train, Stop and the progress go above the figure (app.py), where the eyes are while it trains
@@ -155,15 +160,15 @@ class ConfigForm(ipw.VBox):
         if not r:
             self.readouts.value = ""
             return
-        rows = "".join(f"<tr><td style='padding-right:8px;color:#555'>{k}</td><td>{html.escape(r[key])}</td></tr>"
-                       for k, key in (("Size", "params"), ("Compute", "flops"), ("Data/size", "tokens_per_param"),
-                                      ("Time", "time"), ("Memory", "memory")) if key in r)
+        rows = "".join(f"<tr><td style='padding-right:8px;color:#555'>{_(k)}</td><td>{html.escape(r[key])}</td></tr>"
+                       for k, key in READOUTS if key in r)
         self.readouts.value = f"<table style='font-size:90%;width:340px'>{rows}</table>"
 
     def _show_problem(self):
         msg = self.controller.state.config_error
+        cannot = _("Cannot train:")
         self.problem.value = (f"<div style='color:#a00;background:#fee;padding:4px 6px;border-radius:4px;width:330px'>"
-                              f"<b>Cannot train:</b> {html.escape(msg)}</div>" if msg else "")
+                              f"<b>{cannot}</b> {html.escape(msg)}</div>" if msg else "")
         self._show_job()
 
     def _show_job(self):

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from lab import schema
 from lab.config import default
+from lab.i18n import N_, _, lang_of
 from lab.plans import CHINCHILLA_TOKENS_PER_PARAM, LADDER_LR
 from lab.schema import number  # the one number parser, also fields.number in the app
 
-DATASETS = {"stdlib": "Python source (built in, 11 MB)", "builtin": "Python docs (built in, small: 0.46 MB)",
-            "markov": "synthetic (known entropy)", "file": "my text file"}
-PARAMS = {"standard": "standard", "mup": "μP (maximal update)"}
-LABELS = {"data": DATASETS, "param": PARAMS}     # how a choice field's values read in its dropdown
+DATASETS = {"stdlib": N_("Python source (built in, 11 MB)"), "builtin": N_("Python docs (built in, small: 0.46 MB)"),
+            "markov": N_("synthetic (known entropy)"), "file": N_("my text file")}
+PARAMS = {"standard": N_("standard"), "mup": N_("μP (maximal update)")}
+LABELS = {"data": DATASETS, "param": PARAMS}     # how a choice field's values read in its dropdown (marked: _() them)
 OFFERED = {"data": tuple(DATASETS)}              # the app offers these choices only (no Hugging Face)
 BATCHES = schema.BATCHES
 
@@ -81,7 +82,8 @@ def parse_value(field: Field, text: str):
             except ValueError:
                 value = None
         if value not in choices:
-            raise ValueError(f"{name}={text!r} is not one of: {', '.join(map(str, choices))}")
+            raise ValueError(_("{name}={text} is not one of: {choices}").format(
+                name=name, text=repr(text), choices=", ".join(map(str, choices))))
         return value
     try:
         value = number(text)
@@ -89,21 +91,25 @@ def parse_value(field: Field, text: str):
         raise ValueError(f"{name}: {e}") from None
     if field.kind == "int":
         if value != int(value):
-            raise ValueError(f"{name}={text!r} must be a whole number")
+            raise ValueError(_("{name}={text} must be a whole number").format(name=name, text=repr(text)))
         value = int(value)
     s = schema.BY_KEY[name]
     low = s.low if s.low is not None else -math.inf
     high = s.high if s.high is not None else math.inf
     if not (low < value if s.open_low else low <= value) or value > high:
-        above = f"above {low:g}" if s.open_low else f"at least {low:g}"
-        raise ValueError(f"{name}={text!r} must be {above}" + (f" and at most {high:g}" if s.high is not None else ""))
+        if s.high is None:
+            msg = (_("{name}={text} must be above {low}") if s.open_low else _("{name}={text} must be at least {low}"))
+        else:
+            msg = (_("{name}={text} must be above {low} and at most {high}") if s.open_low else
+                   _("{name}={text} must be at least {low} and at most {high}"))
+        raise ValueError(msg.format(name=name, text=repr(text), low=f"{low:g}", high=f"{high:g}"))
     return value
 
 
 # --- the app's tabs and presets, also named in links -------------------------------------------
 
-TABS = {"sweep": "Sweep", "scaling": "Scaling", "runs": "Runs", "sample": "Sample text", "share": "Share",
-        "class": "Class"}
+TABS = {"sweep": N_("Sweep"), "scaling": N_("Scaling"), "runs": N_("Runs"), "sample": N_("Sample text"),
+        "share": N_("Share"), "class": N_("Class")}       # marked: the app shows _(TABS[key])
 TEACHER_TABS = ("class",)        # shown to the teacher only
 
 # A standard Transformer at the form's default size, on a fixed number of tokens (two presets' base).
@@ -114,42 +120,56 @@ _ONE_MODEL = {"arch": "gpt", "width": 64, "depth": 2, "heads": 4, "param": "stan
 # form settings; "tab" opens a tab; "sweep" sets the Sweep tab's inputs (Controller.set_sweep).
 PRESETS = {
     "first-run": {
-        "label": "first run",
-        "help": "A small model on the small built-in corpus that trains in seconds: press Train and watch the "
-                "loss fall",
+        "label": N_("first run"),
+        "help": N_("A small model on the small built-in corpus that trains in seconds: press Train and watch the "
+                   "loss fall"),
         "values": {"arch": "gpt", "width": 32, "depth": 2, "heads": 4, "context": 64, "param": "standard",
                    "optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "data": "builtin", "tokens": 100_000,
                    "tokens_per_param": 0.0, "batch": 16, "seeds": 1},
     },
     "ladder": {
-        "label": "ladder",
-        "help": f"A scaling ladder: μP at the ladder's tuned learning rate ({LADDER_LR:g}), every size trained on "
-                f"{CHINCHILLA_TOKENS_PER_PARAM} tokens per parameter; the Sweep tab plans the sizes",
+        "label": N_("ladder"),
+        "help": N_("A scaling ladder: μP at the ladder's tuned learning rate ({lr}), every size trained on "
+                   "{tokens_per_param} tokens per parameter; the Sweep tab plans the sizes"),
         "values": {"arch": "gpt", "param": "mup", "optimizer": "adamw", "lr": LADDER_LR, "schedule": "cosine",
                    "tokens_per_param": float(CHINCHILLA_TOKENS_PER_PARAM), "seeds": 1},
         "tab": "sweep",
         "sweep": {"mode": "ladder", "ladder_tuned": True, "tokens_per_param": f"{CHINCHILLA_TOKENS_PER_PARAM:g}"},
     },
     "optimizers": {
-        "label": "optimizers",
-        "help": "One model and one data size to compare optimizers: train it, change Optimizer (and its learning "
-                "rate), train again, and compare the curves",
+        "label": N_("optimizers"),
+        "help": N_("One model and one data size to compare optimizers: train it, change Optimizer (and its learning "
+                   "rate), train again, and compare the curves"),
         "values": _ONE_MODEL | {"tokens": 200_000},
         "tab": "runs",
     },
     "data-limited": {
-        "label": "data-limited",
-        "help": "A fixed small budget of 50k tokens: the Sweep tab trains ever bigger models on it, and the loss "
-                "stops falling with size once the data, not the model, is the limit",
+        "label": N_("data-limited"),
+        "help": N_("A fixed small budget of 50k tokens: the Sweep tab trains ever bigger models on it, and the loss "
+                   "stops falling with size once the data, not the model, is the limit"),
         "values": _ONE_MODEL | {"tokens": 50_000},
         "tab": "sweep",
         "sweep": {"mode": "grid", "widths": "16,32,64,128", "depths": "", "tokens": ""},
     },
 }
-PRESET_HELP = ("Set the whole form in one click to a named starting point (" +
-               "; ".join(f"{p['label']}: {p['help']}" for p in PRESETS.values()) +
-               "). Change anything afterwards; a link can name one too: ?preset=ladder")
-LINK_KEYS = ("preset", "hide", "lock", "tab", "teacher", "view", "name")   # a link's keys besides the form's
+
+
+def preset_label(key: str) -> str:
+    """A preset's name in the current language."""
+    return _(PRESETS[key]["label"])
+
+
+def preset_help(key: str | None = None) -> str:
+    """What preset `key` sets up, in the current language; without a key, the Preset control's tooltip
+    (every preset's help)."""
+    if key is not None:
+        return _(PRESETS[key]["help"]).format(lr=f"{LADDER_LR:g}", tokens_per_param=CHINCHILLA_TOKENS_PER_PARAM)
+    return _("Set the whole form in one click to a named starting point ({presets}). Change anything "
+             "afterwards; a link can name one too: ?preset=ladder").format(
+        presets="; ".join(f"{preset_label(k)}: {preset_help(k)}" for k in PRESETS))
+
+
+LINK_KEYS = ("preset", "hide", "lock", "tab", "teacher", "view", "name", "lang")   # a link's keys besides the form's
 VIEWS = ("app", "class")         # view=class: the teacher's projector view (the class's queue and curves)
 
 
@@ -158,7 +178,7 @@ def preset_key(name: str) -> str:
     ValueError (in words) for an unknown one."""
     key = "-".join(str(name).strip().lower().replace("_", " ").replace("-", " ").split())
     if key not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise ValueError(_("unknown preset {name}; known: {known}").format(name=repr(name), known=", ".join(PRESETS)))
     return key
 
 
@@ -171,9 +191,9 @@ def tab_key(name: str) -> str:
     """A tab's key (`scaling`) from a link, by key or title; ValueError (in words) for an unknown one."""
     text = str(name).strip().lower()
     for key, title in TABS.items():
-        if text in (key, title.lower()):
+        if text in (key, title.lower(), _(title).lower()):
             return key
-    raise ValueError(f"tab={name!r} is not one of: {', '.join(TABS)}")
+    raise ValueError(_("tab={name} is not one of: {known}").format(name=repr(name), known=", ".join(TABS)))
 
 
 @dataclass
@@ -189,6 +209,7 @@ class Link:
     teacher: str = ""          # the teacher token, as given (checked by the session, never shown)
     view: str = ""             # "class": the projector view
     name: str = ""             # a display name to start with
+    lang: str = ""             # the page's language (lab.i18n.LANGS key); "" keeps the app's
 
 
 def _names(text: str, key: str, errors: list) -> list:
@@ -197,7 +218,8 @@ def _names(text: str, key: str, errors: list) -> list:
         if not name:
             continue
         if name not in BY_NAME:
-            errors.append(f"{key}= names an unknown control {name!r}; known: {', '.join(BY_NAME)}")
+            errors.append(_("{key}= names an unknown control {name}; known: {known}").format(
+                key=key, name=repr(name), known=", ".join(BY_NAME)))
         elif name not in out:
             out.append(name)
     return out
@@ -208,7 +230,7 @@ def parse_link(query: str) -> Link:
     (the teacher token), `view=class` and `name=`. Unknown keys, names and bad values are reported in
     `errors`, never raised, so a broken link still opens the app."""
     values, errors, hide, lock, tab, preset = {}, [], [], [], "", ""
-    extra = {"teacher": "", "view": "", "name": ""}
+    extra = {"teacher": "", "view": "", "name": "", "lang": ""}
     for key, text in urllib.parse.parse_qsl((query or "").lstrip("?"), keep_blank_values=True):
         key = key.strip().lower()
         if key in ("hide", "lock"):
@@ -227,13 +249,20 @@ def parse_link(query: str) -> Link:
             continue
         if key in extra:
             if key == "view" and text.strip().lower() not in VIEWS:
-                errors.append(f"view={text!r} is not one of: {', '.join(VIEWS)}")
+                errors.append(_("view={text} is not one of: {known}").format(text=repr(text), known=", ".join(VIEWS)))
+                continue
+            if key == "lang":
+                try:
+                    extra[key] = lang_of(text)
+                except ValueError as e:
+                    errors.append(str(e))
                 continue
             extra[key] = text.strip().lower() if key == "view" else text.strip()
             continue
         field = BY_NAME.get(key)
         if field is None:
-            errors.append(f"unknown setting {key!r} in the link; known: {', '.join([*BY_NAME, *LINK_KEYS])}")
+            errors.append(_("unknown setting {key} in the link; known: {known}").format(
+                key=repr(key), known=", ".join([*BY_NAME, *LINK_KEYS])))
             continue
         try:
             values[field.name] = parse_value(field, text)
@@ -245,10 +274,10 @@ def parse_link(query: str) -> Link:
     return Link(values, tuple(hide), tuple(lock), tab, preset, tuple(errors), **extra)
 
 
-def format_query(values: dict, hide=(), lock=(), tab: str = "") -> str:
+def format_query(values: dict, hide=(), lock=(), tab: str = "", lang: str = "") -> str:
     """The share link's query string: every field, so that a link means the same setup whatever
     the defaults of the app that opens it (an uploaded file cannot travel in a link); then the
-    controls it hides and locks and the tab it opens, if any."""
+    controls it hides and locks, the tab it opens and its language (other than English), if any."""
     keep = {f.name: values[f.name] for f in FIELDS if f.name in values}
     if keep.get("data") == "file":
         del keep["data"]
@@ -260,4 +289,7 @@ def format_query(values: dict, hide=(), lock=(), tab: str = "") -> str:
             items[key] = ",".join(names)
     if tab:
         items["tab"] = tab_key(tab)
+    if lang and lang_of(lang) != "en":
+        items["lang"] = lang_of(lang)
     return "?" + urllib.parse.urlencode(items, safe=",")
+

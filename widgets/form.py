@@ -13,6 +13,8 @@ import tempfile
 from lab import counting
 from lab.config import ConfigError, RunConfig
 from lab.estimate import check_memory, estimate, format_seconds
+from lab import i18n
+from lab.i18n import LANGS, _
 from widgets import fields
 from widgets.session import Session, role_for
 from widgets.text import fmt_bytes, fmt_count, in_words, reported, when_words
@@ -50,6 +52,9 @@ class FormActions:
         query = os.environ.get("QUERY_STRING", "") if query is None else query
         link = fields.parse_link(query)
         st = self.state
+        if link.lang:
+            self.set_lang(link.lang)       # first: what follows is said in the link's language,
+            link = fields.parse_link(query)   # its refusals too
         values = fields.defaults() | link.values if link.preset else link.values
         said = []
         role, words = role_for(link.teacher)
@@ -63,7 +68,7 @@ class FormActions:
             st.preset = link.preset
             for fn in self.on_preset:
                 fn(fields.PRESETS[link.preset].get("sweep", {}))
-            said.append(f"preset {fields.PRESETS[link.preset]['label']}")
+            said.append(_("preset {name}").format(name=fields.preset_label(link.preset)))
         if values:
             self.set_values(**values)
             explicit = {k: v for k, v in link.values.items()
@@ -74,26 +79,42 @@ class FormActions:
         st.share_options = {"hide": list(link.hide), "lock": list(link.lock), "tab": link.tab}
         self.changed()
         if link.hide:
-            said.append("hidden: " + ", ".join(link.hide))
+            said.append(_("hidden: {names}").format(names=", ".join(link.hide)))
         if link.lock:
-            said.append("locked: " + ", ".join(link.lock))
+            said.append(_("locked: {names}").format(names=", ".join(link.lock)))
         tab = link.tab
         if link.view == "class":
             if role == "teacher":
                 st.plot_mode, tab = "class", "class"
-                said.append("the class view: every student's runs")
+                said.append(_("the class view: every student's runs"))
             else:
-                self.report("view=class is the teacher's view; open the teacher's link for it")
+                self.report(_("view=class is the teacher's view; open the teacher's link for it"))
         if tab:
             if tab in fields.TEACHER_TABS and role != "teacher":
-                self.report(f"the {fields.TABS[tab]} tab is the teacher's; open the teacher's link for it")
+                self.report(_("the {tab} tab is the teacher's; open the teacher's link for it").format(
+                    tab=_(fields.TABS[tab])))
             else:
                 self.open_tab(tab)
-                said.append(f"opens the {fields.TABS[tab]} tab")
+                said.append(_("opens the {tab} tab").format(tab=_(fields.TABS[tab])))
+        if link.lang:
+            said.append(_("language: {lang}").format(lang=LANGS[link.lang]))
         if said:
-            st.notice = "settings from the link: " + "; ".join(said)
+            st.notice = _("settings from the link: {what}").format(what="; ".join(said))
         if link.errors:
-            self.report("the link's settings were not all used: " + "; ".join(link.errors))
+            self.report(_("the link's settings were not all used: {why}").format(why="; ".join(link.errors)))
+
+    @reported
+    def set_lang(self, lang: str) -> None:
+        """The page's language (`lab.i18n.LANGS`: en, zh): every text the app writes from now on, and
+        the views redraw their controls (`widgets.app.Lab` observes `state.lang`)."""
+        try:
+            lang = i18n.use(lang)
+        except ValueError as e:
+            return self.report(e)
+        if self.state.lang != lang:
+            self.state.lang = lang
+            self.session.refresh_runs()        # run labels and dates in the new language
+            self.changed()
 
     @reported
     def apply_preset(self, name: str) -> None:
@@ -114,8 +135,9 @@ class FormActions:
         if preset.get("tab"):
             self.open_tab(preset["tab"])
         kept = [k for k in self.state.locked if k in preset["values"]]
-        self.state.notice = (f"preset {preset['label']}: {preset['help']}"
-                             + (f" (locked, kept as they were: {', '.join(kept)})" if kept else ""))
+        self.state.notice = (_("preset {name}: {help}").format(name=fields.preset_label(key),
+                                                                help=fields.preset_help(key))
+                             + (_(" (locked, kept as they were: {names})").format(names=", ".join(kept)) if kept else ""))
 
     @reported
     def open_tab(self, name: str) -> None:
@@ -126,7 +148,7 @@ class FormActions:
         except ValueError as e:
             return self.report(e)
         if key in fields.TEACHER_TABS and not self.session.teacher:
-            return self.report(f"the {fields.TABS[key]} tab is the teacher's")
+            return self.report(_("the {tab} tab is the teacher's").format(tab=_(fields.TABS[key])))
         self.state.tab = key
 
     @reported
@@ -138,8 +160,10 @@ class FormActions:
                 if names is not None:
                     unknown = [n for n in names if n not in fields.BY_NAME]
                     if unknown:
-                        raise ValueError(f"cannot {key} {', '.join(map(repr, unknown))}: not a control of the form; "
-                                         f"known: {', '.join(fields.BY_NAME)}")
+                        raise ValueError((_("cannot hide {names}: not a control of the form; known: {known}")
+                                          if key == "hide" else
+                                          _("cannot lock {names}: not a control of the form; known: {known}")).format(
+                            names=", ".join(map(repr, unknown)), known=", ".join(fields.BY_NAME)))
                     opts[key] = list(names)
             if tab is not None:
                 opts["tab"] = fields.tab_key(tab) if tab else ""
@@ -151,7 +175,8 @@ class FormActions:
     def _share_link(self) -> str:
         """The form as a link (never the teacher token: a shared link opens a student's page)."""
         o = self.state.share_options
-        return fields.format_query(self.state.form, o.get("hide", ()), o.get("lock", ()), o.get("tab", ""))
+        return fields.format_query(self.state.form, o.get("hide", ()), o.get("lock", ()), o.get("tab", ""),
+                                   self.state.lang)
 
     # --- the config and its readouts --------------------------------------------------------------
 
@@ -165,7 +190,7 @@ class FormActions:
                 values[f.path] = int(round(x)) if f.kind == "int" else float(x) if f.kind == "float" else x
         if v["data"] == "file":
             if not self.state.data_path:
-                raise ConfigError("choose a text file to upload first (Dataset: my text file)")
+                raise ConfigError(_("choose a text file to upload first (Dataset: my text file)"))
             values["data.path"] = self.state.data_path
         if fields.quick():
             values |= {"eval_tokens": 4096, "evals": 4}
@@ -216,7 +241,7 @@ class FormActions:
             return ""
         last = max(r.finished or 0 for r in recs)
         status = ", ".join(sorted({r.status for r in recs}))
-        return f"already in the store ({status}, trained {when_words(last)})"
+        return _("already in the store ({status}, trained {when})").format(status=status, when=when_words(last))
 
     def _readouts(self, cfg: RunConfig, seeds: int) -> dict:
         counts = counting.param_counts(cfg.model)
@@ -228,17 +253,22 @@ class FormActions:
         ratio = cfg.tokens_trained / counts.total
         seconds = est.seconds * seeds if est.runs else 0.0
         return {
-            "params": f"{fmt_count(counts.total)} parameters ({fmt_count(counts.non_embedding)} non-embedding)",
-            "flops": f"{flops:.3g} FLOPs to train ({cfg.steps:,} steps of {cfg.tokens_per_step:,} tokens)",
-            "tokens_per_param": (f"D = {cfg.tokens_per_param:g} x N = {fmt_count(cfg.tokens_trained)} tokens: the data "
-                                 "follows the model size (Data (tokens) is not used)" if cfg.tokens_per_param
-                                 else f"{ratio:.3g} tokens per parameter (compute-optimal: about 20 at Chinchilla's "
-                                      "scale; about 100 for this lab's default family at 3e11-3e12 FLOPs, measured "
-                                      "by its IsoFLOP study)"),
-            "time": (f"about {format_seconds(seconds)} ({est.source})" if est.runs
-                     else "already in the store (Train shows it; Train again trains it anew beside it)"),
-            "memory": f"about {fmt_bytes(mem)}" + (f" of {fmt_bytes(speed.memory_bytes)} on {speed.device}"
-                                                    if speed.measured else ""),
+            "params": _("{total} parameters ({non_embedding} non-embedding)").format(
+                total=fmt_count(counts.total), non_embedding=fmt_count(counts.non_embedding)),
+            "flops": _("{flops} FLOPs to train ({steps} steps of {tokens} tokens)").format(
+                flops=f"{flops:.3g}", steps=f"{cfg.steps:,}", tokens=f"{cfg.tokens_per_step:,}"),
+            "tokens_per_param": (_("D = {ratio} x N = {tokens} tokens: the data follows the model size (Data "
+                                   "(tokens) is not used)").format(ratio=f"{cfg.tokens_per_param:g}",
+                                                                   tokens=fmt_count(cfg.tokens_trained))
+                                 if cfg.tokens_per_param else
+                                 _("{ratio} tokens per parameter (compute-optimal: about 20 at Chinchilla's scale; "
+                                   "about 100 for this lab's default family at 3e11-3e12 FLOPs, measured by its "
+                                   "IsoFLOP study)").format(ratio=f"{ratio:.3g}")),
+            "time": (_("about {time} ({source})").format(time=format_seconds(seconds), source=est.source)
+                     if est.runs else _("already in the store (Train shows it; Train again trains it anew beside it)")),
+            "memory": (_("about {memory} of {total} on {device}").format(
+                memory=fmt_bytes(mem), total=fmt_bytes(speed.memory_bytes), device=speed.device)
+                if speed.measured else _("about {memory}").format(memory=fmt_bytes(mem))),
         }
 
     # --- uploads ----------------------------------------------------------------------------------
@@ -249,13 +279,13 @@ class FormActions:
         (named by its hash, so the same text gives the same run ids), never executed."""
         try:
             if len(content) > MAX_UPLOAD_BYTES:
-                raise ValueError(f"{name} is {fmt_bytes(len(content))}, over the {fmt_bytes(MAX_UPLOAD_BYTES)} "
-                                 "limit; upload an excerpt")
+                raise ValueError(_("{name} is {size}, over the {limit} limit; upload an excerpt").format(
+                    name=name, size=fmt_bytes(len(content)), limit=fmt_bytes(MAX_UPLOAD_BYTES)))
             try:
                 bytes(content).decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError(f"{name} is not UTF-8 text; save it as plain text (.txt) and upload it "
-                                 "again") from None
+                raise ValueError(_("{name} is not UTF-8 text; save it as plain text (.txt) and upload it "
+                                   "again").format(name=name)) from None
             folder = self.session.store.path / "uploads"
             folder.mkdir(exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(name))[0])[:40] or "text"
@@ -267,5 +297,6 @@ class FormActions:
         except (OSError, ValueError) as e:
             return self.report(e, "upload")
         self.state.data_path = str(path)
-        self.state.notice = f"uploaded {name} ({fmt_bytes(len(content))}); training now reads it"
+        self.state.notice = _("uploaded {name} ({size}); training now reads it").format(
+            name=name, size=fmt_bytes(len(content)))
         self.set_values(data="file")

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from lab import counting, family as lfamily
 from lab.config import RunConfig
 from lab.estimate import COMPILE_S, format_seconds, past_speeds, run_seconds
+from lab.i18n import _
 from lab.runqueue import starts
 from lab.sweep import SweepReport
+from lab.trackers import STOP_REASONS
 from widgets.session import Session
-from widgets.text import STOP_WORDS, fmt_count, when_words
+from widgets.text import fmt_count, status_words, stop_words, when_words
 
 UPDATE_S = 0.25                 # live curves and progress: at most 4 updates a second
 FOLLOW_S = 0.5                  # how often a following page reads the store
@@ -64,8 +66,15 @@ class Job:
 
 
 def _label(cfg: RunConfig, what: str) -> str:
-    return (f"{cfg.model.arch} w{cfg.model.width} d{cfg.model.depth} · {fmt_count(cfg.tokens_trained)} tok · "
-            f"seed {cfg.seed} · {what}")
+    """A live curve's name: the run (as widgets.text.run_label says it) and whose it is (`what`, translated)."""
+    return _("{arch} w{width} d{depth} · {tokens} tok · seed {seed}").format(
+        arch=cfg.model.arch, width=cfg.model.width, depth=cfg.model.depth, tokens=fmt_count(cfg.tokens_trained),
+        seed=cfg.seed) + f" · {what}"
+
+
+def _loss_words(r) -> str:
+    return _("validation loss {loss} nats/token ({bpb} bits/byte)").format(loss=f"{r.eval_loss:.4f}",
+                                                                          bpb=f"{r.eval_bpb:.3f}")
 
 
 class Jobs:
@@ -85,15 +94,15 @@ class Jobs:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return self.report("training needs a running event loop (a Jupyter or Voila kernel); in a script "
-                               "use `asyncio.run(controller.train.run())`")
+            return self.report(_("training needs a running event loop (a Jupyter or Voila kernel); in a script "
+                                 "use `asyncio.run(controller.train.run())`"))
         configs = list(configs)
         budgets = list(budgets) if budgets is not None else [None] * len(configs)
         self.job = job = Job(kind=kind, backlog=list(zip(configs, budgets)), total=len(configs), again=again)
         self.state.job = kind
         self.state.error = ""
         self.state.queue_text = ""
-        self.state.progress = {"fraction": 0.0, "text": "asking the training service…"}
+        self.state.progress = {"fraction": 0.0, "text": _("asking the training service…")}
         self.task = loop.create_task(self._run(job))
         return self.task
 
@@ -103,14 +112,16 @@ class Jobs:
         if self.state.job and job is not None and not job.cancel:
             job.cancel, job.cancel_at = True, time.monotonic()
             following = job.asked.keys() & job.joined
-            self.state.notice = ("stopping following; the other page's run goes on" if following == job.asked.keys()
-                                 and following else "stopping after the current chunk of steps…")
+            self.state.notice = (_("stopping following; the other page's run goes on")
+                                 if following == job.asked.keys() and following
+                                 else _("stopping after the current chunk of steps…"))
 
     def page_gone(self) -> None:
         """The page stopped sending its heartbeat (closed or reloaded): end the job, keep its runs."""
         if self.state.job and self.job is not None:
             self.stop()
-            self.state.notice = "the page was closed: its runs leave the queue, a running one stops after its chunk"
+            self.state.notice = _("the page was closed: its runs leave the queue, a running one stops after its "
+                                  "chunk")
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -148,8 +159,8 @@ class Jobs:
             out = self._outcome(job)
         except Exception as e:
             from lab.runqueue import LimitError
-            self.report(e, "cannot queue" if isinstance(e, LimitError) else
-                        "training failed" if job.kind == "train" else "the sweep failed")
+            self.report(e, _("cannot queue") if isinstance(e, LimitError) else
+                        _("training failed") if job.kind == "train" else _("the sweep failed"))
             try:
                 await asyncio.to_thread(self.session.queue.withdraw, list(job.asked), self.session.page)
             except Exception:
@@ -166,7 +177,7 @@ class Jobs:
                 for fn in self.session.on_job_end:
                     fn(job, out)
             except Exception as e:          # a task's exception would only reach a log
-                self.report(e, "after the run")
+                self.report(e, _("after the run"))
         return out
 
     async def _ask_more(self, job: Job) -> None:
@@ -182,12 +193,12 @@ class Jobs:
         if not room:
             return
         take, job.backlog = job.backlog[:room], job.backlog[room:]
-        asked = await asyncio.to_thread(s.queue.ask, [c for c, _ in take], s.asker, budgets=[b for _, b in take],
+        asked = await asyncio.to_thread(s.queue.ask, [c for c, _b in take], s.asker, budgets=[b for _c, b in take],
                                         again=job.again)
         if asked.attempt:
             job.attempt = asked.attempt
-            self.state.notice = (f"training attempt {asked.attempt} of this run; the finished run stays in the store "
-                                 "beside it")
+            self.state.notice = _("training attempt {n} of this run; the finished run stays in the store "
+                                  "beside it").format(n=asked.attempt)
         for cfg in asked.configs:
             if cfg.run_id in asked.stored:
                 job.stored.append(cfg.run_id)
@@ -200,8 +211,8 @@ class Jobs:
                 job.joined.add(cfg.run_id)
             job.places.update({k: v for k, v in asked.queued.items() if k == cfg.run_id})
         if job.joined & set(job.asked):
-            self.state.notice = ("another page asked for this run first; following it (it trains once, and its curve "
-                                 "grows here; Stop stops following, not that run)")
+            self.state.notice = _("another page asked for this run first; following it (it trains once, and its "
+                                  "curve grows here; Stop stops following, not that run)")
 
     async def _poll(self, job: Job) -> None:
         s = self.session
@@ -217,7 +228,7 @@ class Jobs:
                 job.steps.pop(run_id, None)
                 job.tokens.pop(run_id, None)
             if status == "running" or new:
-                who = "another page's run" if run_id in job.joined else "training"
+                who = _("another page's run") if run_id in job.joined else _("training")
                 live = job.live.setdefault(run_id, {"label": _label(cfg, who), "params":
                                                     counting.param_counts(cfg.model).total, "points": [],
                                                     "steps": cfg.steps, "tokens": cfg.tokens_trained,
@@ -243,7 +254,7 @@ class Jobs:
                                trained=tuple(r.run_id for r in records if r.run_id not in stored
                                              and r.status not in ("failed", "interrupted")),
                                reused=tuple(r.run_id for r in records if r.run_id in stored),
-                               missing=tuple(job.left) + tuple(c.run_id for c, _ in job.backlog), cancelled=job.cancel)
+                               missing=tuple(job.left) + tuple(c.run_id for c, _b in job.backlog), cancelled=job.cancel)
         return [r.result for r in sorted(records, key=lambda r: r.config.seed)    # what trained (for this page
                 if r.result is not None and r.run_id not in job.stored]              # or another): not the stored
 
@@ -275,25 +286,27 @@ class Jobs:
         if job.kind == "sweep":
             current = [self._fraction(job.live[k]) for k in training]
             fraction = min(1.0, (ended + (max(current) if current else 0.0)) / max(job.total, 1))
-            text = f"run {min(ended + 1, job.total)} of {job.total}"
+            text = _("run {n} of {total}").format(n=min(ended + 1, job.total), total=job.total)
         else:
             planned = sum(c.tokens_trained for c in job.asked.values()) + sum(
                 r.config.tokens_trained for r in job.ended.values() if r is not None)
             fraction = min(1.0, (sum(job.tokens.values()) + sum(r.config.tokens_trained for r in job.ended.values()
                                                                if r is not None)) / max(planned, 1))
             steps = [(job.steps[k], job.asked[k].steps) for k in training if k in job.steps]
-            text = f"step {steps[0][0]:,} of {steps[0][1]:,}" if steps else ("compiling…" if training else "")
+            text = (_("step {step} of {steps}").format(step=f"{steps[0][0]:,}", steps=f"{steps[0][1]:,}") if steps
+                    else _("compiling…") if training else "")
         view = job.view
         queue_words = self._queue_words(job, view) if view is not None else ""
         if training and job.tps:
-            text += f" · {job.tps:,.0f} tokens/s"
+            text += " · " + _("{n} tokens/s").format(n=f"{job.tps:,.0f}")
         if training and 0 < fraction < 1:
-            text += f" · about {format_seconds(elapsed * (1 - fraction) / fraction)} left"
+            text += " · " + _("about {time} left").format(time=format_seconds(elapsed * (1 - fraction) / fraction))
         if queue_words:
             text = f"{text} · {queue_words}" if text else queue_words
         if job.waiting_words and not training:
             text = f"{text} · {job.waiting_words}" if text else job.waiting_words
-        text = (text + f" · {format_seconds(elapsed)} so far") if text else f"{format_seconds(elapsed)} so far"
+        so_far = _("{time} so far").format(time=format_seconds(elapsed))
+        text = f"{text} · {so_far}" if text else so_far
         if view is not None:
             text += self._busy_words(job, view)
         st.queue_text = queue_words
@@ -309,11 +322,15 @@ class Jobs:
             eta = starts(view, self._seconds()).get(run_id)
         except Exception:                       # an estimate must never break the progress line
             eta = None
-        words = f"waiting in the queue: place {place} of {len(view.waiting)}"
-        if eta is not None:
-            words += f", starts in about {format_seconds(eta)}" if eta >= 1 else ", starts next"
+        if eta is None:
+            words = _("waiting in the queue: place {place} of {total}")
+        elif eta >= 1:
+            words = _("waiting in the queue: place {place} of {total}, starts in about {time}")
+        else:
+            words = _("waiting in the queue: place {place} of {total}, starts next")
+        words = words.format(place=place, total=len(view.waiting), time=format_seconds(eta) if eta else "")
         if len(mine) > 1:
-            words += f" ({len(mine)} of this page's runs wait)"
+            words += _(" ({n} of this page's runs wait)").format(n=len(mine))
         return words
 
     def _busy_words(self, job: Job, view) -> str:
@@ -322,10 +339,14 @@ class Jobs:
         if not others:
             return ""
         n = len(others)
-        return (f" · the server is busy: {n} other run{'s' if n != 1 else ''} training on its "
-                f"{self.session.speed().cores} core{'s' if self.session.speed().cores != 1 else ''}, so this one "
-                "goes slower" if any(k in job.live for k in job.asked) else
-                f" · {n} run{'s' if n != 1 else ''} of other pages training now")
+        if any(k in job.live for k in job.asked):
+            cores = self.session.speed().cores
+            runs = (_("{n} other run") if n == 1 else _("{n} other runs")).format(n=n)
+            on = (_("{n} core") if cores == 1 else _("{n} cores")).format(n=cores)
+            return " · " + _("the server is busy: {runs} training on its {cores}, so this one goes slower").format(
+                runs=runs, cores=on)
+        return " · " + (_("{n} run of other pages training now") if n == 1 else
+                        _("{n} runs of other pages training now")).format(n=n)
 
     @staticmethod
     def _fraction(live: dict) -> float:
@@ -341,51 +362,56 @@ class Jobs:
         failed = [r for r in trained if r.result is None]
         notice = ""
         if job.kind == "sweep" and out is not None:
-            notice = f"sweep finished in {format_seconds(elapsed)}: {out.summary()}"
+            notice = _("sweep finished in {time}: {summary}").format(time=format_seconds(elapsed),
+                                                                    summary=out.summary())
         elif results:
             r = results[-1]
             rec = next(x for x in trained if x.run_id == r.run_id)
-            who = "another page's run" if r.run_id in job.joined else "run"
-            notice = (f"{who} {r.run_id[:8]} {r.status}: validation loss {r.eval_loss:.4f} nats/token "
-                      f"({r.eval_bpb:.3f} bits/byte) after {r.tokens:,} tokens in {format_seconds(r.wall_s)}; a model "
-                      f"that ignores context scores {r.unigram_loss:.3f}"
-                      + (f", a perfect one {r.entropy_rate:.3f} (the data's entropy)" if r.entropy_rate else "")
-                      + (f"; stopped early at step {r.steps:,} ({STOP_WORDS.get(r.stopped, r.stopped)})"
+            who = _("another page's run") if r.run_id in job.joined else _("run")
+            notice = (_("{who} {run_id} {status}: {loss} after {tokens} tokens in {time}; a model that ignores "
+                        "context scores {unigram}").format(
+                          who=who, run_id=r.run_id[:8], status=status_words(r.status), loss=_loss_words(r),
+                          tokens=f"{r.tokens:,}", time=format_seconds(r.wall_s), unigram=f"{r.unigram_loss:.3f}")
+                      + (_(", a perfect one {entropy} (the data's entropy)").format(entropy=f"{r.entropy_rate:.3f}")
+                         if r.entropy_rate else "")
+                      + (_("; stopped early at step {step} ({why})").format(
+                          step=f"{r.steps:,}", why=stop_words(r.stopped) if r.stopped in STOP_REASONS else r.stopped)
                          if getattr(r, "stopped", None) else "")
-                      + (f" (asked for by {rec.asked_name})" if rec.asked_name and rec.asked_by != self.session.client
-                         else ""))
+                      + (_(" (asked for by {name})").format(name=rec.asked_name)
+                         if rec.asked_name and rec.asked_by != self.session.client else ""))
         if results and job.attempt:
-            notice = f"attempt {job.attempt}: " + notice
+            notice = _("attempt {n}: {notice}").format(n=job.attempt, notice=notice)
         words = [notice] if notice else []
         for rec in failed:
-            why = (rec.error or "no result").removeprefix("ConfigError: ").removeprefix("StoreError: ")
-            words.append(f"run {rec.run_id[:8]} {rec.status}: {why}")
+            why = (rec.error or _("no result")).removeprefix("ConfigError: ").removeprefix("StoreError: ")
+            words.append(_("run {run_id} {status}: {why}").format(run_id=rec.run_id[:8],
+                                                                 status=status_words(rec.status), why=why))
             if rec.status == "failed":
-                self.report(f"run {rec.run_id[:8]}: {why}", "training failed" if job.kind == "train"
-                            else "a run of the sweep failed")
+                self.report(_("run {run_id}: {why}").format(run_id=rec.run_id[:8], why=why),
+                            _("training failed") if job.kind == "train" else _("a run of the sweep failed"))
         for run_id in job.stored:
             rec = job.ended.get(run_id)
             if rec is None or rec.result is None or job.kind == "sweep":
                 continue
             r = rec.result
-            loss = (f"validation loss {r.eval_loss:.4f} nats/token ({r.eval_bpb:.3f} bits/byte)"
-                    if math.isfinite(r.eval_loss) else "no validation loss")
-            words.append(f"run {run_id[:8]} is already in the store ({rec.status}, trained "
-                         f"{when_words(rec.finished)}): {loss}; shown without training. Train again trains it anew "
-                         "beside it")
+            loss = _loss_words(r) if math.isfinite(r.eval_loss) else _("no validation loss")
+            words.append(_("run {run_id} is already in the store ({status}, trained {when}): {loss}; shown without "
+                           "training. Train again trains it anew beside it").format(
+                run_id=run_id[:8], status=status_words(rec.status), when=when_words(rec.finished), loss=loss))
         for run_id, why in job.left.items():
-            words.append(f"stopped following run {run_id[:8]}; the other page's run goes on" if why == "others"
-                         else f"run {run_id[:8]} left the queue before it started")
+            words.append((_("stopped following run {run_id}; the other page's run goes on") if why == "others"
+                          else _("run {run_id} left the queue before it started")).format(run_id=run_id[:8]))
         if words:
             st.notice = "; ".join(words)
         ended_results = [r.result for r in records if r.result is not None]
         frac = 1.0 if ended_results and all(r.status == "done" for r in ended_results) and not job.left else \
             st.progress.get("fraction", 0.0)
-        ends = ({r.status for r in trained} | {f"{r.status} (from the store)" for r in records
-                                               if r.run_id in job.stored}
-                | ({"stopped following"} if "others" in job.left.values() else set())
-                | ({"left the queue"} if "dropped" in job.left.values() else set()))
-        status = ", ".join(sorted(ends)) or "ended"
+        ends = ({status_words(r.status) for r in trained}
+                | {_("{status} (from the store)").format(status=status_words(r.status)) for r in records
+                   if r.run_id in job.stored}
+                | ({_("stopped following")} if "others" in job.left.values() else set())
+                | ({_("left the queue")} if "dropped" in job.left.values() else set()))
+        status = ", ".join(sorted(ends)) or _("ended")
         st.progress = {"fraction": frac, "text": f"{status} · {format_seconds(elapsed)}"}
         job.notice = st.notice
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import anywidget
 import traitlets as tr
 
+from lab.i18n import _
+
 _ESM = """
 let loading = null;
 function addScript(src) {
@@ -51,7 +53,7 @@ function plotly(model) {
 export default {
   async render({ model, el }) {
     el.style.width = "100%";
-    el.textContent = "loading the plot…";
+    el.textContent = model.get("loading_text") || "loading the plot…";
     const Plotly = await plotly(model);
     el.textContent = "";
     const draw = () => Plotly.react(el, model.get("figure_data"), model.get("figure_layout"),
@@ -81,8 +83,10 @@ class LivePlot(anywidget.AnyWidget):
     _esm = _ESM
     figure_data = tr.List().tag(sync=True)
     figure_layout = tr.Dict().tag(sync=True)
+    loading_text = tr.Unicode("loading the plot…").tag(sync=True)   # shown until plotly.js has run
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("loading_text", _("loading the plot…"))
         super().__init__(**kwargs)
         self.on_msg(self._asked)
 

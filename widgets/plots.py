@@ -38,21 +38,29 @@ def _import_plotly():
 
 go, sample_colorscale, make_subplots = _import_plotly()
 
+from lab.i18n import N_, _
 from widgets.liveplot import LivePlot
 from widgets.state import AppState
 
 SYNC_S = 0.5               # the page's figure is sent at most this often while runs train
 
 MAX_CURVES = 24            # runs drawn at once in the live panel (newest first; live and selected always)
-X_AXES = {"steps": ("step", "optimizer steps"), "tokens": ("tokens_seen", "tokens seen (D)"),
-          "flops": ("flops_seen", "training FLOPs (C)")}
-SCALING = {"N": ("params_total", "parameters N"), "D": ("tokens", "training tokens D"),
-           "C": ("flops", "training compute C (FLOPs)")}
+# axis titles in English (marked): shown with _()
+X_AXES = {"steps": ("step", N_("optimizer steps")), "tokens": ("tokens_seen", N_("tokens seen (D)")),
+          "flops": ("flops_seen", N_("training FLOPs (C)"))}
+SCALING = {"N": ("params_total", N_("parameters N")), "D": ("tokens", N_("training tokens D")),
+           "C": ("flops", N_("training compute C (FLOPs)"))}
 COLORSCALE = "Viridis"
 GREY = "rgba(120,120,120,0.8)"
-# fixed traces of the scaling panel, in order, after the colour bar (trace 0)
+# fixed traces of the scaling panel, in order, after the colour bar (trace 0); each trace's `meta` holds its
+# key (its `name` is the legend and hover word, in the page's language)
 FIXED = ("band_hi", "band_lo", "fit", "frontier", "runs", "left_out", "predicted", "actual", "other", "held_out",
          "valley", "minima", "forecast")
+
+
+def _hover(words: str = "%{text}", x: str = "x") -> str:
+    """A scaling point's hover text: `words` (a run's label), x and the loss, in the page's language."""
+    return "{words}<br>{x}=%{{x:.3g}}<br>{loss}=%{{y:.4f}}<extra></extra>".format(words=words, x=x, loss=_("loss"))
 
 
 def _colour(t: float) -> str:
@@ -71,75 +79,75 @@ class Plots:
         self._pushed = 0.0
         self.fig = go.Figure(make_subplots(
             rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
-            subplot_titles=("Loss while training (solid: train, dotted: validation)", "Final validation loss")))
+            subplot_titles=(_("Loss while training (solid: train, dotted: validation)"), _("Final validation loss"))))
         f = self.fig
-        f.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="size", hoverinfo="skip", showlegend=False,
+        f.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_("size"), hoverinfo="skip", showlegend=False,
                                marker=dict(color=[3, 6], colorscale=COLORSCALE, cmin=3, cmax=6, showscale=True,
                                            colorbar=dict(title="log10 N", thickness=10, len=0.8, x=1.02))),
                     row=1, col=2)
         f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(width=0), hoverinfo="skip", name="band_hi",
                                showlegend=False), row=1, col=2)
         f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(width=0), fill="tonexty", hoverinfo="skip",
-                               fillcolor="rgba(214,39,40,0.15)", name="95% band", showlegend=False), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="rgb(214,39,40)", width=2), name="fit",
+                               fillcolor="rgba(214,39,40,0.15)", name=_("95% band"), showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="rgb(214,39,40)", width=2), name=_("fit"),
                                showlegend=False), row=1, col=2)
         f.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="black", width=2, dash="dash"),
-                               name="compute-optimal", showlegend=False), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="runs", showlegend=False, text=[],
-                               hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>",
+                               name=_("compute-optimal"), showlegend=False), row=1, col=2)
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("runs"), showlegend=False, text=[],
+                               hovertemplate=_hover(),
                                marker=dict(size=9, color=[], colorscale=COLORSCALE, cmin=3, cmax=6,
                                            line=dict(width=1, color="white"))), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="left out", showlegend=False, text=[],
-                               hovertemplate="%{text} (left out of the fit)<br>x=%{x:.3g}<br>loss=%{y:.4f}"
-                                             "<extra></extra>",
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("left out"), showlegend=False, text=[],
+                               hovertemplate=_hover(_("{run} (left out of the fit)").format(run="%{text}")),
                                marker=dict(size=9, symbol="x", color=GREY)), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="predicted", showlegend=False,
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("predicted"), showlegend=False,
                                marker=dict(size=14, symbol="star", color="rgb(214,39,40)"),
                                error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", showlegend=False,
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("measured"), showlegend=False,
                                marker=dict(size=12, symbol="diamond-open", color="black", line=dict(width=2))),
                     row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="another family", showlegend=False, text=[],
-                               hovertemplate="%{text} (another family: not in this fit)<br>x=%{x:.3g}<br>"
-                                             "loss=%{y:.4f}<extra></extra>",
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("another family"), showlegend=False, text=[],
+                               hovertemplate=_hover(_("{run} (another family: not in this fit)").format(run="%{text}")),
                                marker=dict(size=6, color="rgba(150,150,150,0.45)")), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="held out: predicted", showlegend=False, text=[],
-                               hovertemplate="%{text}<br>N=%{x:.3g}<br>predicted=%{y:.4f}<extra></extra>",
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("held out: predicted"), showlegend=False, text=[],
+                               hovertemplate="%{{text}}<br>N=%{{x:.3g}}<br>{predicted}=%{{y:.4f}}<extra></extra>".format(
+                                   predicted=_("predicted")),
                                marker=dict(size=11, symbol="circle-open", color="rgb(214,39,40)", line=dict(width=2)),
                                error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="lines", name="IsoFLOP valley", showlegend=False, hoverinfo="skip",
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines", name=_("IsoFLOP valley"), showlegend=False, hoverinfo="skip",
                                line=dict(color="rgb(90,90,90)", width=1.5, dash="dot")), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name="IsoFLOP minimum", showlegend=False, text=[],
+        f.add_trace(go.Scatter(x=[], y=[], mode="markers", name=_("IsoFLOP minimum"), showlegend=False, text=[],
                                hovertemplate="%{text}<extra></extra>",
                                marker=dict(size=12, symbol="diamond", color="black", line=dict(width=1, color="white")),
                                error_x=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=2)
-        f.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="forecast", showlegend=False, text=[],
+        f.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=_("forecast"), showlegend=False, text=[],
                                hovertemplate="%{text}<extra></extra>", line=dict(color="black", width=1.5, dash="dash"),
                                marker=dict(size=[0, 9], symbol="line-ew-open", color="black"),
                                error_y=dict(type="data", symmetric=False, array=[], arrayminus=[])), row=1, col=1)
         self._fixed = {name: i + 1 for i, name in enumerate(FIXED)}
+        for name, i in self._fixed.items():
+            f.data[i].meta = name               # the trace's key, the same in every language
         self._pool: list[int] = []          # trace indices of the curve pool: (train, eval) pairs
         self._grow(8)
         f.update_layout(height=430, margin=dict(l=60, r=30, t=40, b=50), template="plotly_white",
                         hovermode="closest", uirevision="keep")
-        f.update_xaxes(type="log", title_text=X_AXES["tokens"][1], row=1, col=1)
-        f.update_yaxes(type="log", title_text="loss (nats/token)", row=1, col=1)
-        f.update_xaxes(type="log", title_text=SCALING["N"][1], row=1, col=2)
-        f.update_yaxes(type="log", title_text="final validation loss", row=1, col=2)
+        f.update_xaxes(type="log", title_text=_(X_AXES["tokens"][1]), row=1, col=1)
+        f.update_yaxes(type="log", title_text=_("loss (nats/token)"), row=1, col=1)
+        f.update_xaxes(type="log", title_text=_(SCALING["N"][1]), row=1, col=2)
+        f.update_yaxes(type="log", title_text=_("final validation loss"), row=1, col=2)
         for name in ("runs", "live", "selected", "compare", "fit", "prediction", "view", "family", "plot_mode",
                      "class_live"):
             state.observe(lambda _change: self.redraw(), names=name)
         self.redraw()
 
     def _grow(self, runs: int) -> None:
-        for _ in range(runs):
+        for _i in range(runs):
             self.fig.add_trace(go.Scatter(x=[], y=[], mode="lines", showlegend=False, visible=False,
-                                          hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"),
+                                          hovertemplate=_hover()),
                                row=1, col=1)
             self.fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", showlegend=False, visible=False,
                                           line=dict(dash="dot"), marker=dict(size=5),
-                                          hovertemplate="%{text} (validation)<br>x=%{x:.3g}<br>loss=%{y:.4f}"
-                                                        "<extra></extra>"),
+                                          hovertemplate=_hover(_("{run} (validation)").format(run="%{text}"))),
                                row=1, col=1)
             n = len(self.fig.data)
             self._pool.append((n - 2, n - 1))
@@ -207,7 +215,7 @@ class Plots:
                              mode="lines" if len(pts) > 1 else "markers",
                              text=[c["label"]] * len(pts), name=c["label"], line=dict(color=colour, width=width))
                 val.update(visible=True, x=[p[xkey] for p in evs], y=[p["eval/loss"] for p in evs],
-                           text=[c["label"]] * len(evs), name=c["label"] + " (validation)",
+                           text=[c["label"]] * len(evs), name=_("{run} (validation)").format(run=c["label"]),
                            line=dict(color=colour, width=width), marker=dict(color=colour))
             self._draw_forecast(x_axis)
             fit_rows = [r for r in rows if r["status"] == "done"]
@@ -227,7 +235,8 @@ class Plots:
             held = [p for p in (fit.get("held_out") or []) if variable == "N" and _ok(p.get("predicted"))]
             d[self._fixed["held_out"]].update(
                 x=[p["N"] for p in held], y=[p["predicted"] for p in held],
-                text=[f"width {p['width']}, depth {p['depth']}: predicted without it" for p in held],
+                text=[_("width {width}, depth {depth}: predicted without it").format(width=p["width"], depth=p["depth"])
+                      for p in held],
                 error_y=dict(array=[(p["high"] - p["predicted"]) if p.get("high") is not None else 0 for p in held],
                              arrayminus=[(p["predicted"] - p["low"]) if p.get("low") is not None else 0
                                          for p in held]))
@@ -236,8 +245,7 @@ class Plots:
             d[self._fixed["band_lo"]].update(x=band.get("x", []), y=band.get("lo", []))
             curve = fit.get("curve") or {}
             d[self._fixed["fit"]].update(x=curve.get("x", []), y=curve.get("y", []),
-                                         hovertemplate=(fit.get("equation") or "fit") + "<br>x=%{x:.3g}<br>"
-                                                       "loss=%{y:.4f}<extra></extra>")
+                                         hovertemplate=_hover(fit.get("equation") or _("fit")))
             front = fit.get("frontier") or {}
             d[self._fixed["frontier"]].update(x=front.get("x", []), y=front.get("y", []))
             valley = (fit.get("valley") or {}) if variable == "N" else {}
@@ -245,8 +253,9 @@ class Plots:
             mins = (fit.get("minima") or []) if variable == "N" else []
             d[self._fixed["minima"]].update(
                 x=[m["N_opt"] for m in mins], y=[m["L_opt"] for m in mins],
-                text=[f"C = {m['C']:.3g} FLOPs: N_opt ≈ {m['N_opt']:.3g}, D_opt ≈ {m['D_opt']:.3g} tokens "
-                      f"({m['tokens_per_param']:.3g} per parameter), L ≈ {m['L_opt']:.4f}" for m in mins],
+                text=[_("C = {C} FLOPs: N_opt ≈ {N}, D_opt ≈ {D} tokens ({tpp} per parameter), L ≈ {L}").format(
+                          C=f"{m['C']:.3g}", N=f"{m['N_opt']:.3g}", D=f"{m['D_opt']:.3g}",
+                          tpp=f"{m['tokens_per_param']:.3g}", L=f"{m['L_opt']:.4f}") for m in mins],
                 error_x=dict(array=[(m["high"] - m["N_opt"]) if m.get("high") else 0 for m in mins],
                              arrayminus=[(m["N_opt"] - m["low"]) if m.get("low") else 0 for m in mins]))
             pred = st.prediction if st.prediction.get("variable") == variable else {}
@@ -270,9 +279,9 @@ class Plots:
             else:
                 f.update_yaxes(autorange=True, row=1, col=2)
             kind = "log" if st.view.get("log", True) else "linear"
-            f.update_xaxes(type=kind, title_text=X_AXES[x_axis][1], row=1, col=1)
+            f.update_xaxes(type=kind, title_text=_(X_AXES[x_axis][1]), row=1, col=1)
             f.update_yaxes(type=kind, row=1, col=1)
-            f.update_xaxes(title_text=xtitle, row=1, col=2)
+            f.update_xaxes(title_text=_(xtitle), row=1, col=2)
             self._hints(empty_curves=not curves, empty_scaling=not (rows or others), log=kind == "log")
         self._sync()
 
@@ -314,7 +323,7 @@ class Plots:
         hint = dict(showarrow=False, font=dict(color="grey", size=13), x=0.5, y=0.5, xanchor="center")
         if empty_curves:
             keep.append(dict(hint, name="hint-curves", xref="x domain", yref="y domain",
-                             text="Press Train: the training and validation loss<br>appear here as the model learns"))
+                             text=_("Press Train: the training and validation loss<br>appear here as the model learns")))
             f.update_xaxes(range=[3, 7] if log else [0, 1e6], autorange=False, row=1, col=1)
             f.update_yaxes(range=[0, math.log10(6)] if log else [0, 6], autorange=False, row=1, col=1)
         else:
@@ -322,8 +331,8 @@ class Plots:
             f.update_yaxes(autorange=True, row=1, col=1)
         if empty_scaling:
             keep.append(dict(hint, name="hint-scaling", xref="x2 domain", yref="y2 domain",
-                             text="Each finished run adds a point here:<br>its final loss against its size.<br>"
-                                  "A sweep (Sweep tab) gives a law to fit"))
+                             text=_("Each finished run adds a point here:<br>its final loss against its size.<br>"
+                                    "A sweep (Sweep tab) gives a law to fit")))
             f.update_xaxes(range=[4, 6], autorange=False, row=1, col=2)
             f.update_yaxes(range=[0, math.log10(6)], autorange=False, row=1, col=2)
         else:

@@ -12,6 +12,7 @@ import csv
 import io
 import time
 
+from lab.i18n import _
 from widgets.session import Session
 from widgets.text import reported
 
@@ -36,7 +37,7 @@ class RunsActions:
         """The live panel's x axis (steps, tokens or flops) and scale (log-log or linear)."""
         view = dict(self.state.view)
         if x_axis is not None and x_axis not in ("steps", "tokens", "flops"):
-            return self.report(f"the x axis must be steps, tokens or flops, got {x_axis!r}")
+            return self.report(_("the x axis must be steps, tokens or flops, got {x_axis}").format(x_axis=repr(x_axis)))
         if x_axis is not None:
             view["x_axis"] = x_axis
         if log is not None:
@@ -59,15 +60,15 @@ class RunsActions:
         """Delete the chosen runs (all or none): a student's own runs, or any run for the teacher."""
         ids = [i for i in self.state.selected if i not in self.state.live or not self.state.job]
         if not ids:
-            return self.report("select runs in the table first (runs in training cannot be deleted)")
+            return self.report(_("select runs in the table first (runs in training cannot be deleted)"))
         try:
             self.session.store.delete(ids, asker=self.session.asker)
         except Exception as e:
-            return self.report(e, "delete")
+            return self.report(e, _("delete"))
         self.state.selected = []
         self.state.live = {k: v for k, v in self.state.live.items() if k not in ids}
         self.session.refresh_runs()
-        self.state.notice = f"deleted {len(ids)} run(s)"
+        self.state.notice = _("deleted {n} run(s)").format(n=len(ids))
 
     @reported
     def export_csv(self) -> str | None:
@@ -89,11 +90,13 @@ class RunsActions:
                 path = self.session.store.path / name
                 path.write_text(text)
         except Exception as e:
-            return self.report(e, "export")
+            return self.report(e, _("export"))
         b64 = base64.b64encode(text.encode()).decode()
-        self.state.download = (f'<a download="{name}" href="data:text/csv;base64,{b64}">download {name}</a>'
-                               f" ({len(rows)} runs" + (f"; also saved as {path})" if path else ")"))
-        self.state.notice = f"exported {len(rows)} runs" + (f" to {path}" if path else " (download the file)")
+        link = _("download {name}").format(name=name)
+        count = (_("({n} runs; also saved as {path})") if path else _("({n} runs)")).format(n=len(rows), path=path)
+        self.state.download = f'<a download="{name}" href="data:text/csv;base64,{b64}">{link}</a> {count}'
+        self.state.notice = (_("exported {n} runs to {path}") if path else
+                             _("exported {n} runs (download the file)")).format(n=len(rows), path=path)
         return str(path) if path else None
 
     @reported
@@ -104,13 +107,13 @@ class RunsActions:
         and this returns that task; without one it waits here and returns None. Either way the text is
         read from `state.sample_text`, never from the return."""
         if not run_id:
-            return self.report("choose a run to sample from (runs that finished have weights)", "sampling")
+            return self.report(_("choose a run to sample from (runs that finished have weights)"), _("sampling"))
         from lab.sample import check_sample_args
         try:
             check_sample_args(int(length), float(temperature))
             self.session.store.resolve(run_id)
         except Exception as e:
-            return self.report(e, "sampling")
+            return self.report(e, _("sampling"))
         waiting = self.session.ensure_service()
         if waiting:
             self.state.notice = waiting
@@ -124,19 +127,20 @@ class RunsActions:
                 if out["status"] in ("done", "failed"):
                     return out
                 time.sleep(0.2)
-            return {"status": "failed", "error": f"the training service did not answer within {SAMPLE_WAIT_S:.0f} s"}
+            return {"status": "failed", "error": _("the training service did not answer within {seconds} s").format(
+                seconds=f"{SAMPLE_WAIT_S:.0f}")}
 
         def show(out):
             if out["status"] == "done":
                 self.state.sample_text = out["result"]
             else:
-                self.report(out["error"], "sampling")
+                self.report(out["error"], _("sampling"))
 
         async def background():
             try:
                 show(await asyncio.to_thread(answer))
             except Exception as e:
-                self.report(e, "sampling")
+                self.report(e, _("sampling"))
 
         try:
             return asyncio.get_running_loop().create_task(background())

@@ -18,9 +18,10 @@ import numpy as np
 
 from lab import allocation, counting, family as lfamily, fit as lawfit, laws
 from lab.config import ConfigError, RunConfig
+from lab.i18n import _
 from widgets import fields
 from widgets.plots import SCALING          # the scaling variables: N, D, C -> (column, axis title)
-from widgets.text import fmt_count, in_words, reported
+from widgets.text import fmt_count, in_words, reported, status_words
 
 BOOTSTRAP_N = 200               # resamples for the fit's band: enough for a picture, fast
 ISOFLOP_DRAWS = (200, 50)       # bootstrap draws for approach 2 (parabolas, ~0.1 s) and 3 (variable projection, ~0.4 s)
@@ -125,7 +126,8 @@ class ScalingActions:
     def set_family(self, key: str) -> None:
         """Fit this family (a key from `state.families`); its law is fitted at once when it can be."""
         if key not in self._family_keys():
-            raise ValueError(f"no family {key!r} among the finished runs; choose one from the Family list")
+            raise ValueError(_("no family {key} among the finished runs; choose one from the Family list").format(
+                key=repr(key)))
         if self._choose_family(key):
             self._auto_fit()
 
@@ -133,7 +135,7 @@ class ScalingActions:
     def set_holdout(self, k: int) -> None:
         """How many of the family's largest sizes the law leaves out and predicts (a ladder's law in N)."""
         if isinstance(k, bool) or int(k) != k or k < 0:
-            raise ValueError(f"hold out a whole number of sizes, 0 or more, not {k!r}")
+            raise ValueError(_("hold out a whole number of sizes, 0 or more, not {value}").format(value=repr(k)))
         self._holdout_chosen = True
         self.state.holdout = int(k)
         fam = next((f for f in self.state.families if f["key"] == self.state.family), None)
@@ -159,11 +161,12 @@ class ScalingActions:
             try:
                 lfamily.check_one_family([self._config(r) for r in chosen])
             except ConfigError as e:
-                raise ConfigError(f"{e}, in the Family list or by selecting runs of one family only") from None
-            pool, scope, key = chosen, "the selected runs", chosen[0]["family"]
+                raise ConfigError(_("{error}, in the Family list or by selecting runs of one family only").format(
+                    error=e)) from None
+            pool, scope, key = chosen, "selected", chosen[0]["family"]      # scope: which notes say where
         else:
             key = self.state.family
-            pool, scope = [r for r in rows if key and r["family"] == key], "the family"
+            pool, scope = [r for r in rows if key and r["family"] == key], "family"
         checked = []
         pred = self.state.prediction
         if pred and pred.get("family") == key and pred.get("size"):
@@ -206,20 +209,28 @@ class ScalingActions:
     def set_variable(self, variable: str) -> None:
         """Plot and fit final loss against N, D or C."""
         if variable not in SCALING:
-            raise ValueError(f"plot loss against N, D or C, not {variable!r}")
+            raise ValueError(_("plot loss against N, D or C, not {value}").format(value=repr(variable)))
         self.state.fit = {"variable": variable, "notes": []}
         self._fit_objects = {}
         self._auto_fit()
 
     def _scope_notes(self, pool: dict, n_runs: int) -> list[str]:
-        notes = [f"fitted on {n_runs} finished run(s) of {pool['scope']}" + (f": {pool['label']}" if pool["label"]
-                                                                               else "")]
+        selected = pool["scope"] == "selected"
+        if pool["label"]:
+            first = (_("fitted on {n} finished run(s) of the selected runs: {label}") if selected
+                     else _("fitted on {n} finished run(s) of the family: {label}"))
+        else:
+            first = (_("fitted on {n} finished run(s) of the selected runs") if selected
+                     else _("fitted on {n} finished run(s) of the family"))
+        notes = [first.format(n=n_runs, label=pool["label"])]
         if pool["left"]:
-            notes.append("left out: " + ", ".join(f"{n} {s}" for s, n in sorted(pool["left"].items())))
+            counts = ", ".join(_("{n} {status}").format(n=n, status=status_words(s))
+                               for s, n in sorted(pool["left"].items()))
+            notes.append(_("left out: {counts}").format(counts=counts))
         if pool["checked"]:
             r = pool["checked"][0]
-            notes.append(f"left out of the fit: {len(pool['checked'])} run(s) of the model it predicted (width "
-                         f"{r['width']}, depth {r['depth']}); they check this law")
+            notes.append(_("left out of the fit: {n} run(s) of the model it predicted (width {width}, depth {depth}); "
+                           "they check this law").format(n=len(pool["checked"]), width=r["width"], depth=r["depth"]))
         return notes
 
     @reported
@@ -232,7 +243,7 @@ class ScalingActions:
         left out and counted; runs of several families are refused."""
         variable = variable or self.state.fit.get("variable", "N")
         if variable not in SCALING:
-            raise ValueError(f"plot loss against N, D or C, not {variable!r}")
+            raise ValueError(_("plot loss against N, D or C, not {value}").format(value=repr(variable)))
         out = {"variable": variable, "equation": "", "curve": None, "band": None, "frontier": None, "chinchilla": "",
                "valley": None, "minima": [],
                "notes": [], "law": "", "family": self.state.family, "held_out": [], "warnings": [], "sizes": []}
@@ -243,7 +254,7 @@ class ScalingActions:
             self.state.fit = out
             self._fit_objects = {}
             if not quiet:
-                self.report(e, "fit")
+                self.report(e, _("fit"))
             return None
         out["family"] = pool["family"]
         if variable == "N" and pool["tokens_per_param"] > 0 and pool["rows"]:
@@ -255,24 +266,26 @@ class ScalingActions:
         notes = out["notes"] = self._scope_notes(pool, len(rows))
         try:
             if len(np.unique(x)) < 3:
-                raise ValueError(f"a power law in {variable} needs finished runs at 3 or more distinct values of "
-                                 f"{name}; have {len(np.unique(x))}. Train more sizes or run a sweep")
+                raise ValueError(_("a power law in {variable} needs finished runs at 3 or more distinct values of "
+                                   "{name}; have {n}. Train more sizes or run a sweep").format(
+                                       variable=variable, name=_(name), n=len(np.unique(x))))
             irreducible = len(np.unique(x)) >= FIT_MIN_E
             law = lawfit.fit_power_law(x, y, irreducible=irreducible, variable=variable)
         except ValueError as e:
             self.state.fit = out
             self._fit_objects = {}
             if not quiet:
-                self.report(e, "fit")
+                self.report(e, _("fit"))
             return None
         grid = self._grid(x, variable)
         out["equation"] = law.equation()
         out["law"] = "power"
         out["curve"] = {"x": grid.tolist(), "y": law.predict(grid).tolist()}
         if not irreducible:
-            notes.append(f"without the irreducible loss E (that needs {FIT_MIN_E} distinct values of {variable})")
+            notes.append(_("without the irreducible loss E (that needs {n} distinct values of {variable})").format(
+                n=FIT_MIN_E, variable=variable))
         if not law.converged:
-            notes.append(f"the fit did not fully converge: {law.message}")
+            notes.append(_("the fit did not fully converge: {message}").format(message=law.message))
         self._fit_objects = {"law": law, "variable": variable, **self._template(pool)}
         try:
             boot = lawfit.bootstrap(x, None, y, law="kaplan-n", n=BOOTSTRAP_N, irreducible=irreducible, recheck=1)
@@ -282,19 +295,19 @@ class ScalingActions:
             out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
             self._fit_objects["band"] = (grid, lo, hi)
             a = boot.intervals["alpha"]
-            notes.append(f"α = {a.estimate:.3g} (95% interval {a.low:.3g} to {a.high:.3g}, {boot.n_converged} "
-                         f"bootstrap refits)")
+            notes.append(_("α = {estimate} (95% interval {low} to {high}, {n} bootstrap refits)").format(
+                estimate=f"{a.estimate:.3g}", low=f"{a.low:.3g}", high=f"{a.high:.3g}", n=boot.n_converged))
         except Exception as e:  # a band is a bonus; the fit stands without it
-            notes.append(f"no interval band ({e})")
+            notes.append(_("no interval band ({error})").format(error=e))
         if pool["tokens_per_param"] > 0:
-            notes.append(f"no Chinchilla L(N, D): this family ties D to N (D = {pool['tokens_per_param']:g} x N), so "
-                         "the two cannot be told apart; an IsoFLOP sweep varies them apart")
+            notes.append(_("no Chinchilla L(N, D): this family ties D to N (D = {tpp} x N), so the two cannot be told "
+                           "apart; an IsoFLOP sweep varies them apart").format(tpp=f"{pool['tokens_per_param']:g}"))
         else:
             self._fit_chinchilla(rows, out, notes)
             self._fit_isoflop(rows, out, notes)
         self.state.fit = out
         if not quiet:
-            self.state.notice = f"fitted {out['equation']}"
+            self.state.notice = _("fitted {equation}").format(equation=out["equation"])
         return out
 
     def _grid(self, x, variable: str) -> np.ndarray:
@@ -330,7 +343,7 @@ class ScalingActions:
             self.state.fit = out
             self._fit_objects = {}
             if not quiet:
-                self.report(e, "fit")
+                self.report(e, _("fit"))
             return None
         Ns = [z.N for z in law.fitted] + [p.N for p in law.held_out]
         grid = self._grid(Ns, "N")
@@ -345,21 +358,25 @@ class ScalingActions:
                        "sd": _num(p.sd), "seeds": p.seeds, "role": "held out"} for p in law.held_out])
         lo, hi = law.band(grid)
         out["band"] = {"x": grid.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
-        notes[0] = (f"fitted on {sum(len(z.losses) for z in law.fitted)} run(s) at the {len(law.fitted)} smallest "
-                    f"size(s) of {pool['scope']}: {law.label}")
+        first = (_("fitted on {runs} run(s) at the {sizes} smallest size(s) of the selected runs: {label}")
+                 if pool["scope"] == "selected" else
+                 _("fitted on {runs} run(s) at the {sizes} smallest size(s) of the family: {label}"))
+        notes[0] = first.format(runs=sum(len(z.losses) for z in law.fitted), sizes=len(law.fitted), label=law.label)
         if law.held_out:
-            notes.insert(1, f"the {len(law.held_out)} largest size(s) held out and predicted (table below); the "
-                            f"largest error {law.max_abs_rel_error:.1%}")
+            notes.insert(1, _("the {n} largest size(s) held out and predicted (table below); the largest error "
+                              "{error}").format(n=len(law.held_out), error=f"{law.max_abs_rel_error:.1%}"))
         a = law.intervals["alpha"]
-        notes.append(f"α = {a.estimate:.3g} ({law.confidence:.0%} interval {a.low:.3g} to {a.high:.3g}, from "
-                     f"{law.interval_from})")
-        notes.append(f"no Chinchilla L(N, D): this family ties D to N (D = {law.tokens_per_param:g} x N), so the two "
-                     "cannot be told apart; an IsoFLOP sweep varies them apart")
+        notes.append(_("α = {estimate} ({confidence} interval {low} to {high}, from {source})").format(
+            estimate=f"{a.estimate:.3g}", confidence=f"{law.confidence:.0%}", low=f"{a.low:.3g}", high=f"{a.high:.3g}",
+            source=law.interval_from))
+        notes.append(_("no Chinchilla L(N, D): this family ties D to N (D = {tpp} x N), so the two cannot be told "
+                       "apart; an IsoFLOP sweep varies them apart").format(tpp=f"{law.tokens_per_param:g}"))
         self._fit_objects = {"law": law.fit, "family_law": law, "variable": "N", **self._template(pool)}
         self.state.fit = out
         if not quiet:
-            self.state.notice = f"fitted {out['equation']}" + (
-                f"; the held-out sizes were predicted within {law.max_abs_rel_error:.1%}" if law.held_out else "")
+            self.state.notice = (_("fitted {equation}; the held-out sizes were predicted within {error}") if law.held_out
+                                 else _("fitted {equation}")).format(equation=out["equation"],
+                                                                      error=f"{law.max_abs_rel_error:.1%}")
         return out
 
     def _fit_isoflop(self, rows: list, out: dict, notes: list) -> None:
@@ -374,7 +391,7 @@ class ScalingActions:
         try:
             iso = allocation.fit_isoflop(N, D, y, C=C, flops_per_token=F, decimals=None, draws=ISOFLOP_DRAWS[0])
         except ValueError as e:
-            notes.append(f"no IsoFLOP optimum: {in_words(e)}")
+            notes.append(_("no IsoFLOP optimum: {error}").format(error=in_words(e)))
             return
         xs, ys, minima = [], [], []
         for p in iso.profiles:
@@ -388,23 +405,31 @@ class ScalingActions:
                                "tokens_per_param": p.tokens_per_param,
                                "low": iv.low if iv else None, "high": iv.high if iv else None})
             else:
-                notes.append(f"budget C = {p.C:.3g} left out: {p.reason}")
+                notes.append(_("budget C = {C} left out: {reason}").format(C=f"{p.C:.3g}", reason=p.reason))
         out["valley"] = {"x": xs, "y": ys}
         out["minima"] = minima
         t = iso.intervals.get("tokens_per_param")
-        span = f" ({iso.confidence:.0%} interval {t.low:.3g} to {t.high:.3g})" if t else ""
-        notes.append(f"IsoFLOP valleys (approach 2, {iso.n_used} of {len(iso.profiles)} budgets bracketed; dotted "
-                     f"curves, minima as diamonds): compute-optimal {float(iso.tokens_per_param(iso.C_ref)):.3g} tokens "
-                     f"per parameter{span} at C = {iso.C_ref:.3g} FLOPs, N_opt ∝ C^{iso.a:.2f}, in the lab's FLOP "
-                     "count (C = FLOPs per token x D)")
+        words = (_("IsoFLOP valleys (approach 2, {used} of {total} budgets bracketed; dotted curves, minima as "
+                   "diamonds): compute-optimal {tpp} tokens per parameter ({confidence} interval {low} to {high}) at "
+                   "C = {C} FLOPs, N_opt ∝ C^{a}, in the lab's FLOP count (C = FLOPs per token x D)") if t else
+                 _("IsoFLOP valleys (approach 2, {used} of {total} budgets bracketed; dotted curves, minima as "
+                   "diamonds): compute-optimal {tpp} tokens per parameter at C = {C} FLOPs, N_opt ∝ C^{a}, in the "
+                   "lab's FLOP count (C = FLOPs per token x D)"))
+        notes.append(words.format(used=iso.n_used, total=len(iso.profiles),
+                                  tpp=f"{float(iso.tokens_per_param(iso.C_ref)):.3g}",
+                                  confidence=f"{iso.confidence:.0%}", low=f"{t.low:.3g}" if t else "",
+                                  high=f"{t.high:.3g}" if t else "", C=f"{iso.C_ref:.3g}", a=f"{iso.a:.2f}"))
         try:
             sp = allocation.fit_split(N, D, y, flops_per_token=F, C_ref=iso.C_ref, draws=ISOFLOP_DRAWS[1])
             t3 = sp.intervals.get("tokens_per_param")
-            notes.append(f"approach 3 on the same runs (least squares by variable projection): "
-                         f"{sp.tokens_per_param_ref:.3g} tokens per parameter"
-                         + (f" ({sp.confidence:.0%} interval {t3.low:.3g} to {t3.high:.3g})" if t3 else ""))
+            words = (_("approach 3 on the same runs (least squares by variable projection): {tpp} tokens per "
+                       "parameter ({confidence} interval {low} to {high})") if t3 else
+                     _("approach 3 on the same runs (least squares by variable projection): {tpp} tokens per "
+                       "parameter"))
+            notes.append(words.format(tpp=f"{sp.tokens_per_param_ref:.3g}", confidence=f"{sp.confidence:.0%}",
+                                      low=f"{t3.low:.3g}" if t3 else "", high=f"{t3.high:.3g}" if t3 else ""))
         except ValueError as e:
-            notes.append(f"no approach-3 split: {in_words(e)}")
+            notes.append(_("no approach-3 split: {error}").format(error=in_words(e)))
 
     def _fit_chinchilla(self, rows: list, out: dict, notes: list) -> None:
         N = np.array([float(r["params_total"]) for r in rows])
@@ -413,15 +438,15 @@ class ScalingActions:
         flops = allocation.flops_curve(N, [float(r["flops_per_token"]) for r in rows])
         pairs = len({(n, d) for n, d in zip(N, D)})
         if pairs < 6 or len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
-            notes.append(f"Chinchilla L(N, D) needs 6 runs with distinct (N, D) varying both (have {pairs}); "
-                         "an IsoFLOP sweep gives them")
+            notes.append(_("Chinchilla L(N, D) needs 6 runs with distinct (N, D) varying both (have {n}); an IsoFLOP "
+                           "sweep gives them").format(n=pairs))
             return
         try:
             ch = lawfit.fit_chinchilla(N, D, y)
             C = np.geomspace(float((flops(N) * D).min()), float((flops(N) * D).max() * 100), 40)
             alloc = lawfit.compute_optimal(ch, C, flops_per_token=flops)
         except (ValueError, TypeError) as e:
-            notes.append(f"no Chinchilla fit: {e}")
+            notes.append(_("no Chinchilla fit: {error}").format(error=e))
             return
         self._fit_objects["chinchilla"] = ch
         self._fit_objects["flops"] = flops
@@ -429,8 +454,9 @@ class ScalingActions:
         L = ch.predict(alloc.N_opt, alloc.D_opt)
         x = {"N": alloc.N_opt, "D": alloc.D_opt, "C": C}[out["variable"]]
         out["frontier"] = {"x": np.asarray(x).tolist(), "y": np.asarray(L).tolist()}
-        notes.append(f"compute-optimal (dashed, C = FLOPs per token x D in the lab's count): N ∝ C^{ch.a:.2f}, "
-                     f"D ∝ C^{ch.b:.2f} (the exponents of C = 6ND; the lab's count bends them slightly)")
+        notes.append(_("compute-optimal (dashed, C = FLOPs per token x D in the lab's count): N ∝ C^{a}, D ∝ C^{b} "
+                       "(the exponents of C = 6ND; the lab's count bends them slightly)").format(
+                           a=f"{ch.a:.2f}", b=f"{ch.b:.2f}"))
 
     @reported
     def budget(self, flops: float) -> None:
@@ -438,25 +464,27 @@ class ScalingActions:
         try:
             C = fields.number(flops) if isinstance(flops, str) else float(flops)
             if not (math.isfinite(C) and C > 0):
-                raise ValueError(f"a compute budget must be a positive number of FLOPs, got {flops!r}")
+                raise ValueError(_("a compute budget must be a positive number of FLOPs, got {value}").format(
+                    value=repr(flops)))
             ch = self._fit_objects.get("chinchilla")
             law = self._fit_objects.get("law")
             if ch is not None:
                 a = lawfit.compute_optimal(ch, C, flops_per_token=self._fit_objects.get("flops"))
                 N, D = float(a.N_opt), float(a.D_opt)
                 L = float(ch.predict(N, D))
-                text = (f"With C = {C:.3g} FLOPs train N ≈ {fmt_count(N)} parameters on D ≈ {fmt_count(D)} tokens "
-                        f"({D / N:.3g} tokens per parameter; C = FLOPs per token x D, the lab's count): predicted "
-                        f"loss L ≈ {L:.3f} nats/token.")
+                text = _("With C = {C} FLOPs train N ≈ {N} parameters on D ≈ {D} tokens ({tpp} tokens per parameter; "
+                         "C = FLOPs per token x D, the lab's count): predicted loss L ≈ {L} nats/token.").format(
+                             C=f"{C:.3g}", N=fmt_count(N), D=fmt_count(D), tpp=f"{D / N:.3g}", L=f"{L:.3f}")
             elif law is not None and self._fit_objects.get("variable") == "C":
-                text = (f"With C = {C:.3g} FLOPs the power law predicts L ≈ {float(law.predict(C)):.3f} nats/token. "
-                        "How to split C into N and D needs a Chinchilla fit (6 runs varying N and D).")
+                text = _("With C = {C} FLOPs the power law predicts L ≈ {L} nats/token. How to split C into N and D "
+                         "needs a Chinchilla fit (6 runs varying N and D).").format(
+                             C=f"{C:.3g}", L=f"{float(law.predict(C)):.3f}")
             else:
-                raise ValueError("the budget calculator needs a fit: a Chinchilla fit (run an IsoFLOP sweep) or a "
-                                 "power law in C (Scaling: x = C, then Fit)")
+                raise ValueError(_("the budget calculator needs a fit: a Chinchilla fit (run an IsoFLOP sweep) or a "
+                                   "power law in C (Scaling: x = C, then Fit)"))
         except ValueError as e:
             self.state.budget_text = ""
-            return self.report(e, "budget")
+            return self.report(e, _("budget"))
         self.state.budget_text = text
 
     @reported
@@ -467,7 +495,7 @@ class ScalingActions:
         trains it to check; the check's runs stay out of the law they check."""
         law = self._fit_objects.get("law")
         if law is None or "template" not in self._fit_objects:
-            return self.report("fit a law first (Scaling: Fit), then predict a bigger model")
+            return self.report(_("fit a law first (Scaling: Fit), then predict a bigger model"))
         variable, family = self._fit_objects["variable"], self._fit_objects["family"]
         try:
             from lab.estimate import check_memory
@@ -477,7 +505,7 @@ class ScalingActions:
                 cfg = cfg.replace(tokens=int(tokens or round(self.state.form["tokens"])))
             check_memory(cfg, 1, self.session.speed())
         except (ConfigError, ValueError) as e:
-            return self.report(e, "predict")
+            return self.report(e, _("predict"))
         size = (cfg.model.width, cfg.model.depth, cfg.tokens_trained)
         pred = {"run_id": cfg.run_id, "config": cfg.to_dict(), "family": family, "size": list(size),
                 "variable": "", "actual": None}
@@ -487,33 +515,43 @@ class ScalingActions:
             law = self._fit_objects.get("law")
             if law is None:
                 self.state.prediction = {}
-                return self.report("predict: without the runs of this size the family has too few sizes left to fit; "
-                                   "predict a model not trained yet")
+                return self.report(_("predict: without the runs of this size the family has too few sizes left to "
+                                     "fit; predict a model not trained yet"))
         counts = counting.param_counts(cfg.model)
         x = float({"N": counts.total, "D": cfg.tokens_trained, "C": counting.run_flops(cfg)}[variable])
-        data = (f"D = {cfg.tokens_per_param:g} x N = {fmt_count(cfg.tokens_trained)} tokens" if cfg.tokens_per_param
-                else f"D = {fmt_count(cfg.tokens_trained)} tokens")
-        text = (f"predicted loss for width {width}, depth {depth} (N = {fmt_count(counts.total)} parameters, {data}"
-                + (f", C = {x:.3g} FLOPs" if variable == "C" else "") + ")")
+        tokens = fmt_count(cfg.tokens_trained)
+        data = (_("D = {tpp} x N = {tokens} tokens").format(tpp=f"{cfg.tokens_per_param:g}", tokens=tokens)
+                if cfg.tokens_per_param else _("D = {tokens} tokens").format(tokens=tokens))
+        size = (_("N = {N} parameters, {data}, C = {C} FLOPs") if variable == "C"
+                else _("N = {N} parameters, {data}")).format(N=fmt_count(counts.total), data=data, C=f"{x:.3g}")
         family_law = self._fit_objects.get("family_law")
         low = high = None
+        head = {"width": width, "depth": depth, "size": size}
         if family_law is not None:
             p = family_law.predict(counts.total)
             loss, low, high = p.predicted, _num(p.low), _num(p.high)
-            text += f": {loss:.3f} nats/token"
             if low is not None:
-                text += f" ({family_law.confidence:.0%} interval {low:.3f} to {high:.3f})"
+                text = _("predicted loss for width {width}, depth {depth} ({size}): {loss} nats/token ({confidence} "
+                         "interval {low} to {high})").format(**head, loss=f"{loss:.3f}", low=f"{low:.3f}",
+                                                             high=f"{high:.3f}",
+                                                             confidence=f"{family_law.confidence:.0%}")
+            else:
+                text = _("predicted loss for width {width}, depth {depth} ({size}): {loss} nats/token").format(
+                    **head, loss=f"{loss:.3f}")
             if family_law.warnings:
-                text += f"; mind the {len(family_law.warnings)} reason(s) to doubt the law, above"
-            text += ". It rests on: " + "; ".join(family_law.footing(counts.total, cfg.tokens_trained))
-            text += "; " + self._cost_words(cfg)
+                text += _("; mind the {n} reason(s) to doubt the law, above").format(n=len(family_law.warnings))
+            text += _(". It rests on: {footing}; {cost}").format(
+                footing="; ".join(family_law.footing(counts.total, cfg.tokens_trained)), cost=self._cost_words(cfg))
         else:
             loss = float(law.predict(x))
-            text += f": {loss:.3f} nats/token"
             band = self._fit_objects.get("band")
             if band is not None and band[0][0] <= x <= band[0][-1]:
                 low, high = float(np.interp(x, band[0], band[1])), float(np.interp(x, band[0], band[2]))
-                text += f" (95% band {low:.3f} to {high:.3f})"
+                text = _("predicted loss for width {width}, depth {depth} ({size}): {loss} nats/token (95% band {low} "
+                         "to {high})").format(**head, loss=f"{loss:.3f}", low=f"{low:.3f}", high=f"{high:.3f}")
+            else:
+                text = _("predicted loss for width {width}, depth {depth} ({size}): {loss} nats/token").format(
+                    **head, loss=f"{loss:.3f}")
         self.state.prediction = {**pred, "x": x, "loss": float(loss), "low": low, "high": high, "variable": variable,
                                  "base": text, "text": text, "rel_error": None}
         self._check_prediction()
@@ -526,14 +564,15 @@ class ScalingActions:
         try:
             est = estimate([cfg], list(self.session.records.values()), self.session.speed())
         except Exception:                    # an estimate must never break the prediction
-            return f"training it: {flops:.3g} FLOPs"
-        return f"training it: {flops:.3g} FLOPs, about {format_seconds(est.seconds)} ({est.source})"
+            return _("training it: {flops} FLOPs").format(flops=f"{flops:.3g}")
+        return _("training it: {flops} FLOPs, about {time} ({source})").format(
+            flops=f"{flops:.3g}", time=format_seconds(est.seconds), source=est.source)
 
     @reported
     def train_prediction(self) -> asyncio.Task | None:
         pred = self.state.prediction
         if not pred or pred.get("loss") is None:
-            return self.report("make a prediction first (width and depth, then Predict)")
+            return self.report(_("make a prediction first (width and depth, then Predict)"))
         return self.train.start(RunConfig.from_dict(pred["config"]))
 
     def _check_prediction(self) -> None:
@@ -547,10 +586,11 @@ class ScalingActions:
             return
         actual = float(row["eval_loss"])
         err = (pred["loss"] - actual) / actual
-        inside = ""
+        words = _("{prediction} — measured {actual}: the prediction was off by {error}")
         if pred.get("low") is not None and pred.get("high") is not None:
-            inside = (" (inside its interval)" if pred["low"] <= actual <= pred["high"]
-                      else " (outside its interval)")
+            words = (_("{prediction} — measured {actual}: the prediction was off by {error} (inside its interval)")
+                     if pred["low"] <= actual <= pred["high"] else
+                     _("{prediction} — measured {actual}: the prediction was off by {error} (outside its interval)"))
         self.state.prediction = {**pred, "actual": actual, "rel_error": err,
-                                 "text": pred.get("base", pred["text"]) + f" — measured {actual:.3f}: the prediction "
-                                 f"was off by {err:+.1%}{inside}"}
+                                 "text": words.format(prediction=pred.get("base", pred["text"]), actual=f"{actual:.3f}",
+                                                      error=f"{err:+.1%}")}

@@ -23,6 +23,7 @@ import weakref
 
 from lab.config import ConfigError
 from lab.estimate import Speed, guess
+from lab.i18n import _
 from widgets.state import AppState
 from widgets.text import in_words, run_label
 
@@ -45,9 +46,9 @@ def role_for(token: str | None) -> tuple[str, str]:
         return "student", ""
     given = hashlib.sha256(token.encode()).hexdigest()
     if hmac.compare_digest(given, expected):
-        return "teacher", "teacher mode: you can delete any run, clear the queue and set the class's limits"
-    return "student", ("the teacher token in this link is wrong, so this page is in student mode; ask your teacher "
-                       "for the link that `scaling-lab app` printed")
+        return "teacher", _("teacher mode: you can delete any run, clear the queue and set the class's limits")
+    return "student", _("the teacher token in this link is wrong, so this page is in student mode; ask your teacher "
+                        "for the link that `scaling-lab app` printed")
 
 
 class Session:
@@ -72,7 +73,7 @@ class Session:
         self.service_mode = service
         self.page = secrets.token_hex(8)
         self.client = self.page                 # until the page's browser says who it is
-        self.role, _ = role_for(None)
+        self.role, _words = role_for(None)
         self.records: dict = {}                 # run id -> lab.store.RunRecord (fits read results)
         self._curves: dict[str, tuple] = {}     # finished runs' curves (they never change)
         self._speed: Speed | None = None
@@ -94,7 +95,7 @@ class Session:
         try:
             return self.store
         except Exception as e:
-            self.report(e, "opening the run store")
+            self.report(e, _("opening the run store"))
             return None
 
     @property
@@ -119,8 +120,8 @@ class Session:
         if self.queue.service() is not None:
             return ""
         if self.service_mode == "external":
-            return ("waiting for the training service: it is not running (start the app with `scaling-lab app`, "
-                    "which starts it)")
+            return _("waiting for the training service: it is not running (start the app with `scaling-lab app`, "
+                     "which starts it)")
         if self.service_mode == "thread":
             if self._own_service is None:
                 from lab.service import Service
@@ -129,7 +130,7 @@ class Session:
             return ""
         from lab.service import ensure_service
         ensure_service(self.store)
-        return "starting the training service (a process of its own; its first run compiles for a few seconds)"
+        return _("starting the training service (a process of its own; its first run compiles for a few seconds)")
 
     def speed(self) -> Speed:
         """The device the service trains on (its measured facts), else a guess that says so."""
@@ -164,12 +165,13 @@ class Session:
                 text = in_words(error)
             else:
                 where = traceback.extract_tb(error.__traceback__)[-1:]
-                loc = (f" (at {where[0].name} in {os.path.basename(where[0].filename)}:{where[0].lineno})"
-                       if where else "")
+                loc = (_(" (at {name} in {file}:{line})").format(name=where[0].name,
+                                                                 file=os.path.basename(where[0].filename),
+                                                                 line=where[0].lineno) if where else "")
                 text = f"{type(error).__name__}: {error}{loc}"
         else:
             text = str(error)
-        self.state.error = f"{context}: {text}" if context else text
+        self.state.error = _("{context}: {text}").format(context=context, text=text) if context else text
 
     # --- the runs -----------------------------------------------------------------------------------
 
@@ -182,7 +184,7 @@ class Session:
         try:
             records = store.records()
         except Exception as e:
-            return self.report(e, "reading the run store")
+            return self.report(e, _("reading the run store"))
         rows = []
         for rec in reversed(records):
             row = rec.to_dict()

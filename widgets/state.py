@@ -58,6 +58,7 @@ class AppState(tr.HasTraits):
     classroom = tr.Dict()          # {"pages": [...], "training": [...], "waiting": [...], "limits": {...}}
     class_live = tr.Dict()         # run id -> {"label", "params", "points"}: every student's live curve
     plot_mode = tr.Unicode("app")  # "app": this page's runs; "class": everyone's live curves (the projector)
+    lang = tr.Unicode("en")        # the page's language (lab.i18n.LANGS key): the views redraw when it changes
     full = tr.Unicode("")          # why this page cannot join (the class is full), in words; "" when it can
 
     # messages

@@ -5,6 +5,7 @@ import asyncio
 
 from lab import plans
 from lab.config import ConfigError, RunConfig
+from lab.i18n import _
 from lab.sweep import plan_summary
 from widgets import fields
 from widgets.form import FormActions
@@ -30,11 +31,11 @@ class TrainActions:
         page asked for are joined (trained once, followed here). `again`: a new attempt of every
         seed beside the stored runs (Train again), whatever the store holds."""
         if self.state.job:
-            return self.report("a job is running; press Stop or wait for it to finish")
+            return self.report(_("a job is running; press Stop or wait for it to finish"))
         try:
             cfg = config or self.form.checked_config()
         except (ConfigError, ValueError) as e:
-            return self.report(e, "cannot train")
+            return self.report(e, _("cannot train"))
         n = int(self.state.form["seeds"]) if config is None else 1
         return self.jobs.launch("train", [cfg.replace(seed=s) for s in range(cfg.seed, cfg.seed + n)], again=again)
 
@@ -93,22 +94,24 @@ class SweepActions:
             return [int(fields.number(t)) for t in str(s[name]).split(",") if t.strip()] or None
 
         if s["mode"] not in ("ladder", "grid", "isoflop"):
-            raise ValueError(f"a sweep is a ladder, a grid or an IsoFLOP plan, not {s['mode']!r}")
+            raise ValueError(_("a sweep is a ladder, a grid or an IsoFLOP plan, not {mode}").format(
+                mode=repr(s["mode"])))
         if s["mode"] == "ladder":
             text = str(s["tokens_per_param"]).strip()
             if not text:
-                raise ConfigError("tokens per parameter is empty; 20 is Chinchilla's compute-optimal ratio")
+                raise ConfigError(_("tokens per parameter is empty; 20 is Chinchilla's compute-optimal ratio"))
             n = int(s["ladder_seeds"])
             if n < 1:
-                raise ConfigError(f"seeds per size must be 1 or more, got {n}")
+                raise ConfigError(_("seeds per size must be 1 or more, got {n}").format(n=n))
             if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.plans.ladder_base)
                 base = plans.ladder_base(base)
             return plans.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
                                  tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)))
         if s["mode"] == "grid":
             if base.tokens_per_param and ints("tokens"):
-                raise ConfigError(f"the form's \"Tokens per parameter\" is {base.tokens_per_param:g}, so each run's "
-                                  "tokens follow its size; set it to 0 to sweep tokens, or leave Tokens empty")
+                raise ConfigError(_("the form's \"Tokens per parameter\" is {value}, so each run's tokens follow its "
+                                    "size; set it to 0 to sweep tokens, or leave Tokens empty").format(
+                                      value=f"{base.tokens_per_param:g}"))
             return plans.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
         budgets = [fields.number(t) for t in str(s["budgets"]).split(",") if t.strip()]
         # an IsoFLOP plan sets each run's tokens from its budget, never from its size
@@ -118,11 +121,11 @@ class SweepActions:
     def start(self) -> asyncio.Task | None:
         """Ask for the sweep's runs (the store's finished ones are reused) and follow them."""
         if self.state.job:
-            return self.report("a job is running; press Stop or wait for it to finish")
+            return self.report(_("a job is running; press Stop or wait for it to finish"))
         try:
             plan = self.build_plan()
         except (ConfigError, ValueError) as e:
-            return self.report(e, "cannot start the sweep")
+            return self.report(e, _("cannot start the sweep"))
         return self.jobs.launch("sweep", plan.configs, budgets=plan.budgets)
 
     async def run(self):

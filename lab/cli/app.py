@@ -54,6 +54,9 @@ def register(sub) -> None:
         p.add_argument("--" + key.replace("_", "-"), type=integer, default=None, metavar="N", help=words)
     p.add_argument("--teacher-token", default=None, metavar="TOKEN",
                    help="the teacher link's secret (default: a new random one each start)")
+    p.add_argument("--lang", default=None, metavar="LANG",
+                   help="the pages' language: en (English, the default) or zh (简体中文); a page's link or its "
+                        "language menu can still switch it")
     p.set_defaults(func=_app)
     p = _command(sub, "service", _service, "run the training service alone (workers that train queued runs)",
                  "Train what pages of the app queue in the store, until Ctrl-C.")
@@ -71,9 +74,12 @@ def register(sub) -> None:
              ("file", "FILE", "a pack made by `scaling-lab pack`"),
              ("store", "STORE", "the run store folder (created if missing)"))
     p = _command(sub, "lessons", _lessons, "copy the lesson notebooks into a folder",
-                 "Copy the lesson notebooks (shipped with the package) into FOLDER.",
+                 "Copy the lesson notebooks (shipped with the package) into FOLDER, in English or Chinese.",
                  ("folder", "FOLDER", "where to copy them (created if missing)"))
     p.add_argument("--force", action="store_true", help="overwrite lessons already in FOLDER")
+    p.add_argument("--lang", default="en", metavar="LANG",
+                   help="en (English, the default) or zh (简体中文: the lessons' text translated, and the lab's "
+                        "widgets, plots and errors in Chinese); the code is the same in both")
 
 
 def _command(sub, name: str, func, summary: str, description: str, *positionals):
@@ -106,9 +112,11 @@ def notebooks_folder():
 
 
 def _lessons(args) -> int:
-    """Copy the lesson notebooks into a folder of the user's, to open in JupyterLab."""
-    import shutil
+    """Copy the lesson notebooks into a folder of the user's, to open in JupyterLab (`--lang zh`:
+    translated from the one English source, `lab.i18n.translate_notebook`)."""
+    import json
     src = notebooks_folder()
+    lang = _lang(args.lang)
     dest = Path(args.folder)
     if dest.exists() and not dest.is_dir():
         raise ConfigError(f"{dest} is a file; give a folder to copy the lessons into")
@@ -118,11 +126,25 @@ def _lessons(args) -> int:
     if clash and not args.force:
         raise ConfigError(f"{dest} already holds {', '.join(clash)}; they would be overwritten: choose another folder "
                           "or pass --force")
+    from lab.i18n import LANGS, translate_notebook
     for p in lessons:
-        shutil.copyfile(p, dest / p.name)
-    print(f"copied {len(lessons)} lessons to {dest}; open them with: jupyter lab {dest}", file=sys.stderr)
+        if lang == "en":
+            (dest / p.name).write_bytes(p.read_bytes())
+        else:
+            nb = translate_notebook(json.loads(p.read_text(encoding="utf-8")), lang)
+            (dest / p.name).write_text(json.dumps(nb, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"copied {len(lessons)} lessons ({LANGS[lang]}) to {dest}; open them with: jupyter lab {dest}",
+          file=sys.stderr)
     return 0
 
+
+
+def _lang(text: str | None) -> str:
+    from lab.i18n import lang_of
+    try:
+        return lang_of(text or "en")
+    except ValueError as e:
+        raise ConfigError(f"--lang: {e}") from None
 
 
 def teacher_hash(token: str) -> str:
@@ -183,6 +205,8 @@ def _app(args) -> int:
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if limits["max_pages"]:
         env["SCALING_LAB_MAX_PAGES"] = str(limits["max_pages"])
+    if args.lang:
+        env["SCALING_LAB_LANG"] = _lang(args.lang)
     if args.class_size:
         env.setdefault("SCALING_LAB_REFILL_QUIET_S", "60")   # refills wait while a class's pages are opened
     n_workers = workers or (default_workers() if mode == "process" else 0)

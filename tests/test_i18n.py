@@ -1,0 +1,180 @@
+"""English and 简体中文: the catalogs match the source, the Chinese app shows no English words
+outside the allowed names, a link and the menu switch the language, the lessons come in Chinese."""
+
+import argparse
+import asyncio
+import html
+import json
+import re
+
+import pytest
+
+from lab import i18n
+from lab.catalogs import problems
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("SCALING_LAB_QUICK", "1")
+    monkeypatch.setenv("SCALING_LAB_SERVICE", "thread")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    monkeypatch.delenv("SCALING_LAB_LANG", raising=False)
+    yield
+    i18n.use("en")
+    from widgets.session import stop_own_services
+    stop_own_services()
+
+
+@pytest.mark.parametrize("domain", [i18n.DOMAIN, i18n.LESSONS])
+def test_every_string_of_the_source_is_in_the_catalog_and_translated(domain):
+    bad = problems("zh", domain)
+    assert not bad, f"{len(bad)} problems, e.g.:\n" + "\n".join(bad[:15])
+
+
+def test_the_language_is_validated_and_switched():
+    assert i18n.lang_of("zh-CN") == i18n.lang_of("zh_Hans") == i18n.lang_of("中文") == "zh"
+    with pytest.raises(ValueError, match="unknown language 'fr'.*en, zh"):
+        i18n.use("fr")
+    assert i18n.current() == "en"
+    i18n.use("zh")
+    assert i18n._("Train") != "Train" and CJK.search(i18n._("Train"))
+    i18n.use("en")
+    assert i18n._("Train") == "Train"
+
+
+def _texts(widget, out=None):
+    """Every text a widget tree shows: descriptions, tooltips, placeholders, labels and options, tab
+    titles, HTML (tags and entities stripped), a figure's title, axes and trace names."""
+    out = [] if out is None else out
+    for attr in ("description", "tooltip", "placeholder", "button_style_text"):
+        v = getattr(widget, attr, None)
+        if isinstance(v, str) and v:
+            out.append(v)
+    cls = type(widget).__name__
+    if cls in ("HTML", "Label", "HTMLMath"):
+        text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", widget.value, flags=re.S)
+        out.append(html.unescape(re.sub(r"<[^>]+>", " ", text)))
+    for label in getattr(widget, "_options_labels", ()) or ():
+        out.append(label)
+    out += [t for t in getattr(widget, "titles", ()) or () if t]
+    if cls == "FigureWidget":
+        lay = widget.layout
+        for part in (lay.title, lay.xaxis.title, lay.yaxis.title):
+            if part is not None and part.text:
+                out.append(part.text)
+        out += [t.name for t in widget.data if t.name]
+    for child in getattr(widget, "children", ()) or ():
+        _texts(child, out)
+    return out
+
+
+def _english(texts, allowed=()):
+    """The texts with Latin-letter words outside lab.i18n.LATIN_ALLOWED (and `allowed`)."""
+    bad = []
+    for t in texts:
+        words = [w for w in i18n.latin_words(t) if w not in allowed]
+        if words:
+            bad.append((words, t[:120]))
+    return bad
+
+
+def _without_identifiers(text: str) -> str:
+    """A text less what a Chinese page shows in Latin letters on purpose: a setting's key beside its
+    label ("宽度 (width)"), link and command-line spellings (`?lang=zh`, `width=64`, `--lr`), preset keys
+    in a link, the language menu's own names."""
+    from lab import schema
+    keys = {s.key for s in schema.SETTINGS}
+    text = re.sub(r"[（(]([a-z_]+)[)）]", lambda m: "" if m.group(1) in keys else m.group(0), text)
+    text = re.sub(r"[?&]?[a-z_]+=[^\s&，。；）)]*", "", text)
+    text = re.sub(r"--[a-z-]+", "", text)
+    for name in i18n.LANGS.values():
+        text = text.replace(name, "")
+    return text.replace("UTF-8", "")
+
+
+def _teacher(monkeypatch, token="s3cret"):
+    import hashlib
+    monkeypatch.setenv("SCALING_LAB_TEACHER_SHA256", hashlib.sha256(token.encode()).hexdigest())
+    return token
+
+
+def test_the_chinese_app_shows_no_english_outside_the_allowed_names(monkeypatch):
+    from widgets import Lab
+    token = _teacher(monkeypatch)
+    app = Lab(query=f"?teacher={token}&lang=zh")
+    assert app.state.lang == "zh" and app.state.role == "teacher"
+
+    async def train():                            # a run trained: its label, the runs table, the live plot
+        task = app.controller.train.start()
+        assert task is not None, app.state.error
+        return await asyncio.wait_for(task, 300)
+
+    asyncio.run(train())
+    for key in app.PANELS:
+        app.panel(key)
+    app.controller.scaling.fit()                  # too few runs: the reason, in words
+    app.controller.form.set_values(width=10_000)  # a refused setting: the error as the app spells it
+    texts = _texts(app) + [app.state.notice, app.state.error, app.state.config_error, *app.state.readouts.values()]
+    assert sum(bool(CJK.search(t)) for t in texts) > 100
+    bad = _english([_without_identifiers(t) for t in texts])
+    assert not bad, f"{len(bad)} texts with English words, e.g.:\n" + "\n".join(map(str, bad[:25]))
+
+
+def test_a_link_asks_for_chinese_and_the_menu_switches_back(monkeypatch):
+    from widgets import Lab
+    app = Lab(query="?lang=zh&width=48")
+    assert app.state.lang == "zh" and app.lang.value == "zh"
+    assert CJK.search(app.state.notice) and app.state.form["width"] == 48
+    assert CJK.search(app.tabs.titles[0])
+    assert "lang=zh" in app.state.share                          # a shared link keeps the language
+    old_form = app.form
+    app.lang.value = "en"                                        # the language menu
+    assert app.state.lang == "en" and i18n.current() == "en"
+    assert app.form is not old_form and old_form.comm is None    # the views were built again, the old closed
+    assert app.tabs.titles[0] == "Sweep" and app.state.form["width"] == 48
+    assert "lang=" not in app.state.share
+    bad = Lab(query="?lang=klingon")
+    assert bad.state.lang == "en" and "unknown language 'klingon'" in bad.state.error
+
+
+def test_scaling_lab_lessons_writes_the_chinese_lessons_from_the_one_source(tmp_path):
+    from lab.cli.app import _lessons, notebooks_folder
+    _lessons(argparse.Namespace(folder=str(tmp_path / "zh"), force=False, lang="zh"))
+    src = sorted(notebooks_folder().glob("lesson*.ipynb"))
+    assert len(src) == 9
+    for path in src:
+        en = json.loads(path.read_text(encoding="utf-8"))
+        zh = json.loads((tmp_path / "zh" / path.name).read_text(encoding="utf-8"))
+        assert zh["metadata"]["scaling_lab_lang"] == "zh"
+        code_en = ["".join(c["source"]) for c in en["cells"] if c["cell_type"] == "code"]
+        code_zh = ["".join(c["source"]) for c in zh["cells"] if c["cell_type"] == "code"]
+        assert code_zh[0] == "from lab import i18n; i18n.use('zh')  # 简体中文\n" + code_en[0]
+        assert code_zh[1:] == code_en[1:], path.name              # one source: the code is the English lesson's
+        for c_en, c_zh in zip(en["cells"], zh["cells"]):
+            if c_en["cell_type"] == "markdown":
+                text_en, text_zh = "".join(c_en["source"]), "".join(c_zh["source"])
+                assert CJK.search(text_zh) and text_zh != text_en, (path.name, text_en[:80])
+                assert text_zh.count("$") == text_en.count("$"), (path.name, text_en[:80])
+    with pytest.raises(Exception, match="unknown language"):
+        _lessons(argparse.Namespace(folder=str(tmp_path / "x"), force=False, lang="xx"))
+
+
+def test_every_action_that_reports_errors_is_named_in_words():
+    """The error area names the failed action ("拟合：…"): every `reported` method has its words."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import widgets
+    from widgets.text import ACTIONS
+    names = set()
+    for mod in pkgutil.iter_modules(widgets.__path__):
+        module = importlib.import_module(f"widgets.{mod.name}")
+        for _name, cls in inspect.getmembers(module, inspect.isclass):
+            for attr, fn in vars(cls).items():
+                if getattr(getattr(fn, "__code__", None), "co_qualname", "").startswith("reported."):
+                    names.add(attr)
+    assert len(names) > 20
+    assert names <= set(ACTIONS), sorted(names - set(ACTIONS))
