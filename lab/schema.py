@@ -131,7 +131,9 @@ SETTINGS = (
       tip=N_("0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
           "has this many taps, dilated 1, 2, 4, ... block by block"), shape="value", later=True),
     S("model.context", "int", N_("Context"), N_("tokens per sequence"), 2, 65536, unit="tokens", form="Model",
-      tip=N_("How many tokens (bytes) the model reads at once to predict the next"), suggest=(8, 1024), shape="value"),
+      tip=N_("How many tokens (bytes) the model reads at once to predict the next. Tokens are bytes of UTF-8: an "
+             "English letter is 1, a Chinese character 3, so a context of 64 holds about 64 letters or 21 Chinese "
+             "characters"), suggest=(8, 1024), shape="value"),
     S("model.positions", "choice", N_("Positions"), N_("learned table or rotary (RoPE)"), choices=POSITIONS,
       word=N_("positions"), shape="value"),
     S("model.param", "choice", N_("Parameterisation"),
@@ -182,7 +184,8 @@ SETTINGS = (
       tip=N_("Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
           "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
           "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
-          "file: upload one"), shape="value"),
+          "file: upload one (UTF-8 plain text in any language; Chinese text works too, at 3 bytes a character, "
+          "so give it a longer context)"), shape="value"),
     S("data.path", "text", N_("Text file"), N_("file path (source file) or dataset name (source hf)"), flag="--data",
       shape="value"),
     S("data.hf_split", "text", N_("Split"), N_("the Hugging Face dataset's split"), flag=None, shape="value"),

@@ -178,3 +178,12 @@ def test_every_action_that_reports_errors_is_named_in_words():
                     names.add(attr)
     assert len(names) > 20
     assert names <= set(ACTIONS), sorted(names - set(ACTIONS))
+
+
+def test_generated_bytes_never_show_a_cut_character():
+    from lab.sample import text_of
+    text = "尺度定律 scaling".encode()
+    for cut in range(len(text) + 1):                       # every place a sample can end
+        out = text_of(text[:cut])
+        assert "\ufffd" not in out and "尺度定律 scaling".startswith(out)
+    assert text_of(b"ab\xe5\xb0cd\xff") == "abcd"          # bytes that are no character are left out
