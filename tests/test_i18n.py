@@ -157,6 +157,15 @@ def test_scaling_lab_lessons_writes_the_chinese_lessons_from_the_one_source(tmp_
                 text_en, text_zh = "".join(c_en["source"]), "".join(c_zh["source"])
                 assert CJK.search(text_zh) and text_zh != text_en, (path.name, text_en[:80])
                 assert text_zh.count("$") == text_en.count("$"), (path.name, text_en[:80])
+    for lang, folder in (("zh", tmp_path / "zh"), ("en", tmp_path / "en")):
+        if lang == "en":
+            _lessons(argparse.Namespace(folder=str(folder), force=False, lang="en"))
+        sheet = (folder / "worksheets" / "lesson4_optimizers.html").read_text(encoding="utf-8")
+        assert sheet.count("<li>") == 5                          # the lesson's five questions, nothing else
+        assert "Expected numbers" not in sheet and "What usually goes wrong" not in sheet
+        assert ("优化器" in sheet) == (lang == "zh") and ("Which optimizer" in sheet) == (lang == "en")
+    with pytest.raises(Exception, match="already holds"):        # nothing overwritten without --force
+        _lessons(argparse.Namespace(folder=str(tmp_path / "en"), force=False, lang="en"))
     with pytest.raises(Exception, match="unknown language"):
         _lessons(argparse.Namespace(folder=str(tmp_path / "x"), force=False, lang="xx"))
 

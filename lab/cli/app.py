@@ -74,7 +74,8 @@ def register(sub) -> None:
              ("file", "FILE", "a pack made by `scaling-lab pack`"),
              ("store", "STORE", "the run store folder (created if missing)"))
     p = _command(sub, "lessons", _lessons, "copy the lesson notebooks into a folder",
-                 "Copy the lesson notebooks (shipped with the package) into FOLDER, in English or Chinese.",
+                 "Copy the lesson notebooks (shipped with the package) into FOLDER, in English or Chinese, with a "
+                 "printable worksheet for each (FOLDER/worksheets/, HTML: the questions without the teacher notes).",
                  ("folder", "FOLDER", "where to copy them (created if missing)"))
     p.add_argument("--force", action="store_true", help="overwrite lessons already in FOLDER")
     p.add_argument("--lang", default="en", metavar="LANG",
@@ -122,18 +123,29 @@ def _lessons(args) -> int:
         raise ConfigError(f"{dest} is a file; give a folder to copy the lessons into")
     dest.mkdir(parents=True, exist_ok=True)
     lessons = sorted(src.glob("lesson*.ipynb"))
-    clash = [p.name for p in lessons if (dest / p.name).exists()]
+    clash = [p.name for p in lessons if (dest / p.name).exists() or (dest / "worksheets" / f"{p.stem}.html").exists()]
     if clash and not args.force:
         raise ConfigError(f"{dest} already holds {', '.join(clash)}; they would be overwritten: choose another folder "
                           "or pass --force")
-    from lab.i18n import LANGS, translate_notebook
-    for p in lessons:
-        if lang == "en":
-            (dest / p.name).write_bytes(p.read_bytes())
-        else:
-            nb = translate_notebook(json.loads(p.read_text(encoding="utf-8")), lang)
-            (dest / p.name).write_text(json.dumps(nb, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"copied {len(lessons)} lessons ({LANGS[lang]}) to {dest}; open them with: jupyter lab {dest}",
+    from lab import i18n
+    from lab.worksheets import worksheet
+    sheets = dest / "worksheets"
+    sheets.mkdir(exist_ok=True)
+    was = i18n.current()
+    try:
+        i18n.use(lang)                          # the worksheets' own words (Name, Date) in the lessons' language
+        for p in lessons:
+            nb = json.loads(p.read_text(encoding="utf-8"))
+            if lang == "en":
+                (dest / p.name).write_bytes(p.read_bytes())
+            else:
+                (dest / p.name).write_text(json.dumps(i18n.translate_notebook(nb, lang), ensure_ascii=False,
+                                                      indent=1) + "\n", encoding="utf-8")
+            (sheets / f"{p.stem}.html").write_text(worksheet(nb, lang), encoding="utf-8")
+    finally:
+        i18n.use(was)
+    print(f"copied {len(lessons)} lessons ({i18n.LANGS[lang]}) to {dest}, and a printable worksheet for each (the "
+          f"questions without the teacher notes) to {sheets}; open the lessons with: jupyter lab {dest}",
           file=sys.stderr)
     return 0
 
