@@ -45,7 +45,8 @@ _WHERE = {
     "bootstrap": "fit", "holdout_check": "fit",
 }
 __all__ = sorted(_WHERE)
-PUBLIC_MODULES = ("allocation", "asker", "config", "counting", "data", "estimate", "family", "fit", "forecast", "laws",
+PUBLIC_MODULES = ("allocation", "asker", "config", "counting", "data", "estimate", "family", "fit", "forecast", "i18n",
+                  "laws",
                   "optim", "plans", "runqueue", "sample", "schema", "service", "store", "sweep", "trackers", "when")
 
 
