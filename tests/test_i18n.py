@@ -141,7 +141,7 @@ def test_a_link_asks_for_chinese_and_the_menu_switches_back(monkeypatch):
 
 def test_scaling_lab_lessons_writes_the_chinese_lessons_from_the_one_source(tmp_path):
     from lab.cli.app import _lessons, notebooks_folder
-    _lessons(argparse.Namespace(folder=str(tmp_path / "zh"), force=False, lang="zh"))
+    _lessons(argparse.Namespace(folder=str(tmp_path / "zh"), force=False, lang="zh", quick=False))
     src = sorted(notebooks_folder().glob("lesson*.ipynb"))
     assert len(src) == 9
     for path in src:
@@ -159,15 +159,19 @@ def test_scaling_lab_lessons_writes_the_chinese_lessons_from_the_one_source(tmp_
                 assert text_zh.count("$") == text_en.count("$"), (path.name, text_en[:80])
     for lang, folder in (("zh", tmp_path / "zh"), ("en", tmp_path / "en")):
         if lang == "en":
-            _lessons(argparse.Namespace(folder=str(folder), force=False, lang="en"))
+            _lessons(argparse.Namespace(folder=str(folder), force=False, lang="en", quick=False))
         sheet = (folder / "worksheets" / "lesson4_optimizers.html").read_text(encoding="utf-8")
         assert sheet.count("<li>") == 5                          # the lesson's five questions, nothing else
         assert "Expected numbers" not in sheet and "What usually goes wrong" not in sheet
         assert ("优化器" in sheet) == (lang == "zh") and ("Which optimizer" in sheet) == (lang == "en")
+    _lessons(argparse.Namespace(folder=str(tmp_path / "quick"), force=False, lang="zh", quick=True))
+    first = next(c for c in json.loads((tmp_path / "quick" / src[0].name).read_text(encoding="utf-8"))["cells"]
+                 if c["cell_type"] == "code")
+    assert "".join(first["source"]).startswith('import os; os.environ["SCALING_LAB_QUICK"] = "1"')
     with pytest.raises(Exception, match="already holds"):        # nothing overwritten without --force
-        _lessons(argparse.Namespace(folder=str(tmp_path / "en"), force=False, lang="en"))
+        _lessons(argparse.Namespace(folder=str(tmp_path / "en"), force=False, lang="en", quick=False))
     with pytest.raises(Exception, match="unknown language"):
-        _lessons(argparse.Namespace(folder=str(tmp_path / "x"), force=False, lang="xx"))
+        _lessons(argparse.Namespace(folder=str(tmp_path / "x"), force=False, lang="xx", quick=False))
 
 
 def test_every_action_that_reports_errors_is_named_in_words():

@@ -81,6 +81,9 @@ def register(sub) -> None:
     p.add_argument("--lang", default="en", metavar="LANG",
                    help="en (English, the default) or zh (简体中文: the lessons' text translated, and the lab's "
                         "widgets, plots and errors in Chinese); the code is the same in both")
+    p.add_argument("--quick", action="store_true",
+                   help="write the lessons in quick mode (toy sizes, about a minute each on a 2-core laptop: their "
+                        "first cell sets SCALING_LAB_QUICK=1), for a period without a prepared store")
 
 
 def _command(sub, name: str, func, summary: str, description: str, *positionals):
@@ -136,11 +139,13 @@ def _lessons(args) -> int:
         i18n.use(lang)                          # the worksheets' own words (Name, Date) in the lessons' language
         for p in lessons:
             nb = json.loads(p.read_text(encoding="utf-8"))
-            if lang == "en":
+            if lang == "en" and not args.quick:
                 (dest / p.name).write_bytes(p.read_bytes())
             else:
-                (dest / p.name).write_text(json.dumps(i18n.translate_notebook(nb, lang), ensure_ascii=False,
-                                                      indent=1) + "\n", encoding="utf-8")
+                out = i18n.translate_notebook(nb, lang)
+                if args.quick:
+                    _quick_first(out)
+                (dest / p.name).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
             (sheets / f"{p.stem}.html").write_text(worksheet(nb, lang), encoding="utf-8")
     finally:
         i18n.use(was)
@@ -149,6 +154,15 @@ def _lessons(args) -> int:
           file=sys.stderr)
     return 0
 
+
+
+def _quick_first(nb: dict) -> None:
+    """The lesson in quick mode: its first code cell sets SCALING_LAB_QUICK=1 before anything reads it."""
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    line = 'import os; os.environ["SCALING_LAB_QUICK"] = "1"  # quick mode: toy sizes (scaling-lab lessons --quick)\n'
+    cell["source"] = (line + text).splitlines(keepends=True)
+    nb.setdefault("metadata", {})["scaling_lab_quick"] = True
 
 
 def _lang(text: str | None) -> str:
