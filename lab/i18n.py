@@ -43,6 +43,9 @@ def lang_of(value) -> str:
     if text in ("english",):
         return "en"
     base = text.split("-")[0]
+    if base == "zh" and any(part in ("tw", "hk", "mo", "hant") for part in text.split("-")[1:]):
+        raise ValueError(_("{value} is Traditional Chinese, which the lab does not offer yet; zh is Simplified "
+                           "Chinese (简体中文)").format(value=repr(value)))
     if base in LANGS:
         return base
     raise ValueError(_("unknown language {value}; choose one of: {choices} (en: English, zh: Simplified "
@@ -112,7 +115,7 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 # field writes this way in Chinese too (tests/test_i18n.py checks the app against it).
 LATIN_ALLOWED = frozenset("""
 Scaling Lab AdamW Adam SGD RMSProp Adagrad Adafactor Lion Nesterov GPT LSTM CNN Transformer WSD
-MuP μP FLOPs FLOP flops tokens token nats nat Chinchilla Kaplan Hoffmann IsoFLOP Ray JAX
+MuP μP FLOPs FLOP flops cpu gpu tpu Chinchilla Kaplan Hoffmann IsoFLOP Ray JAX
 Voila Plotly PyTorch TensorFlow Hugging Face HF CPU GPU TPU SQLite JSON CSV PNG HTML URL bf16
 Python GiB MiB GB MB kB Ctrl Shift CSV fp32 auto cosine constant linear mup standard learned rotary stdlib builtin markov file hf sgd
 momentum nesterov adam adamw rmsprop adagrad lion adafactor gpt lstm cnn wsd

@@ -35,6 +35,8 @@ def test_every_string_of_the_source_is_in_the_catalog_and_translated(domain):
 
 def test_the_language_is_validated_and_switched():
     assert i18n.lang_of("zh-CN") == i18n.lang_of("zh_Hans") == i18n.lang_of("中文") == "zh"
+    with pytest.raises(ValueError, match="Traditional Chinese"):
+        i18n.lang_of("zh-TW")
     with pytest.raises(ValueError, match="unknown language 'fr'.*en, zh"):
         i18n.use("fr")
     assert i18n.current() == "en"
@@ -115,7 +117,8 @@ def test_the_chinese_app_shows_no_english_outside_the_allowed_names(monkeypatch)
     for key in app.PANELS:
         app.panel(key)
     app.controller.scaling.fit()                  # too few runs: the reason, in words
-    app.controller.form.set_values(width=10_000)  # a refused setting: the error as the app spells it
+    app.controller.form.set_values(heads=7)       # a refused setting: the error as the app spells it
+    assert CJK.search(app.state.config_error), app.state.config_error
     texts = _texts(app) + [app.state.notice, app.state.error, app.state.config_error, *app.state.readouts.values()]
     assert sum(bool(CJK.search(t)) for t in texts) > 100
     bad = _english([_without_identifiers(t) for t in texts])
@@ -134,7 +137,18 @@ def test_a_link_asks_for_chinese_and_the_menu_switches_back(monkeypatch):
     assert app.state.lang == "en" and i18n.current() == "en"
     assert app.form is not old_form and old_form.comm is None    # the views were built again, the old closed
     assert app.tabs.titles[0] == "Sweep" and app.state.form["width"] == 48
-    assert "lang=" not in app.state.share
+    assert "lang=" not in app.state.share and app.state.notice == "language: English"
+    from ipywidgets.widgets.widget import _instances
+    app.panel("scaling")
+    app.lang.value = "zh"
+    app.lang.value = "en"
+    open_models = len(_instances)
+    for lang in ("zh", "en", "zh", "en"):                       # switching back and forth leaves nothing behind
+        app.lang.value = lang
+    print("open widget models", open_models, "->", len(_instances))
+    assert len(_instances) <= open_models + 5, (open_models, len(_instances))
+    app.controller.form.set_values(width=40)                     # the old views stopped observing: no error
+    assert app.state.error == "" and app.form.inputs["width"].value == 40
     bad = Lab(query="?lang=klingon")
     assert bad.state.lang == "en" and "unknown language 'klingon'" in bad.state.error
 

@@ -50,10 +50,15 @@ class Lab(ipw.VBox):
             store = RunStore(store)
         self.state = AppState()
         self.controller = c = Controller(self.state, store, service=service)
-        c.form.set_lang(lang or i18n.default_lang())
+        # the language first, so that the views are built once: the argument, a link's lang= (unless a
+        # preheated kernel, which learns its link later), $SCALING_LAB_LANG, else the kernel's language
+        if lang is None and (query is not None or os.environ.get("VOILA_PREHEAT", "False") == "False"):
+            lang = fields.parse_link(os.environ.get("QUERY_STRING", "") if query is None else query).lang or None
+        c.form.set_lang(lang or os.environ.get("SCALING_LAB_LANG") or i18n.current())
         # stops the job when the page is closed or reloaded; says who the browser is
         self.presence = Presence(c.page_gone, on_hello=c.browser, on_beat=c.beat)
         super().__init__([], layout=ipw.Layout(width="100%"))
+        self._handlers: list = []               # the views' observers of the state (dropped on a redraw)
         self._build()
         c.on_page_opened.append(self.presence.expect)
         follow_link(c, query)
@@ -62,6 +67,10 @@ class Lab(ipw.VBox):
         """The views, in the page's language: the form, the figure, the panels and the header. Built
         again when the language changes (`state.lang`: a link's `lang=`, the language menu), with the
         same controller, state and heartbeat; the old views are closed and stop observing."""
+        with self.state.views(self._handlers):
+            self._build_views()
+
+    def _build_views(self) -> None:
         c, st = self.controller, self.state
         self.form = ConfigForm(c)
         self.plots = Plots(st)
@@ -110,10 +119,15 @@ class Lab(ipw.VBox):
     def _relabel(self) -> None:
         """The language changed: every view is built again in it (the state keeps what the page holds)."""
         old = [w for w in self.children if w is not self.presence.widget]
-        self.state.unobserve_all()             # only views observe the state; the new ones observe it anew
+        old += [*self._blank.values(), *self._built.values()]     # panels not in a tab now, placeholders
+        self.state.forget(self._handlers)
         self._build()
+        live = _parts(self, set())                  # what the new views use (a layout may be shared)
+        gone: set = set()
         for w in old:
-            _close_tree(w)
+            _parts(w, gone)
+        for part in gone - live:
+            part.close()
 
     def _named(self, name: str) -> None:
         self.controller.set_name(name)
@@ -147,7 +161,8 @@ class Lab(ipw.VBox):
     def panel(self, key: str):
         """The panel of tab `key`, built now if it was not yet (and put in its tab)."""
         if key not in self._built:
-            self._built[key] = self.PANELS[key](self.controller)
+            with self.state.views(self._handlers):
+                self._built[key] = self.PANELS[key](self.controller)
             keys = self._keys()
             if key in keys and self.tabs.children and self.tabs.children[keys.index(key)] is self._blank.get(key):
                 children = list(self.tabs.children)
@@ -197,11 +212,18 @@ class Lab(ipw.VBox):
         super().close()
 
 
-def _close_tree(widget) -> None:
-    """Close a widget and every widget under it (their models leave the browser)."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()
+def _parts(widget, out: set) -> set:
+    """A widget, every widget under it, and their layouts and styles (to close what no view uses)."""
+    if not isinstance(widget, ipw.Widget) or widget in out:
+        return out
+    out.add(widget)
+    for child in getattr(widget, "children", ()) or ():
+        _parts(child, out)
+    for name in ("layout", "style"):
+        part = getattr(widget, name, None)
+        if isinstance(part, ipw.Widget):
+            out.add(part)
+    return out
 
 
 def follow_link(controller: Controller, query: str | None = None) -> None:

@@ -49,6 +49,7 @@ class Controller:
         self.scaling = ScalingActions(s, self.train)
         self.classroom = ClassActions(s)
         self.runs.on_select.append(self.scaling.selected)
+        self.form.on_lang.append(self._relabel)
         self.on_page_opened: list = []          # the app's views: e.g. the heartbeat expects its page now
         s.on_job_end.insert(0, self._job_ended)
         self.state.role = s.role
@@ -67,6 +68,14 @@ class Controller:
         if job.stored and not trained and job.kind == "train":
             self.runs.select(list(job.stored))
         self.form.changed()
+
+    def _relabel(self) -> None:
+        """The language changed: a law on show is fitted again, so that its notes are in the new
+        language; a budget's answer is cleared (Compute asks again)."""
+        st = self.state
+        if st.fit:
+            self.scaling.fit(st.fit.get("variable"), quiet=True)
+        st.budget_text = ""
 
     @reported
     def clear_error(self) -> None:

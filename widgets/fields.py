@@ -166,7 +166,7 @@ def preset_help(key: str | None = None) -> str:
         return _(PRESETS[key]["help"]).format(lr=f"{LADDER_LR:g}", tokens_per_param=CHINCHILLA_TOKENS_PER_PARAM)
     return _("Set the whole form in one click to a named starting point ({presets}). Change anything "
              "afterwards; a link can name one too: ?preset=ladder").format(
-        presets="; ".join(f"{preset_label(k)}: {preset_help(k)}" for k in PRESETS))
+        presets=_("; ").join(_("{name}: {help}").format(name=preset_label(k), help=preset_help(k)) for k in PRESETS))
 
 
 LINK_KEYS = ("preset", "hide", "lock", "tab", "teacher", "view", "name", "lang")   # a link's keys besides the form's

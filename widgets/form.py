@@ -32,6 +32,7 @@ class FormActions:
         self.report = session.report
         self.on_change: list = []
         self.on_preset: list = []
+        self.on_lang: list = []
         self.state.form = fields.defaults()
 
     # --- values, links and presets ----------------------------------------------------------------
@@ -113,8 +114,12 @@ class FormActions:
             return self.report(e)
         if self.state.lang != lang:
             self.state.lang = lang
+            self.state.error = ""              # what was said before is said again, or not at all
+            self.state.notice = _("language: {lang}").format(lang=LANGS[lang])
             self.session.refresh_runs()        # run labels and dates in the new language
             self.changed()
+            for fn in self.on_lang:            # the scaling tab fits again: its notes in the new language
+                fn()
 
     @reported
     def apply_preset(self, name: str) -> None:
@@ -222,7 +227,7 @@ class FormActions:
             st.readouts = self._readouts(cfg, int(st.form["seeds"]))
         except Exception as e:  # an estimate must never break the form
             st.readouts = {}
-            self.report(e, "estimating the run")
+            self.report(e, _("estimating the run"))
         for fn in self.on_change:
             fn()
 
@@ -295,7 +300,7 @@ class FormActions:
                 f.write(bytes(content))
             os.replace(tmp, path)
         except (OSError, ValueError) as e:
-            return self.report(e, "upload")
+            return self.report(e, _("upload"))
         self.state.data_path = str(path)
         self.state.notice = _("uploaded {name} ({size}); training now reads it").format(
             name=name, size=fmt_bytes(len(content)))

@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lab.i18n import N_, _
 from widgets import fields
+
+LOSS_AXIS = N_("validation loss (nats/token)")
+# a curve's x column -> its axis title (marked; a column not named here shows as its name, "_" as " ")
+X_AXES = {"tokens_seen": N_("tokens seen"), "flops_seen": N_("flops seen"), "step": N_("step")}
 
 
 def quick() -> bool:
@@ -35,8 +40,8 @@ def scaling_plot(x, loss, fit=None, *, xlabel: str, title: str, extra=None, labe
     `extra` is an optional (x, loss, name) drawn as open markers (a prediction or a check)."""
     x, loss = np.asarray(x, float), np.asarray(loss, float)
     fig = go.Figure()
-    fig.add_scatter(x=x, y=loss, mode="markers", name="runs", marker=dict(size=9),
-                    text=labels, hovertemplate="%{text}<br>x=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"
+    fig.add_scatter(x=x, y=loss, mode="markers", name=_("runs"), marker={"size": 9},
+                    text=labels, hovertemplate="%{text}<br>x=%{x:.3g}<br>" + _("loss") + "=%{y:.4f}<extra></extra>"
                     if labels is not None else None)
     if fit is not None:
         grid = np.geomspace(x.min() / 1.5, x.max() * 3, 100)
@@ -44,9 +49,9 @@ def scaling_plot(x, loss, fit=None, *, xlabel: str, title: str, extra=None, labe
     if extra is not None:
         ex, ey, name = extra
         fig.add_scatter(x=np.atleast_1d(ex), y=np.atleast_1d(ey), mode="markers", name=name,
-                        marker=dict(size=12, symbol="diamond-open", line=dict(width=2)))
-    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title="validation loss (nats/token)", height=420,
-                      legend=dict(x=0.99, y=0.99, xanchor="right"), margin=dict(l=60, r=20, t=50, b=50))
+                        marker={"size": 12, "symbol": "diamond-open", "line": {"width": 2}})
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=_(LOSS_AXIS), height=420,
+                      legend={"x": 0.99, "y": 0.99, "xanchor": "right"}, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
@@ -64,9 +69,11 @@ def curves_plot(store, run_ids, *, x: str = "tokens_seen", floor: float | None =
         m = rec.config.model
         fig.add_scatter(x=c[x], y=c["eval/loss"], mode="lines+markers", name=f"{m.arch} w{m.width} d{m.depth}")
     if floor is not None:
-        fig.add_hline(y=floor, line_dash="dash", annotation_text=f"entropy rate {floor:.3f} nats")
-    fig.update_layout(title=title, xaxis_title=x.replace("_", " "), yaxis_title="validation loss (nats/token)",
-                      height=400, margin=dict(l=60, r=20, t=50, b=50))
+        fig.add_hline(y=floor, line_dash="dash",
+                      annotation_text=_("entropy rate {floor} nats").format(floor=f"{floor:.3f}"))
+    xtitle = _(X_AXES[x]) if x in X_AXES else x.replace("_", " ")
+    fig.update_layout(title=title, xaxis_title=xtitle, yaxis_title=_(LOSS_AXIS),
+                      height=400, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     fig.update_xaxes(type="log")
     return fig
 
@@ -74,27 +81,32 @@ def curves_plot(store, run_ids, *, x: str = "tokens_seen", floor: float | None =
 def entropy_explorer() -> ipw.Widget:
     """Sliders for a synthetic Markov source; the exact entropy rate and baselines update live."""
     from lab.data import markov_chain
-    order = ipw.IntSlider(value=1, min=1, max=3, description="order",
-                          tooltip="how many previous symbols decide the next one")
-    symbols = ipw.IntSlider(value=16, min=2, max=64, description="symbols", tooltip="alphabet size")
-    zipf = ipw.FloatSlider(value=1.2, min=0.0, max=3.0, step=0.1, description="skew",
-                           tooltip="Zipf exponent of each next-symbol distribution: 0 = uniform, larger = more predictable")
+    order = ipw.IntSlider(value=1, min=1, max=3, description=_("order"),
+                          tooltip=_("how many previous symbols decide the next one"))
+    symbols = ipw.IntSlider(value=16, min=2, max=64, description=_("symbols"), tooltip=_("alphabet size"))
+    zipf = ipw.FloatSlider(value=1.2, min=0.0, max=3.0, step=0.1, description=_("skew"),
+                           tooltip=_("Zipf exponent of each next-symbol distribution: 0 = uniform, "
+                                     "larger = more predictable"))
     out = ipw.HTML()
 
-    def update(_=None):
+    def update(_change=None):
         chain = markov_chain(order.value, symbols.value, zipf.value, seed=0)
         h = chain.entropy_rate
         pi = chain.stationary.reshape(-1, symbols.value).sum(0) if order.value else chain.stationary
         uni = float(-(pi * np.log(pi)).sum())
-        out.value = (f"<b>entropy rate</b> H = {h:.4f} nats/token = {h / math.log(2):.4f} bits/token &nbsp;|&nbsp; "
-                     f"unigram entropy {uni:.4f} nats &nbsp;|&nbsp; uniform guess ln {symbols.value} = "
-                     f"{math.log(symbols.value):.4f} nats &nbsp;|&nbsp; untrained model on 256 bytes: ln 256 = "
-                     f"{math.log(256):.4f} nats")
+        label = _("entropy rate")
+        out.value = " &nbsp;|&nbsp; ".join([
+            f"<b>{label}</b> " + _("H = {nats} nats/token = {bits} bits/token").format(
+                nats=f"{h:.4f}", bits=f"{h / math.log(2):.4f}"),
+            _("unigram entropy {h} nats").format(h=f"{uni:.4f}"),
+            _("uniform guess ln {n} = {h} nats").format(n=symbols.value, h=f"{math.log(symbols.value):.4f}"),
+            _("untrained model on 256 bytes: ln 256 = {h} nats").format(h=f"{math.log(256):.4f}")])
 
     for w in (order, symbols, zipf):
         w.observe(update, names="value")
     update()
-    return ipw.VBox([_note("Move the sliders: how predictable is this source, at best?"), order, symbols, zipf, out])
+    return ipw.VBox([_note(_("Move the sliders: how predictable is this source, at best?")), order, symbols, zipf,
+                     out])
 
 
 def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24, flops_per_token=None) -> ipw.Widget:
@@ -102,16 +114,18 @@ def budget_calculator(fit, *, low: float = 1e12, high: float = 1e24, flops_per_t
     C = flops_per_token(N)·D when a FLOP count is given (`lab.allocation.flops_curve`), else C = 6ND."""
     from lab.fit import compute_optimal
     c = ipw.FloatLogSlider(value=math.sqrt(low * high), base=10, min=math.log10(low), max=math.log10(high),
-                           description="FLOPs C", tooltip="training compute budget in FLOPs",
+                           description=_("FLOPs C"), tooltip=_("training compute budget in FLOPs"),
                            readout_format=".2e")
     out = ipw.HTML()
 
-    def update(_=None):
+    def update(_change=None):
         a = compute_optimal(fit, c.value, flops_per_token=flops_per_token)
-        count = "the lab's FLOP count" if flops_per_token is not None else "C = 6ND"
-        out.value = (f"With C = {c.value:.3g} FLOPs ({count}) train <b>N = {float(a.N_opt):.3g}</b> parameters on "
-                     f"<b>D = {float(a.D_opt):.3g}</b> tokens ({float(a.tokens_per_param):.1f} tokens per parameter); "
-                     f"predicted loss {float(a.loss):.4f} nats")
+        count = _("the lab's FLOP count") if flops_per_token is not None else "C = 6ND"
+        out.value = _("With C = {C} FLOPs ({count}) train {N} parameters on {D} tokens ({tokens_per_param} tokens "
+                      "per parameter); predicted loss {loss} nats").format(
+            C=f"{c.value:.3g}", count=count, N=f"<b>N = {float(a.N_opt):.3g}</b>",
+            D=f"<b>D = {float(a.D_opt):.3g}</b>", tokens_per_param=f"{float(a.tokens_per_param):.1f}",
+            loss=f"{float(a.loss):.4f}")
 
     c.observe(update, names="value")
     update()
@@ -122,15 +136,17 @@ def schedule_explorer(steps: int = 200) -> ipw.Widget:
     """Pick a schedule and warmup; the learning-rate curve redraws (lab.optim, the only place schedules live)."""
     from lab.config import SCHEDULES, OptimConfig
     from lab.optim import schedule_curve
-    kind = ipw.Dropdown(options=SCHEDULES, value="cosine", description="schedule",
-                        tooltip="the learning rate's shape after warmup")
-    warm = ipw.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="warmup",
-                           tooltip="fraction of the steps spent warming up from 0")
+    # the options are the schedules' own names (cosine, wsd: what a config and a link spell), shown as they are
+    kind = ipw.Dropdown(options=SCHEDULES, value="cosine", description=_("schedule"),
+                        tooltip=_("the learning rate's shape after warmup"))
+    warm = ipw.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description=_("warmup"),
+                           tooltip=_("fraction of the steps spent warming up from 0"))
     fig = go.FigureWidget()
     fig.add_scatter(x=np.arange(steps), y=schedule_curve(OptimConfig(lr=1.0), steps), mode="lines")
-    fig.update_layout(height=260, xaxis_title="step", yaxis_title="lr / peak", margin=dict(l=50, r=10, t=10, b=40))
+    fig.update_layout(height=260, xaxis_title=_("step"), yaxis_title=_("lr / peak"),
+                      margin={"l": 50, "r": 10, "t": 10, "b": 40})
 
-    def update(_=None):
+    def update(_change=None):
         fig.data[0].y = schedule_curve(OptimConfig(lr=1.0, schedule=kind.value, warmup=warm.value), steps)
 
     kind.observe(update, names="value")
@@ -181,14 +197,15 @@ def train_val_plot(store, run_ids, *, title: str = "") -> go.Figure:
         rec = store.record(rid)
         c = store.curve(rid)
         per_epoch = rec.result.tokens / rec.result.epochs if rec.result.epochs else 1.0
-        name = f"{rec.result.epochs:.3g} epochs, seed {rec.config.seed}"
-        fig.add_scatter(x=c.tokens_seen / per_epoch, y=c["train/loss"], mode="lines", name=f"train: {name}")
+        name = _("{epochs} epochs, seed {seed}").format(epochs=f"{rec.result.epochs:.3g}", seed=rec.config.seed)
+        fig.add_scatter(x=c.tokens_seen / per_epoch, y=c["train/loss"], mode="lines",
+                        name=_("train: {name}").format(name=name))
         if "eval/loss" in c:
             v = c.dropna(subset=["eval/loss"])
             fig.add_scatter(x=v.tokens_seen / per_epoch, y=v["eval/loss"], mode="lines+markers",
-                            line=dict(dash="dash"), name=f"validation: {name}")
-    fig.update_layout(title=title, xaxis_title="epochs (passes over the training text)",
-                      yaxis_title="loss (nats/token)", height=420, margin=dict(l=60, r=20, t=50, b=50))
+                            line={"dash": "dash"}, name=_("validation: {name}").format(name=name))
+    fig.update_layout(title=title, xaxis_title=_("epochs (passes over the training text)"),
+                      yaxis_title=_("loss (nats/token)"), height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     fig.update_xaxes(type="log")
     return fig
 

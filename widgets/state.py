@@ -5,6 +5,8 @@ read what the app shows without a browser. A trait notifies only when it is assi
 that differs from the old one: the controller always assigns new containers, never mutates.
 """
 
+import contextlib
+
 import traitlets as tr
 
 
@@ -60,6 +62,29 @@ class AppState(tr.HasTraits):
     plot_mode = tr.Unicode("app")  # "app": this page's runs; "class": everyone's live curves (the projector)
     lang = tr.Unicode("en")        # the page's language (lab.i18n.LANGS key): the views redraw when it changes
     full = tr.Unicode("")          # why this page cannot join (the class is full), in words; "" when it can
+
+    _collect = None                # while views are built: the list their observers are added to (`views`)
+
+    @contextlib.contextmanager
+    def views(self, handlers: list):
+        """Observers registered inside are recorded in `handlers`, so that the views that made them
+        can be dropped (the app redraws itself in another language) and stop observing."""
+        was, self._collect = self._collect, handlers
+        try:
+            yield handlers
+        finally:
+            self._collect = was
+
+    def observe(self, handler, names=tr.All, type="change"):
+        super().observe(handler, names=names, type=type)
+        if self._collect is not None:
+            self._collect.append((handler, names, type))
+
+    def forget(self, handlers: list) -> None:
+        """Stop the observers `views` recorded."""
+        for handler, names, type_ in handlers:
+            self.unobserve(handler, names=names, type=type_)
+        handlers.clear()
 
     # messages
     error = tr.Unicode("")         # the last error, in words (shown in the error area)

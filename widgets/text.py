@@ -15,8 +15,6 @@ from lab.trackers import STOP_REASONS
 from lab.when import when_words  # noqa: F401  (re-exported: "trained 3 minutes ago")
 
 
-STOP_WORDS = {why: schema.spell(parts, name=schema.app_name) for why, parts in STOP_REASONS.items()}  # English
-
 # A run's status as the run table says it (marked here: the store's words are the keys).
 STATUS_WORDS = {"done": N_("done"), "diverged": N_("diverged"), "running": N_("running"), "failed": N_("failed"),
                 "interrupted": N_("interrupted"), "cancelled": N_("cancelled"), "claimed": N_("claimed"),
