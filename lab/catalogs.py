@@ -14,6 +14,7 @@ extracted (use `_("{n} runs").format(n=n)`), and `check` says where one is.
 import argparse
 import json
 import pathlib
+import re
 import sys
 
 from lab.i18n import DOMAIN, LANGS, LESSONS, _babel_locale, paragraphs, po_path
@@ -111,6 +112,9 @@ def problems(lang: str, domain: str = DOMAIN) -> list[str]:
         where = ", ".join(f"{f}:{n}" for f, n in m.locations[:2])
         out.append(f"untranslated in {po_path(lang, domain).relative_to(ROOT)}: {_key(m)!r} ({where})")
     for m in cat:
+        if domain == LESSONS and isinstance(m.string, str) and _wrapped(m.string):
+            out.append(f"a line break between Chinese characters (shown as a space) in the {lang} translation of "
+                       f"{_key(m)[:60]!r}: join the lines")
         if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string:
             if domain == DOMAIN and _fields(m.id) != _fields(m.string):
                 out.append(f"the {lang} translation of {m.id!r} has fields {sorted(_fields(m.string))}, "
@@ -138,6 +142,19 @@ def hidden_in_fstrings() -> list[str]:
                     out.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: _(\"...\") inside an f-string cannot be "
                                "extracted; move it out (a variable, or + concatenation)")
     return out
+
+
+WIDE = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+BLOCK = re.compile(r"\s*([-*+]\s|\d+[.)]\s|#|\||>|```|\$\$)")
+
+
+def _wrapped(text: str) -> bool:
+    """A line of running Chinese text broken in two (markdown would show a space there): not after
+    a heading or a table row, nor before a list item or a block."""
+    lines = text.split("\n")
+    return any(a.strip() and b.strip() and WIDE.match(a.rstrip()[-1]) and WIDE.match(b.lstrip()[0])
+               and not a.lstrip().startswith(("#", "|", "```", "$$")) and not BLOCK.match(b)
+               for a, b in zip(lines, lines[1:]))
 
 
 def _fields(text: str) -> set:
