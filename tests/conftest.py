@@ -8,7 +8,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SCALING_LAB_JAX_CACHE", str(_ROOT / ".pytest_cache" / "jax"))
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from lab import runtime  # noqa: E402
+from lab import runtime
 
 runtime.setup()
 
@@ -16,8 +16,21 @@ runtime.setup()
 
 @pytest.fixture(autouse=True)
 def _isolated_store(tmp_path, monkeypatch):
-    """No test touches the user's run store."""
+    """No test touches the user's run store, and every test starts and ends in English (lab.i18n)."""
     monkeypatch.setenv("SCALING_LAB_STORE", str(tmp_path / "store"))
+    monkeypatch.delenv("SCALING_LAB_LANG", raising=False)
+    from lab import i18n
+    i18n.use("en")
+    yield
+    i18n.use("en")
+
+
+@pytest.fixture
+def zh():
+    """The lab in Simplified Chinese for one test."""
+    from lab import i18n
+    i18n.use("zh")
+    yield
 
 
 def tiny(**over):

@@ -17,15 +17,6 @@ WIDTH_EN = "width must be between 1 and 16384, got 0; try width=64"
 WIDTH_APP_EN = "Width must be between 1 and 16384, got 0; try Width = 64"
 
 
-@pytest.fixture
-def zh():
-    i18n.use("zh")
-    try:
-        yield
-    finally:
-        i18n.use("en")
-
-
 def width_error() -> ConfigError:
     with pytest.raises(ConfigError) as e:
         ModelConfig(width=0)

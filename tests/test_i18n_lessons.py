@@ -9,20 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import pytest
 
 from lab import i18n
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture
-def zh():
-    i18n.use("zh")
-    try:
-        yield
-    finally:
-        i18n.use("en")
 
 
 class _Store:
