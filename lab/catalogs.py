@@ -7,7 +7,7 @@
     python -m lab.catalogs cover MAP.json --paths widgets/panels.py   # does a map translate those files' strings?
 
 `make i18n` runs `update`; the suite runs `check` (tests/test_i18n.py). Strings are marked in
-`lab/` and `widgets/` with `_()`, `N_()` and `ngettext()`; an f-string inside `_()` cannot be
+`lab/` and `widgets/` with `_()` and `N_()`; an f-string inside `_()` cannot be
 extracted (use `_("{n} runs").format(n=n)`), and `check` says where one is.
 """
 
@@ -17,11 +17,11 @@ import pathlib
 import re
 import sys
 
-from lab.i18n import DOMAIN, LANGS, LESSONS, _babel_locale, paragraphs, po_path
+from lab.i18n import DOMAIN, LANGS, LESSONS, WIDE, _babel_locale, paragraphs, po_path
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ("lab", "widgets")
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None}
 
 
 def extract():
@@ -144,7 +144,6 @@ def hidden_in_fstrings() -> list[str]:
     return out
 
 
-WIDE = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 BLOCK = re.compile(r"\s*([-*+]\s|\d+[.)]\s|#|\||>|```|\$\$)")
 
 

@@ -105,12 +105,6 @@ def _(message: str) -> str:
     return catalog(_current).gettext(message)
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    if _current == "en":
-        return singular if n == 1 else plural
-    return catalog(_current).ngettext(singular, plural, n)
-
-
 # What a Chinese page may still show in Latin letters: names of things, units and symbols that the
 # field writes this way in Chinese too (tests/test_i18n.py checks the app against it).
 LATIN_ALLOWED = frozenset("""
@@ -131,6 +125,7 @@ def latin_words(text: str) -> list[str]:
 
 # --- the lessons: one English source per lesson, its text translated paragraph by paragraph ------
 
+WIDE = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")   # CJK characters and full-width punctuation
 LESSONS = "lessons"          # the lessons' catalog (lab/locale/<lang>/LC_MESSAGES/lessons.po)
 _BREAK = re.compile(r"(\n[ \t]*\n)")
 

@@ -11,7 +11,7 @@ laid out for A4 or Letter paper, with room under each question for the answer.
 import html
 import re
 
-from lab.i18n import _, lang_of, paragraphs, translate_notebook
+from lab.i18n import WIDE, _, lang_of, paragraphs, translate_notebook
 
 HTML_LANG = {"zh": "zh-Hans"}        # so that browsers draw Simplified glyphs
 
@@ -30,9 +30,6 @@ footer { color: #666; font-size: 0.85em; margin-top: 2em; }
 
 def _text(cell) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-WIDE = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")    # CJK characters and full-width punctuation
 
 
 def join_lines(a: str, b: str) -> str:

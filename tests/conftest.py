@@ -26,6 +26,19 @@ def _isolated_store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def app_env(monkeypatch):
+    """What the app's tests run in: quick mode, training in this process, no link, no teacher token;
+    the training services they started stopped afterwards."""
+    monkeypatch.setenv("SCALING_LAB_QUICK", "1")
+    monkeypatch.setenv("SCALING_LAB_SERVICE", "thread")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    monkeypatch.delenv("SCALING_LAB_TEACHER_SHA256", raising=False)
+    yield
+    from widgets.session import stop_own_services
+    stop_own_services()
+
+
+@pytest.fixture
 def zh():
     """The lab in Simplified Chinese for one test."""
     from lab import i18n

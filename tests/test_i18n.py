@@ -15,16 +15,7 @@ from lab.catalogs import problems
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("SCALING_LAB_QUICK", "1")
-    monkeypatch.setenv("SCALING_LAB_SERVICE", "thread")
-    monkeypatch.delenv("QUERY_STRING", raising=False)
-    monkeypatch.delenv("SCALING_LAB_LANG", raising=False)
-    yield
-    i18n.use("en")
-    from widgets.session import stop_own_services
-    stop_own_services()
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 @pytest.mark.parametrize("domain", [i18n.DOMAIN, i18n.LESSONS])

@@ -18,15 +18,7 @@ import pytest
 from lab.store import RunStore
 
 
-@pytest.fixture(autouse=True)
-def _quick(monkeypatch):
-    monkeypatch.setenv("SCALING_LAB_QUICK", "1")
-    monkeypatch.setenv("SCALING_LAB_SERVICE", "thread")
-    monkeypatch.delenv("QUERY_STRING", raising=False)
-    monkeypatch.delenv("SCALING_LAB_TEACHER_SHA256", raising=False)
-    yield
-    from widgets.session import stop_own_services
-    stop_own_services()
+pytestmark = pytest.mark.usefixtures("app_env")
 
 
 @pytest.fixture
