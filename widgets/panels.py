@@ -9,14 +9,11 @@ from lab.i18n import N_, _
 from lab.plans import LADDER_LR
 from widgets import fields
 from widgets.controller import Controller
-from widgets.text import epochs_flag, fmt_count
+from widgets.text import epochs_flag, fmt_count, status_words
 
 STYLE = {"description_width": "120px"}
 TEXT = ipw.Layout(width="420px")
-# how a run's status and a page's role read (the store and the queue keep the English words)
-STATUSES = {"queued": N_("queued"), "claimed": N_("claimed"), "running": N_("running"), "done": N_("done"),
-            "diverged": N_("diverged"), "cancelled": N_("cancelled"), "failed": N_("failed"),
-            "interrupted": N_("interrupted")}
+# how a page's role reads (the queue keeps the English word; a run's status: widgets.text.status_words)
 ROLES = {"student": N_("student"), "teacher": N_("teacher")}
 
 
@@ -367,7 +364,7 @@ def _cell(key: str, value) -> str:
     if key == "wall_s":
         return f"{value:.1f} s"
     if key == "status":
-        return html.escape(_(STATUSES[value]) if value in STATUSES else str(value))
+        return html.escape(status_words(str(value)))
     return html.escape(str(value))
 
 
