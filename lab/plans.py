@@ -9,6 +9,8 @@ sweep (`lab.sweep.run_sweep`) trains it against a store.
 - `ladder`: sizes each trained on D = R x N tokens (one family, for a law and its check).
 - `isoflop`: for each compute budget C and model size, D = C / flops_per_token, rounded to
   whole steps (Hoffmann et al. 2022, approach 2).
+- `sweep`: one of the three as a front end asks for it (the command line's `scaling-lab sweep`,
+  the app's Sweep tab): the one place for the rules of which inputs go together.
 """
 
 import itertools
@@ -22,6 +24,7 @@ from lab.config import MUP_OPTIMIZERS, ConfigError, RunConfig
 from lab.counting import flops_per_token, param_counts, run_flops
 from lab.estimate import Estimate, format_seconds
 from lab.i18n import N_, _
+from lab.schema import Name, Say
 
 CHINCHILLA_TOKENS_PER_PARAM = 20   # D ≈ 20 N at Chinchilla's optimum (Hoffmann et al. 2022); this lab measured ~100 (README)
 
@@ -306,3 +309,67 @@ def isoflop_study(base: RunConfig | None = None, *, budgets: Sequence[float] = S
     `tokens_per_param`, 2 seeds."""
     return isoflop(ladder_base(base or RunConfig()), list(budgets), n_sizes=n_sizes, span=span,
                    tokens_per_param=tokens_per_param, seeds=list(seeds))
+
+
+KINDS = ("ladder", "grid", "isoflop")
+
+
+def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequence[int] | None = None,
+          tokens: Sequence[int] | None = None, optimizers: Sequence[str] | None = None,
+          lrs: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
+          tokens_per_param: float | None = None, budgets: Sequence[float] | None = None,
+          n_sizes: int | None = None, aspect: float | None = None, tuned: bool = True,
+          keep: frozenset[str] = frozenset()) -> Plan:
+    """The plan a front end asks for, with the rules of which inputs go together in one place.
+
+    - ladder: each run's tokens follow its size (R = `tokens_per_param`, default `base`'s or
+      Chinchilla's 20), so `tokens` is refused; `tuned` applies `ladder_base` (μP, its rate and
+      evaluation) except for the settings named in `keep` (paths the user set: "optim.lr",
+      "model.param", "eval_tokens").
+    - grid: every combination; `tokens` is refused while `base.tokens_per_param` sets tokens from size.
+    - isoflop: each run's tokens follow its budget, so `tokens` and `tokens_per_param` are refused
+      and `base.tokens_per_param` is ignored; one optimizer, one learning rate, and one depth or a
+      depth rule (`aspect`, see `aspect_depth`); `widths` at every budget, or `n_sizes` per budget.
+    """
+    if kind not in KINDS:
+        raise ConfigError(Say(N_("a sweep is a ladder, a grid or an IsoFLOP plan, not {kind}"), kind=repr(kind)))
+    many = lambda values: values is not None and len(values) > 1
+    if kind == "ladder":
+        if tokens is not None:
+            raise ConfigError(Say(N_("a ladder sets each run's tokens from its size ({ratio} x N); leave out {tokens} "
+                                     "or sweep a grid"), ratio=Name("tokens_per_param"), tokens=Name("tokens")))
+        ratio = tokens_per_param if tokens_per_param is not None else (base.tokens_per_param
+                                                                       or CHINCHILLA_TOKENS_PER_PARAM)
+        if tuned:
+            t = ladder_base(base)
+            base = t.replace(**{path.replace(".", "__"): _at(base, path) for path in keep})
+        return ladder(base, widths=widths, depths=depths, tokens_per_param=ratio, optimizers=optimizers, lrs=lrs,
+                      seeds=seeds)
+    if kind == "grid":
+        if tokens_per_param:
+            base = base.replace(tokens_per_param=float(tokens_per_param))
+        if tokens is not None and base.tokens_per_param:
+            raise ConfigError(Say(N_("{ratio} is {value}, so each run's tokens follow its size; set it to 0 to sweep "
+                                     "tokens, or leave out {tokens}"), ratio=Name("tokens_per_param"),
+                                  value=f"{base.tokens_per_param:g}", tokens=Name("tokens")))
+        return grid(base, widths=widths, depths=depths, tokens=tokens, optimizers=optimizers, lrs=lrs, seeds=seeds)
+    if tokens is not None or tokens_per_param:
+        raise ConfigError(Say(N_("an IsoFLOP plan sets each run's tokens from its budget; leave out {what}"),
+                              what=Name("tokens") if tokens is not None else Name("tokens_per_param")))
+    if many(optimizers) or many(lrs):
+        raise ConfigError(Say(N_("an IsoFLOP plan takes one optimizer and one learning rate")))
+    if many(depths) or (depths and aspect is not None):
+        raise ConfigError(Say(N_("an IsoFLOP plan takes one depth or a width/depth ratio, not both")))
+    if widths is None and n_sizes is None:
+        raise ConfigError(Say(N_("an IsoFLOP plan needs model sizes: the widths to try at every budget, or how many "
+                                 "sizes per budget")))
+    base = base.replace(tokens_per_param=0.0, **{k: v[0] for k, v in (("optim__name", optimizers),
+                                                                     ("optim__lr", lrs)) if v})
+    depth = aspect_depth(aspect) if aspect is not None else (depths[0] if depths else None)
+    return isoflop(base, budgets, widths=widths, n_sizes=n_sizes, depth=depth, seeds=seeds)
+
+
+def _at(config, path: str):
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config

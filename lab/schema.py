@@ -309,10 +309,11 @@ def plain_fix(path: str, value) -> str:
     return f"{s.key if s else path}={shown(value)}"
 
 
-def cli_name(path: str) -> str:
-    """A setting named by its flag (`--target-loss`); one without a flag by its plain name."""
+def cli_name(path: str, *, sweep: bool = False) -> str:
+    """A setting named by its flag (`--target-loss`; in a sweep `--widths`); one without a flag by
+    its plain name."""
     s = BY_PATH.get(path)
-    return (s and s.cli_flag) or plain_name(path)
+    return (s and ((sweep and s.sweep_flag) or s.cli_flag)) or plain_name(path)
 
 
 def cli_fix(path: str, value, *, sweep: bool = False) -> str:

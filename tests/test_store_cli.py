@@ -55,7 +55,7 @@ def test_isoflop_dry_run_and_its_errors(tmp_path, capsys):
     assert len(plan["refused"]) == 1
     code, _, err = run(capsys, *args, "--tokens", "4096", "--dry-run")
     assert code == 2
-    assert err.startswith("error: --tokens and --isoflop exclude each other")
+    assert err.startswith("error: an IsoFLOP plan sets each run's tokens from its budget; leave out --tokens")
     code, _, err = run(capsys, "sweep", *TINY_ARGS, "--store", tmp_path, "--isoflop", "1e9", "--widths", "16,15")
     assert code == 2
     assert "divisible by heads" in err

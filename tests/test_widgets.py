@@ -1222,3 +1222,48 @@ def test_a_page_over_its_queue_limit_is_told_and_nothing_is_queued(app, monkeypa
     assert run(go()) is None
     assert student.state.error.startswith("cannot queue: a page may have 3 run(s) waiting")
     assert RunQueue(RunStore(None)).view().waiting == ()
+
+
+def test_the_sweep_tab_and_the_command_line_plan_the_same_runs(app, tmp_path, capsys):
+    """One rule book (`lab.plans.sweep`): the same inputs give the same runs from the Sweep tab and from
+    `scaling-lab sweep --dry-run --json`, and the same refusal."""
+    import json
+
+    from lab.cli import main
+    from lab.schema import SETTINGS, shown
+    sw, c = app.sweep, app.controller
+    c.form.set_values(width=16, depth=1, heads=2, context=16, batch=8, evals=2, tokens=4096)
+    base = c.form.build_config()
+
+    def value(path):
+        v = base
+        for part in path.split("."):
+            v = getattr(v, part)
+        return v
+
+    swept = (None, "--data", "--width", "--depth", "--tokens", "--tokens-per-param")   # given per plan below
+    form_args = [a for s in SETTINGS if s.config and s.cli_flag not in swept
+                 for a in (s.cli_flag, shown(value(s.path)))] + ["--data", base.data.source]
+
+    def cli(*args):
+        code = main(["sweep", *form_args, "--store", str(tmp_path), *args, "--dry-run", "--json"])
+        out, err = capsys.readouterr()
+        return [r["run_id"] for r in json.loads(out)["runs"]] if code == 0 else err
+
+    sw.mode.value = "ladder"
+    sw.ladder_widths.value, sw.ladder_depths.value = "8,16", "1"
+    sw.tokens_per_param.value, sw.ladder_seeds.value = "5", 2
+    assert cli("--widths", "8,16", "--depths", "1", "--tokens-per-param", "5", "--seeds", f"{base.seed},{base.seed + 1}",
+               "--param", "mup", "--eval-tokens", str(max(base.eval_tokens, 65_536))) \
+        == list(c.sweep.build_plan().run_ids)
+    sw.mode.value = "grid"
+    sw.widths.value, sw.depths.value, sw.tokens.value = "8,16", "1,2", "2048,4096"
+    assert cli("--widths", "8,16", "--depths", "1,2", "--tokens", "2048,4096") == list(c.sweep.build_plan().run_ids)
+    sw.mode.value = "isoflop"
+    sw.budgets.value, sw.sizes.value = "2e9,8e9", "8,16"
+    assert cli("--isoflop", "2e9,8e9", "--isoflop-widths", "8,16", "--depths", "1") \
+        == list(c.sweep.build_plan().run_ids)
+    c.form.set_values(tokens_per_param=20)                  # tokens that follow size cannot be swept
+    sw.mode.value = "grid"
+    assert "Tokens per parameter" in app.state.sweep_plan["error"]
+    assert "leave out --tokens" in cli("--widths", "8,16", "--tokens", "2048,4096", "--tokens-per-param", "20")

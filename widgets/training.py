@@ -11,7 +11,7 @@ from widgets import fields
 from widgets.form import FormActions
 from widgets.jobs import Jobs
 from widgets.session import Session
-from widgets.text import reported
+from widgets.text import in_words, reported
 
 QUICK_LADDER_WIDTHS = (8, 12, 16, 20, 24, 32)   # quick mode: a ladder of tiny models, seconds each
 
@@ -84,38 +84,30 @@ class SweepActions:
             text = plan_summary(plan, self.session.store_or_none(), self.session.speed())
             self.state.sweep_plan = {"text": text, "runs": len(plan), "error": ""}
         except (ConfigError, ValueError) as e:
-            self.state.sweep_plan = {"text": "", "runs": 0, "error": str(e)}
+            self.state.sweep_plan = {"text": "", "runs": 0, "error": in_words(e)}
 
     def build_plan(self) -> plans.Plan:
+        """The tab's inputs as `lab.plans.sweep` takes them (it holds the rules of which go together)."""
         s = self.values
-        base = self.form.build_config()
 
         def ints(name):
             return [int(fields.number(t)) for t in str(s[name]).split(",") if t.strip()] or None
 
-        if s["mode"] not in ("ladder", "grid", "isoflop"):
-            raise ValueError(_("a sweep is a ladder, a grid or an IsoFLOP plan, not {mode}").format(
-                mode=repr(s["mode"])))
-        if s["mode"] == "ladder":
+        kind, base = s["mode"], self.form.build_config()
+        if kind == "ladder":
             text = str(s["tokens_per_param"]).strip()
             if not text:
                 raise ConfigError(_("tokens per parameter is empty; 20 is Chinchilla's compute-optimal ratio"))
             n = int(s["ladder_seeds"])
             if n < 1:
                 raise ConfigError(_("seeds per size must be 1 or more, got {n}").format(n=n))
-            if s.get("ladder_tuned", True):     # μP at the tuned learning rate (lab.plans.ladder_base)
-                base = plans.ladder_base(base)
-            return plans.ladder(base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
-                                 tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)))
-        if s["mode"] == "grid":
-            if base.tokens_per_param and ints("tokens"):
-                raise ConfigError(_("the form's \"Tokens per parameter\" is {value}, so each run's tokens follow its "
-                                    "size; set it to 0 to sweep tokens, or leave Tokens empty").format(
-                                      value=f"{base.tokens_per_param:g}"))
-            return plans.grid(base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
+            return plans.sweep(kind, base, widths=ints("ladder_widths"), depths=ints("ladder_depths"),
+                               tokens_per_param=fields.number(text), seeds=list(range(base.seed, base.seed + n)),
+                               tuned=bool(s.get("ladder_tuned", True)))
+        if kind == "grid":
+            return plans.sweep(kind, base, widths=ints("widths"), depths=ints("depths"), tokens=ints("tokens"))
         budgets = [fields.number(t) for t in str(s["budgets"]).split(",") if t.strip()]
-        # an IsoFLOP plan sets each run's tokens from its budget, never from its size
-        return plans.isoflop(base.replace(tokens_per_param=0.0), budgets, widths=ints("sizes"))
+        return plans.sweep(kind, base, widths=ints("sizes"), budgets=budgets)
 
     @reported
     def start(self) -> asyncio.Task | None:

@@ -11,7 +11,7 @@ import sys
 
 from lab.cli import app, fit, runs
 from lab.config import ConfigError
-from lab.schema import cli_fix
+from lab.schema import cli_fix, cli_name
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,8 +43,12 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except ConfigError as e:       # settings spelled as this command's flags: "try --width 64"
-        sweep = getattr(args, "command", None) == "sweep"
-        print(f"error: {e.spelled(fix=lambda path, value: cli_fix(path, value, sweep=sweep))}", file=sys.stderr)
+        if getattr(args, "command", None) == "sweep":    # a sweep's rules name its flags: "leave out --tokens"
+            text = e.spelled(lambda path: cli_name(path, sweep=True),
+                             lambda path, value: cli_fix(path, value, sweep=True))
+        else:
+            text = e.spelled(fix=cli_fix)
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `scaling-lab runs --csv | head`
         import os

@@ -236,41 +236,26 @@ def _format_table(df) -> str:
 # --- sweep -----------------------------------------------------------------------------------
 
 def _plan(args):
+    """The plan the flags ask for (`lab.plans.sweep` holds the rules of which go together): a ladder
+    with --tokens-per-param, an IsoFLOP plan with --isoflop, otherwise a grid."""
     from lab import plans
     d, o, m = RunConfig(), OptimConfig(), ModelConfig()
     first = lambda values, default: values[0] if values else default
-    if args.tokens_per_param and (args.tokens is not None or args.isoflop is not None):
-        raise ConfigError("--tokens-per-param sets each run's tokens from its size; leave out "
-                          + ("--tokens" if args.tokens is not None else "--isoflop"))
-    if args.isoflop is not None:
-        if args.tokens is not None:
-            raise ConfigError("--tokens and --isoflop exclude each other: an IsoFLOP plan sets each run's tokens "
-                              "from its budget")
-        if args.depths is not None and (len(args.depths) > 1 or args.aspect is not None):
-            raise ConfigError("an IsoFLOP plan takes one depth (--depths L) or a depth rule (--aspect RATIO)")
-    ladder = bool(args.tokens_per_param)
+    kind = "ladder" if args.tokens_per_param else "isoflop" if args.isoflop is not None else "grid"
+    if kind == "ladder" and args.isoflop is not None:
+        raise ConfigError("--tokens-per-param sets each run's tokens from its size; leave out --isoflop")
     base = run_config(args, width=first(args.widths, m.width), depth=first(args.depths, m.depth),
                       optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
-                      tokens=first(args.tokens, d.tokens) if args.isoflop is None else args.batch * args.context,
+                      tokens=first(args.tokens, d.tokens) if kind == "grid" else args.batch * args.context,
                       seed=first(args.seeds, d.seed))
-    if ladder:   # a ladder's tuned settings (lab.plans.ladder_base); the options given explicitly win
-        tuned = plans.ladder_base(base)
-        base = base.replace(model__param=args.param or tuned.model.param,
-                            optim__lr=first(args.lrs, tuned.optim.lr),
-                            eval_tokens=tuned.eval_tokens if args.eval_tokens == d.eval_tokens else base.eval_tokens)
-        return plans.ladder(base, widths=args.widths, depths=args.depths, tokens_per_param=args.tokens_per_param,
-                            optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
-    if args.isoflop is None:
-        return plans.grid(base, widths=args.widths, depths=args.depths, tokens=args.tokens,
-                          optimizers=args.optimizers, lrs=args.lrs, seeds=args.seeds)
-    if args.optimizers and len(args.optimizers) > 1 or args.lrs and len(args.lrs) > 1:
-        raise ConfigError("an IsoFLOP plan takes one optimizer and one learning rate")
-    widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
-    if widths is None and args.isoflop_sizes is None:
-        raise ConfigError("--isoflop needs model sizes: --isoflop-widths 32,64,128 or --isoflop-sizes 5")
-    depth = plans.aspect_depth(args.aspect) if args.aspect is not None else first(args.depths, m.depth)
-    return plans.isoflop(base, args.isoflop, widths=widths, n_sizes=args.isoflop_sizes, depth=depth,
-                         seeds=args.seeds)
+    keep = frozenset(path for path, given in (("optim.lr", args.lrs), ("model.param", args.param),
+                                              ("eval_tokens", args.eval_tokens != d.eval_tokens)) if given)
+    widths = args.widths
+    if kind == "isoflop":   # --isoflop-widths, else --widths unless --isoflop-sizes picks them
+        widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
+    return plans.sweep(kind, base, widths=widths, depths=args.depths, tokens=args.tokens, optimizers=args.optimizers,
+                       lrs=args.lrs, seeds=args.seeds, tokens_per_param=args.tokens_per_param or None,
+                       budgets=args.isoflop, n_sizes=args.isoflop_sizes, aspect=args.aspect, keep=keep)
 
 
 def _sweep(args) -> int:
