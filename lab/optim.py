@@ -79,7 +79,7 @@ def _factory(name: str, clip_on: bool, mult: float):
 def optimizer(name: str, clip_on: bool, mult: float = 1.0) -> optax.GradientTransformation:
     """One transformation object per (name, clip on/off, μP width multiplier), so that jit caches
     stay warm."""
-    placeholders = {"learning_rate": 0.0, "weight_decay": 0.0, "clip": 1.0, "b1": 0.9, "b2": 0.95, "eps": 1e-8}
+    placeholders = hyperparams(OptimConfig())   # any values: each run writes its own (`init_state`)
     return optax.inject_hyperparams(_factory(name, clip_on, mult), hyperparam_dtype=jnp.float32)(**placeholders)
 
 

@@ -79,6 +79,9 @@ class Setting:
     suggest: tuple | None = None   # the app's slider range (low, high), inside the bounds
     presets: tuple = ()        # the app offers these values in a dropdown instead of a slider
     log: bool = False          # a log-scale slider
+    step: float | None = None  # the app's control moves by this: a slider for a whole number, a number box for a
+                               # fraction (None: a typed box, or for a fraction a slider in steps of 0.01)
+    quick: object = None       # the app's and the lessons' default in quick mode (tiny models: tests, slow laptops)
 
     @property
     def key(self) -> str:
@@ -113,14 +116,14 @@ SETTINGS = (
       unit="features", metavar="W", sweep_flag="--widths",
       sweep_help="widths; with --tokens-per-param the ladder's 32,48,64,80,96,128", form="Model",
       tip=N_("Size of each token's vector inside the model (d_model). Parameters grow like width²"), suggest=(8, 2048),
-      shape="value", family=False),
+      step=8, quick=16, shape="value", family=False),
     S("model.depth", "int", N_("Depth"), N_("number of blocks / LSTM layers / CNN blocks"), 1, 256, unit="blocks",
       metavar="L",
       sweep_flag="--depths", sweep_help="depths", form="Model",
       tip=N_("Number of Transformer blocks (or LSTM layers, or convolutional blocks) stacked on top of each other"),
-      suggest=(1, 48), shape="value", family=False),
+      suggest=(1, 48), step=1, quick=1, shape="value", family=False),
     S("model.heads", "int", N_("Heads"), N_("attention heads; must divide width"), 1, 1024, form="Model",
-      tip=N_("Attention heads per block; the width must divide evenly between them"), suggest=(1, 64), shape="value"),
+      tip=N_("Attention heads per block; the width must divide evenly between them"), suggest=(1, 64), quick=2, shape="value"),
     S("model.head_dim", "int", N_("Head size"), N_("when > 0, heads = width / head size (the head size stays fixed as "
       "width grows, as a ladder wants); 0: use --heads"), 0, 4096, unit="dimensions",
       tip=N_("0: the Heads value is used. Above 0 every attention head has this many dimensions and the number of "
@@ -133,7 +136,7 @@ SETTINGS = (
     S("model.context", "int", N_("Context"), N_("tokens per sequence"), 2, 65536, unit="tokens", form="Model",
       tip=N_("How many tokens (bytes) the model reads at once to predict the next. Tokens are bytes of UTF-8: an "
              "English letter is 1, a Chinese character 3, so a context of 64 holds about 64 letters or 21 Chinese "
-             "characters"), suggest=(8, 1024), shape="value"),
+             "characters"), suggest=(8, 1024), step=8, quick=32, shape="value"),
     S("model.positions", "choice", N_("Positions"), N_("learned table or rotary (RoPE)"), choices=POSITIONS,
       word=N_("positions"), shape="value"),
     S("model.param", "choice", N_("Parameterisation"),
@@ -185,7 +188,7 @@ SETTINGS = (
           "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
           "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
           "file: upload one (UTF-8 plain text in any language; Chinese text works too, at 3 bytes a character, "
-          "so give it a longer context)"), shape="value"),
+          "so give it a longer context)"), quick="builtin", shape="value"),
     S("data.path", "text", N_("Text file"), N_("file path (source file) or dataset name (source hf)"), flag="--data",
       shape="value"),
     S("data.hf_split", "text", N_("Split"), N_("the Hugging Face dataset's split"), flag=None, shape="value"),
@@ -204,7 +207,7 @@ SETTINGS = (
       sweep_flag="--tokens", sweep_help="training tokens, e.g. 1e5,3e5", form="Data",
       tip=N_("Training tokens D: how much text the model reads in total (bytes; repeats once the dataset is used "
           "up). Log scale. Not used when Tokens per parameter is set"), suggest=(1_000, 1_000_000_000), log=True,
-      family=False),
+      quick=4096, family=False),
     S("seed", "int", N_("Seed"), N_("random seed"), 0, 2 ** 31 - 1, metavar="S", sweep_flag="--seeds",
       sweep_help="seeds, e.g. 0,1,2", form="Run",
       tip=N_("Random seed for the initial weights and the order of the data"), suggest=(0, 1_000_000), family=False),
@@ -217,10 +220,10 @@ SETTINGS = (
       tip=N_("0: train on the Data (tokens) value. Above 0 the data follows the model size: D = this x N (all "
           "parameters), so a bigger model then reads more text. 20 is Chinchilla's compute-optimal ratio at its "
           "scale (Hoffmann et al. 2022); this lab's own IsoFLOP study measured about 100 at 3e11-3e12 FLOPs "
-          "(README, \"The compute-optimal split, measured\")"), suggest=(0.0, 10_000.0), later=True),
+          "(README, \"The compute-optimal split, measured\")"), suggest=(0.0, 10_000.0), step=1.0, later=True),
     S("batch", "int", N_("Batch size"), N_("sequences per step"), 1, 1 << 16, unit="sequences", form="Optimizer",
       tip=N_("Sequences per optimizer step; more is smoother but fewer steps for the same data"), presets=BATCHES,
-      shape="value"),
+      quick=8, shape="value"),
     S("evals", "int", N_("Evaluations"), N_("validation evaluations per run"), 1, 10_000, family=False),
     S("eval_tokens", "int", N_("Evaluation tokens"), N_("held-out tokens per evaluation"), 1, 10 ** 9, unit="tokens",
       family=False),

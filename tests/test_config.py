@@ -90,6 +90,8 @@ def test_every_field_is_in_the_schema_once_with_its_dataclass_default():
             assert s.high is None or high <= s.high, s.path   # the slider stays valid
             assert low <= default(s.path), s.path
             assert high is None or default(s.path) <= high, s.path
+    quick = {s.path: s.quick for s in schema.SETTINGS if s.quick is not None}   # quick mode's defaults are valid
+    assert RunConfig.from_settings(quick).model.width == quick["model.width"]
 
 
 @pytest.mark.parametrize("path, bad", [("model.width", 0), ("model.depth", 300), ("optim.warmup", 0.95),

@@ -31,8 +31,6 @@ SECTION_HELP = {      # marked: shown as _(SECTION_HELP[title]); the titles are 
 }
 READOUTS = ((N_("Size"), "params"), (N_("Compute"), "flops"), (N_("Data/size"), "tokens_per_param"),
             (N_("Time"), "time"), (N_("Memory"), "memory"))      # the readouts' rows: (label, key)
-SLIDERS = {"width": 8, "depth": 1, "context": 8}   # int fields shown as sliders, with their step
-NUMBER_BOXES = {"tokens_per_param": 1.0}           # float fields typed as numbers, with their step
 
 
 def show_value(w: ipw.ValueWidget, value) -> None:
@@ -57,12 +55,12 @@ def field_widget(f: fields.Field, value) -> ipw.ValueWidget:
     if f.log:
         return ipw.FloatLogSlider(value=value, base=10, min=math.log10(f.low), max=math.log10(f.high), step=0.05,
                                   readout_format=".3g", continuous_update=False, **kw)
-    if f.name in NUMBER_BOXES:
-        return ipw.BoundedFloatText(value=value, min=f.low, max=f.high, step=NUMBER_BOXES[f.name], **kw)
+    if f.kind == "float" and f.step is not None:     # the control's kind and step: the settings table's `step`
+        return ipw.BoundedFloatText(value=value, min=f.low, max=f.high, step=f.step, **kw)
     if f.kind == "float":
         return ipw.FloatSlider(value=value, min=f.low, max=f.high, step=0.01, continuous_update=False, **kw)
-    if f.name in SLIDERS:
-        return ipw.IntSlider(value=value, min=int(f.low), max=int(f.high), step=SLIDERS[f.name],
+    if f.step is not None:
+        return ipw.IntSlider(value=value, min=int(f.low), max=int(f.high), step=int(f.step),
                              continuous_update=False, **kw)
     return ipw.BoundedIntText(value=value, min=int(f.low), max=int(f.high), **kw)
 

@@ -41,13 +41,16 @@ class Field:
     log: bool = False          # a log-scale slider
     section: str = ""          # the form's section (lab.schema.FORM_SECTIONS)
     path: str | None = None    # the setting's place in a RunConfig (None: not a RunConfig field)
+    step: float | None = None  # a slider's (whole numbers) or a number box's (fractions) step; None: the default
+    quick: object = None       # the default in quick mode
 
 
 def _field(s: schema.Setting) -> Field:
     choices = OFFERED.get(s.key, s.choices) or s.presets
     low, high = (None, None) if choices else s.range
     return Field(s.key, "choice" if choices else s.kind, default(s.path), s.label, s.tip or s.help, low, high,
-                 choices=tuple(choices), log=s.log, section=s.form, path=s.path if s.config else None)
+                 choices=tuple(choices), log=s.log, section=s.form, path=s.path if s.config else None, step=s.step,
+                 quick=s.quick)
 
 
 FIELDS = tuple(_field(s) for s in schema.SETTINGS if s.form)
@@ -55,7 +58,7 @@ BY_NAME = {f.name: f for f in FIELDS}
 
 # Quick mode (SCALING_LAB_QUICK=1: tests, classroom demos on slow laptops): tiny defaults.
 # The small Python docs corpus loads in milliseconds; the 11 MB source takes seconds.
-QUICK = {"width": 16, "depth": 1, "heads": 2, "context": 32, "tokens": 4096, "batch": 8, "data": "builtin"}
+QUICK = {f.name: f.quick for f in FIELDS if f.quick is not None}   # from the settings table (`quick=`)
 
 
 def quick() -> bool:
