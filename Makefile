@@ -57,8 +57,10 @@ app: lab
 jupyter: setup
 	$(BIN)/jupyter lab notebooks/
 
+# Two workers, a test file each at a time (pytest-xdist): the suite is compile-bound, and a file's
+# tests share its servers, kernels and notebook pool. `pytest` alone runs it in one process.
 test: setup system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser and not ray"
