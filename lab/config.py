@@ -161,6 +161,7 @@ class OptimConfig:
     b1: float = 0.9            # first-moment decay (Adam, Lion) / momentum (momentum, nesterov)
     b2: float = 0.95           # second-moment decay (Adam, RMSProp, Lion); 0.95 is the LLM norm
     eps: float = 1e-8
+    z_loss: float = 0.0        # weight of the auxiliary loss z·mean(log Z)² on the softmax normaliser; 0 disables
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

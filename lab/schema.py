@@ -179,6 +179,9 @@ SETTINGS = (
     S("optim.b1", "float", N_("b1"), N_("first-moment decay / momentum"), 0.0, 1.0, flag=None),
     S("optim.b2", "float", N_("b2"), N_("second-moment decay"), 0.0, 1.0, flag=None),
     S("optim.eps", "float", N_("eps"), N_("Adam's epsilon"), 0.0, 1.0, open_low=True, flag=None),
+    S("optim.z_loss", "float", N_("z-loss"), N_("weight z of the auxiliary loss z·mean(log Z)², which keeps the "
+      "softmax normaliser Z near 1 (PaLM and OLMo use 1e-4 against late divergence); 0: off. The recorded losses "
+      "stay the cross-entropy"), 0.0, 1.0, metavar="Z", word=N_("z-loss"), later=True),
     # --- data
     S("data.source", "choice", N_("Dataset"),
       N_("stdlib (Python's standard library source, 11 MB), builtin (Python's docs, 0.46 MB), markov "

@@ -74,13 +74,22 @@ def _cast(tree, dtype):
 
 def loss_fn(params, static, x, y, dtype):
     """Mean next-token cross-entropy in nats; matmuls in `dtype`, the softmax in fp32."""
+    return objective(params, static, x, y, dtype, 0.0)[1]
+
+
+def objective(params, static, x, y, dtype, z_loss):
+    """Returns (what training minimises, the mean cross-entropy): the objective is the cross-entropy
+    plus z·mean(log Z)², Z the softmax normaliser (PaLM's z-loss, Chowdhery et al. 2022). `z_loss` is data, so a run
+    with another weight reuses the compiled step; at 0 the gradient is the cross-entropy's."""
     model = eqx.combine(_cast(params, dtype), static)
     logits = model(x).astype(jnp.float32)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    return ce + z_loss * jnp.mean(log_z ** 2), ce
 
 
 @eqx.filter_jit
-def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, stop, sched,
+def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, stop, sched, z_loss,
                  *, tx, chunk, batch, context, dtype, explode):
     """Steps `step0 .. stop - 1` (at most `chunk`) for every seed (leading axis of params,
     opt_state, keys, alive).
@@ -94,7 +103,7 @@ def _train_chunk(params, opt_state, static, data, keys, alive, dstep, step0, sto
 
     def one_seed(p, s, key, ok, step):
         x, y = sample_batch(data, jr.fold_in(key, step), batch, context)
-        loss, grads = jax.value_and_grad(loss_fn)(p, static, x, y, dtype)
+        (_, loss), grads = jax.value_and_grad(objective, has_aux=True)(p, static, x, y, dtype, z_loss)
         s_new = optim.with_learning_rate(s, optim.learning_rate(step, sched))
         updates, s_new = tx.update(grads, s_new, p)
         p_new = optax.apply_updates(p, updates)
@@ -264,6 +273,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     opt_state = opt_state._replace(hyperparams={k: jnp.full(len(seeds), v, jnp.float32)
                                                 for k, v in optim.hyperparams(config.optim).items()})
     sched = {k: jnp.asarray(v) for k, v in optim.schedule_params(config.optim, steps).items()}
+    z_loss = jnp.float32(config.optim.z_loss)
     data = jnp.asarray(dataset.train)
     windows = jnp.asarray(eval_windows(dataset.val, config.eval_tokens, m.context))
     alive = jnp.ones(len(seeds), bool)
@@ -291,7 +301,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         t0 = time.perf_counter()
         params, opt_state, alive, dstep, losses = _train_chunk(
             params, opt_state, static, data, data_keys, alive, dstep, jnp.int32(step0), jnp.int32(stop), sched,
-            **statics)
+            z_loss, **statics)
         losses = np.asarray(losses)          # waits for the chunk
         dt = time.perf_counter() - t0
         n_done = stop - step0
