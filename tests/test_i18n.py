@@ -109,6 +109,7 @@ def test_the_chinese_app_shows_no_english_outside_the_allowed_names(monkeypatch)
         app.panel(key)
     app.controller.scaling.fit()                  # too few runs: the reason, in words
     app.controller.form.set_values(heads=7)       # a refused setting: the error as the app spells it
+    app.form.explain.value = True                 # every control's help written out
     assert CJK.search(app.state.config_error), app.state.config_error
     texts = _texts(app) + [app.state.notice, app.state.error, app.state.config_error, *app.state.readouts.values()]
     assert sum(bool(CJK.search(t)) for t in texts) > 100

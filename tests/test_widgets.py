@@ -1267,3 +1267,21 @@ def test_the_sweep_tab_and_the_command_line_plan_the_same_runs(app, tmp_path, ca
     sw.mode.value = "grid"
     assert "Tokens per parameter" in app.state.sweep_plan["error"]
     assert "leave out --tokens" in cli("--widths", "8,16", "--tokens", "2048,4096", "--tokens-per-param", "20")
+
+
+def test_explain_writes_every_controls_help_as_text_for_touch_screens(app):
+    import html
+
+    from widgets import fields
+    form = app.form
+    assert form.explain.description and form.explain.tooltip
+    assert all(h.layout.display == "none" for h in form.helps.values())       # off: tooltips only
+    form.explain.value = True
+    shown = " ".join(h.value for h in form.helps.values() if h.layout.display == "")
+    for name in form.inputs:
+        assert html.escape(fields.BY_NAME[name].help) in shown, name
+    app.controller.state.hidden = ["lr"]                                   # a link's hidden control is not explained
+    shown = " ".join(h.value for h in form.helps.values())
+    assert html.escape(fields.BY_NAME["lr"].help) not in shown
+    form.explain.value = False
+    assert all(h.layout.display == "none" for h in form.helps.values())

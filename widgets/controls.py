@@ -21,6 +21,7 @@ STYLE = {"description_width": "110px"}
 WIDTH = "340px"
 SECTIONS = tuple((title, tuple(f.name for f in fields.FIELDS if f.section == title))   # from lab.schema
                  for title in FORM_SECTIONS)
+HELP_STYLE = "color:#333;font-size:90%;background:#f6f6f6;padding:4px"   # a section's controls explained
 SECTION_HELP = {      # marked: shown as _(SECTION_HELP[title]); the titles are lab.schema's (marked there)
     "Model": N_("Bigger models (width, depth) have more parameters N; they learn more from the same data but cost "
                 "more compute per token."),
@@ -76,6 +77,12 @@ class ConfigForm(ipw.VBox):
                                    value=st.preset, description=_("Preset"), tooltip=fields.preset_help(), style=STYLE,
                                    layout=ipw.Layout(width=WIDTH))
         self.preset.add_class("lab-preset")
+        # Help as text as well as on hover: a touch screen shows no tooltips
+        self.explain = ipw.ToggleButton(value=False, description=_("Explain the controls"), icon="question",
+                                        tooltip=_("Show what each control does as text under its section (a "
+                                                  "touch screen shows no tooltips)"), layout=ipw.Layout(width="200px"))
+        self.explain.add_class("lab-explain")
+        self.explain.observe(lambda change: self._show_help(), names="value")
         self.preset.observe(lambda change: c.form.apply_preset(change.new) if change.new else None, names="value")
         self.inputs = {f.name: field_widget(f, st.form[f.name]) for f in fields.FIELDS}
         for name, w in self.inputs.items():
@@ -106,11 +113,14 @@ class ConfigForm(ipw.VBox):
         self.bar = ipw.FloatProgress(value=0.0, min=0.0, max=1.0, layout=ipw.Layout(width="260px"))
         self.status = ipw.Label("")
         self.status.add_class("lab-status")
-        sections, self.sections = [], {}
+        sections, self.sections, self.helps = [], {}, {}
         for title, names in SECTIONS:
             items = [self.inputs[n] for n in names]
             if title == "Data":
                 items.append(self.upload)
+            self.helps[title] = ipw.HTML(layout=ipw.Layout(width="340px", display="none"))
+            self.helps[title].add_class("lab-help")
+            items.append(self.helps[title])
             sections.append(ipw.VBox([ipw.HTML(f"<b>{html.escape(_(title))}</b> <span style='color:#666;font-size:90%'>"
                                                f"{html.escape(_(SECTION_HELP[title]))}</span>",
                                                layout=ipw.Layout(width="340px")), *items]))
@@ -120,16 +130,27 @@ class ConfigForm(ipw.VBox):
                                 layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
         # never narrower than its controls: when the page is narrow the app wraps the plots below
         # the form instead of squeezing the form under them (JupyterLab with its side panel open)
-        super().__init__([self.preset, *sections, self.problem, self.readouts],
+        super().__init__([self.preset, self.explain, *sections, self.problem, self.readouts],
                          layout=ipw.Layout(width="360px", min_width="360px", flex="0 0 360px"))
         for name, fn in (("form", self._show_form), ("readouts", self._show_readouts),
                          ("config_error", self._show_problem), ("job", self._show_job),
                          ("progress", self._show_progress), ("stored", self._show_job), ("opened", self._show_job),
                          ("preset", self._show_preset), ("hidden", self._show_access), ("locked", self._show_access)):
             st.observe(lambda change, fn=fn: fn(), names=name)
+        st.observe(lambda change: self._show_help(), names="hidden")
         for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress,
                    self._show_preset, self._show_access):
             fn()
+
+    def _show_help(self):
+        """Each section's controls explained as text (label: tooltip) while Explain is on; hidden
+        controls are left out."""
+        hidden = self.controller.state.hidden
+        for title, names in SECTIONS:
+            lines = "".join(f"<div style='margin:2px 0'><b>{html.escape(_(fields.BY_NAME[n].label))}</b>: "
+                            f"{html.escape(_(fields.BY_NAME[n].help))}</div>" for n in names if n not in hidden)
+            self.helps[title].value = f"<div style='{HELP_STYLE}'>{lines}</div>"
+            self.helps[title].layout.display = "" if self.explain.value and lines else "none"
 
     def _show_preset(self):
         want = self.controller.state.preset
