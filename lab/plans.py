@@ -342,7 +342,7 @@ def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, de
                                                                        or CHINCHILLA_TOKENS_PER_PARAM)
         if tuned:
             t = ladder_base(base)
-            base = t.replace(**{path.replace(".", "__"): _at(base, path) for path in keep})
+            base = t.replace(**{path.replace(".", "__"): base.value(path) for path in keep})
         return ladder(base, widths=widths, depths=depths, tokens_per_param=ratio, optimizers=optimizers, lrs=lrs,
                       seeds=seeds)
     if kind == "grid":
@@ -367,9 +367,3 @@ def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, de
                                                                      ("optim__lr", lrs)) if v})
     depth = aspect_depth(aspect) if aspect is not None else (depths[0] if depths else None)
     return isoflop(base, budgets, widths=widths, n_sizes=n_sizes, depth=depth, seeds=seeds)
-
-
-def _at(config, path: str):
-    for part in path.split("."):
-        config = getattr(config, part)
-    return config

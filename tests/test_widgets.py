@@ -1235,15 +1235,9 @@ def test_the_sweep_tab_and_the_command_line_plan_the_same_runs(app, tmp_path, ca
     c.form.set_values(width=16, depth=1, heads=2, context=16, batch=8, evals=2, tokens=4096)
     base = c.form.build_config()
 
-    def value(path):
-        v = base
-        for part in path.split("."):
-            v = getattr(v, part)
-        return v
-
     swept = (None, "--data", "--width", "--depth", "--tokens", "--tokens-per-param")   # given per plan below
     form_args = [a for s in SETTINGS if s.config and s.cli_flag not in swept
-                 for a in (s.cli_flag, shown(value(s.path)))] + ["--data", base.data.source]
+                 for a in (s.cli_flag, shown(base.value(s.path)))] + ["--data", base.data.source]
 
     def cli(*args):
         code = main(["sweep", *form_args, "--store", str(tmp_path), *args, "--dry-run", "--json"])
