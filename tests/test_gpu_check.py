@@ -3,12 +3,12 @@ real, sane numbers, the reasons where a number cannot exist, a table; the budget
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import as_users_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,9 +20,8 @@ def positive(x) -> bool:
 @pytest.mark.slow
 def test_gpu_check_on_cpu_runs_every_part_on_tiny_models(tmp_path):
     out = tmp_path / "check.json"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")        # tiny mode is automatic on CPU
-    if env.get("XLA_FLAGS") == "--xla_backend_optimization_level=0":   # conftest's, for compiling: a benchmark
-        env.pop("XLA_FLAGS")                                           # measures the code users run
+    env = dict(as_users_run(), JAX_PLATFORMS="cpu")    # tiny mode is automatic on CPU; a benchmark
+                                                       # measures the code users run
     res = subprocess.run([sys.executable, "-m", "bench", "--gpu-check", "--out", str(out)], capture_output=True,
                          text=True, timeout=500, cwd=ROOT, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
