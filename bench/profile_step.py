@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
@@ -99,9 +98,7 @@ def main(argv=None) -> dict:
     train(config_for(w, d, t, b, 2), chunk=1)                       # compile outside the trace
     trace_dir = tempfile.mkdtemp(prefix="trace-")
     jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
-    t0 = time.perf_counter()
     r = train(config_for(w, d, t, b, args.steps + 1, seed=1), chunk=1)
-    wall = time.perf_counter() - t0
     jax.profiler.stop_trace()
 
     hlo_files = sorted(glob.glob(f"{dump}/*jit__train_chunk*after_optimizations.txt"))

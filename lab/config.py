@@ -184,6 +184,8 @@ class DataConfig:
     markov_seed: int = 0       # synthetic: which random chain (independent of the run's seed)
     markov_tokens: int = 1_000_000  # synthetic: length of the generated text
     val_fraction: float = 0.1  # held out for validation: the text's tail, or for stdlib whole files by hash
+    tokenizer: str = "bytes"   # "bytes" (UTF-8 bytes, vocabulary 256) or "chars" (a token per character: the
+                               # model.vocab - 1 most frequent of the training text, one token for all the others)
 
     def __post_init__(self):
         _check("data.source", self.source)
@@ -197,8 +199,11 @@ class DataConfig:
         if self.markov_symbols ** self.markov_order > 2 ** 20:
             raise ConfigError(Say(N_("markov_symbols**markov_order = {n} contexts is too many (limit 2**20); lower "
                                      "the order or the alphabet"), n=self.markov_symbols ** self.markov_order))
-        for name in ("markov_zipf", "markov_seed", "markov_tokens", "val_fraction"):
+        for name in ("markov_zipf", "markov_seed", "markov_tokens", "val_fraction", "tokenizer"):
             _check(f"data.{name}", getattr(self, name))
+        if self.tokenizer == "chars" and self.source == "markov":
+            raise ConfigError(Say(N_("a synthetic source's symbols are its tokens already; use {fix} with it"),
+                                  fix=Fix("data.tokenizer", "bytes")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +242,10 @@ class RunConfig:
         for f in dataclasses.fields(self):       # the others: bounds and choices from lab.schema alone
             if f.name not in ("model", "optim", "data", "batch", "seed", "tokens_per_param", "tokens", "eval_tokens"):
                 _check(f.name, getattr(self, f.name))
+        if self.data.tokenizer == "bytes" and self.model.vocab < 256:
+            raise ConfigError(Say(N_("byte tokens take 256 values, more than a vocabulary of {vocab}; use {fix}, or "
+                                     "{chars} for a smaller vocabulary of characters"), vocab=self.model.vocab,
+                                  fix=Fix("model.vocab", 256), chars=Fix("data.tokenizer", "chars")))
         if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
             raise ConfigError(Say(N_("μP's learning-rate rules here are those for Adam-type optimizers, got {name}; "
                                      "choose one of {choices} or the standard parameterisation"),

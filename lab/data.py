@@ -1,9 +1,16 @@
-"""Corpora as byte tokens: two built-in corpora, synthetic Markov sources, text files, HF datasets.
+"""Corpora as tokens: two built-in corpora, synthetic Markov sources, text files, HF datasets.
 
-Every source becomes a `Dataset`: byte-level tokens (vocabulary 256) split into a training
-part and a held-out validation part, with the numbers a lesson needs to judge a loss: the
-unigram baseline (what a model that ignores context reaches) and, for synthetic sources, the
-exact entropy rate (what a perfect model reaches).
+Every source becomes a `Dataset`: tokens split into a training part and a held-out validation
+part, with the numbers a lesson needs to judge a loss: the unigram baseline (what a model that
+ignores context reaches) and, for synthetic sources, the exact entropy rate (what a perfect
+model reaches).
+
+Tokens are UTF-8 bytes (vocabulary 256) unless the data asks for characters
+(`DataConfig.tokenizer = "chars"`): then each of the model.vocab - 1 most frequent characters of
+the training split (ties by code point) is a token, and token 0 stands for every other
+character. A Chinese character is one token instead of three bytes, and a context holds three
+times as many. Everything is counted as for bytes (parameters and FLOPs from model.vocab,
+D in tokens); bits per byte divide by the held-out text's UTF-8 bytes per token.
 
 The two built-in corpora ship with every CPython, so nothing is downloaded:
 - "stdlib" (the default): the standard library's own Python source, about 11 MB, big
@@ -38,13 +45,20 @@ MAX_FILE_BYTES = 1 << 30          # 1 GiB: the tokens live in memory (and on the
 @dataclass(frozen=True, eq=False)
 class Dataset:
     name: str
-    train: np.ndarray             # uint8 tokens
-    val: np.ndarray               # uint8 tokens, held out (a tail, or blocks by hash for "stdlib")
+    train: np.ndarray             # tokens (uint8 bytes; uint16 or int32 characters)
+    val: np.ndarray               # tokens held out (a tail, or blocks by hash for "stdlib")
     vocab: int
     unigram_loss: float           # nats/token: cross-entropy of the training unigram on validation
     entropy_rate: float | None    # nats/token: exact floor for synthetic sources, else None
-    fingerprint: str              # sha256 of all tokens, to tell corpora apart
+    fingerprint: str              # sha256 of all tokens (and the character table), to tell corpora apart
     description: str
+    tokenizer: "Tokenizer" = None  # text <-> tokens (None: bytes, `BYTES`)
+    bytes_per_token: float = 1.0  # UTF-8 bytes per token of the held-out text (1 for bytes)
+    coverage: float = 1.0         # share of the held-out characters that have a token of their own
+
+    def __post_init__(self):
+        if self.tokenizer is None:
+            object.__setattr__(self, "tokenizer", BYTES)
 
     def check_fits(self, context: int) -> None:
         """Raise ConfigError unless both splits hold at least one (context + 1) window."""
@@ -52,6 +66,38 @@ class Dataset:
             if len(arr) < context + 1:
                 raise ConfigError(f"the {split} split of {self.name} has {len(arr)} tokens, fewer than one context of "
                                   f"{context} + 1; use a shorter ", Name("model.context"), " or a larger text")
+
+
+OTHER = "\u25a1"     # □: how decoded text shows token 0 of character tokens, a character outside the table
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Text to tokens and back: UTF-8 bytes (`chars` None), or characters, token i + 1 being
+    `chars[i]` and token 0 any character outside the table."""
+    chars: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "bytes" if self.chars is None else "chars"
+
+    def encode(self, text: str) -> np.ndarray:
+        """`text` as tokens (int32)."""
+        if self.chars is None:
+            return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int32)
+        return _char_tokens(_code_points(text), _lookup(self.chars)).astype(np.int32)
+
+    def decode(self, tokens) -> str:
+        """Tokens as text. Bytes that make no whole UTF-8 character (one cut at the end of a sample,
+        or a sequence the model made up) are left out, so the text never shows the replacement
+        character �; with characters, token 0 (a character outside the table) is shown as □."""
+        tokens = [int(t) for t in tokens]
+        if self.chars is None:
+            return bytes(t for t in tokens if 0 <= t < 256).decode("utf-8", errors="ignore")
+        return "".join(self.chars[t - 1] if 0 < t <= len(self.chars) else OTHER for t in tokens)
+
+
+BYTES = Tokenizer()
 
 
 def builtin_text() -> str:
@@ -158,6 +204,60 @@ def _encode_text(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
 
 
+# --- character tokens ------------------------------------------------------------------------
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def char_table(text: str, vocab: int) -> str:
+    """The `vocab - 1` most frequent characters of `text`, most frequent first, ties broken by code
+    point (fewer when the text has fewer distinct characters): token i + 1 is the i-th."""
+    counts = np.bincount(_code_points(text))
+    seen = np.flatnonzero(counts)
+    order = seen[np.lexsort((seen, -counts[seen]))][: vocab - 1]
+    return "".join(map(chr, order))
+
+
+def _lookup(chars: str) -> np.ndarray:
+    """Code point -> token: 1 + the character's place in the table, 0 for any other."""
+    cps = _code_points(chars)
+    lut = np.zeros(int(cps.max()) + 1 if len(cps) else 1, np.int32)
+    lut[cps] = np.arange(1, len(cps) + 1)
+    return lut
+
+
+def _char_tokens(cps: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    inside = cps < len(lut)
+    tokens = np.where(inside, lut[np.where(inside, cps, 0)], 0)
+    return tokens.astype(np.uint16 if len(lut) and lut.max() < 1 << 16 else np.int32)
+
+
+def _char_dataset(name: str, train: str, val: str, vocab: int, description: str) -> Dataset:
+    """A dataset of character tokens: the training split's `vocab - 1` most frequent characters."""
+    chars = char_table(train, vocab)
+    lut = _lookup(chars)
+    t, v = _char_tokens(_code_points(train), lut), _char_tokens(_code_points(val), lut)
+    digest = hashlib.sha256(t.tobytes())
+    digest.update(v.tobytes())
+    digest.update(chars.encode("utf-8"))
+    bpt = len(val.encode("utf-8")) / max(1, len(v))
+    coverage = float(np.mean(v > 0)) if len(v) else 1.0
+    words = (f"{description}; character tokens: {len(chars):,} characters and one for the rest "
+             f"({coverage:.2%} of the held-out text has its own), {bpt:.2f} bytes per token")
+    return Dataset(name=name, train=t, val=v, vocab=vocab, unigram_loss=unigram_loss(t, v, vocab), entropy_rate=None,
+                   fingerprint=digest.hexdigest()[:16], description=words, tokenizer=Tokenizer(chars),
+                   bytes_per_token=bpt, coverage=coverage)
+
+
+def _from_text(name: str, text: str, cfg: DataConfig, vocab: int, description: str) -> Dataset:
+    """A text as the config's tokens; validation is its tail (the same share of bytes, or of characters)."""
+    if cfg.tokenizer == "chars":
+        n_val = max(1, int(round(len(text) * cfg.val_fraction)))
+        return _char_dataset(name, text[:-n_val], text[-n_val:], vocab, description)
+    return _make(name, _encode_text(text), cfg, description)
+
+
 # --- synthetic Markov sources --------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -258,16 +358,19 @@ def _load_hf(cfg: DataConfig) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(cfg: DataConfig, stamp) -> Dataset:
+def _load_cached(cfg: DataConfig, stamp, vocab: int) -> Dataset:
     if cfg.source == "stdlib":
         train, val, n_files = stdlib_split(cfg.val_fraction)
         version = ".".join(map(str, sys.version_info[:3]))
-        return _dataset("stdlib", train, val, f"Python {version} standard library source, {n_files} files, "
-                        f"{(len(train) + len(val)) / 1e6:.1f} MB; 4 KB blocks held out by a hash of their file and index")
+        words = (f"Python {version} standard library source, {n_files} files, "
+                 f"{(len(train) + len(val)) / 1e6:.1f} MB; 4 KB blocks held out by a hash of their file and index")
+        if cfg.tokenizer == "chars":      # the blocks end at line ends, so each split is whole characters
+            return _char_dataset("stdlib", train.tobytes().decode("utf-8"), val.tobytes().decode("utf-8"), vocab, words)
+        return _dataset("stdlib", train, val, words)
     if cfg.source == "builtin":
         text = builtin_text()
-        return _make("builtin", _encode_text(text), cfg,
-                     f"Python reference documentation (pydoc_data.topics), {len(text):,} characters")
+        return _from_text("builtin", text, cfg, vocab,
+                          f"Python reference documentation (pydoc_data.topics), {len(text):,} characters")
     if cfg.source == "markov":
         chain = markov_chain(cfg.markov_order, cfg.markov_symbols, cfg.markov_zipf, cfg.markov_seed)
         symbols = sample_markov(chain, cfg.markov_tokens, cfg.markov_seed)
@@ -277,20 +380,28 @@ def _load_cached(cfg: DataConfig, stamp) -> Dataset:
                      entropy_rate=chain.entropy_rate)
     if cfg.source == "file":
         text = _read_text_file(cfg.path)
-        return _make(os.path.basename(cfg.path), _encode_text(text), cfg, f"{cfg.path}, {len(text):,} characters")
+        return _from_text(os.path.basename(cfg.path), text, cfg, vocab, f"{cfg.path}, {len(text):,} characters")
     text = _load_hf(cfg)
     if len(text.encode("utf-8")) < MIN_FILE_BYTES:
         raise ConfigError(f"dataset {cfg.path!r} holds too little text ({len(text)} characters)")
-    return _make(cfg.path, _encode_text(text), cfg, f"Hugging Face {cfg.path} [{cfg.hf_split}]")
+    return _from_text(cfg.path, text, cfg, vocab, f"Hugging Face {cfg.path} [{cfg.hf_split}]")
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """The dataset a config names; cached, and reloaded when a data file changes on disk."""
+def load_dataset(cfg: DataConfig, vocab: int = VOCAB) -> Dataset:
+    """The dataset a config names, as tokens of a vocabulary of `vocab` (the model's: with character
+    tokens, the table's size plus one); cached, and reloaded when a data file changes on disk.
+    `load_dataset(run_config.data, run_config.model.vocab)` is the data a run trains on."""
     stamp = None
     if cfg.source == "file" and os.path.isfile(cfg.path):
         st = os.stat(cfg.path)
         stamp = (st.st_size, st.st_mtime_ns)
-    return _load_cached(cfg, stamp)
+    return _load_cached(cfg, stamp, vocab if cfg.tokenizer == "chars" else VOCAB)
+
+
+def tokenizer_of(config) -> Tokenizer:
+    """How a `RunConfig`'s text becomes tokens: bytes, or the character table of its training text
+    (which loads its data)."""
+    return BYTES if config.data.tokenizer == "bytes" else load_dataset(config.data, config.model.vocab).tokenizer
 
 
 # --- batches (pure functions, used inside the compiled training step) -------------------------
@@ -319,6 +430,7 @@ def epochs(tokens_trained: int, dataset: Dataset) -> float:
     return tokens_trained / len(dataset.train)
 
 
-def bits_per_byte(nats_per_token: float) -> float:
-    """With byte-level tokens one token is one byte: bits/byte = nats/token / ln 2."""
-    return nats_per_token / math.log(2)
+def bits_per_byte(nats_per_token: float, bytes_per_token: float = 1.0) -> float:
+    """Bits per UTF-8 byte of text: nats/token / ln 2 / bytes per token (1 with byte tokens; a
+    dataset's `bytes_per_token` with characters), so byte and character models compare."""
+    return nats_per_token / math.log(2) / bytes_per_token

@@ -377,9 +377,11 @@ def make_model(cfg: ModelConfig, *, key) -> GPT | LSTM | CNN:
     return {"gpt": GPT, "lstm": LSTM, "cnn": CNN}[cfg.arch](cfg, key=key)
 
 
-def generate(model, prompt: Int[Array, " n"], length: int, context: int, *, temperature: float, key) -> Int[Array, " m"]:
-    """Sample `length` tokens after `prompt` (temperature 0: greedy). Recomputes the window each
-    step, which is fine for the few hundred bytes a lesson reads."""
+def generate(model, prompt: Int[Array, " n"], length: int, context: int, *, temperature: float, key,
+             start: int = 10) -> Int[Array, " m"]:
+    """Sample `length` tokens after `prompt` (temperature 0: greedy; no prompt: after the token
+    `start`, a newline). Recomputes the window each step, which is fine for the few hundred
+    tokens a lesson reads."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     buf = jnp.zeros(context, jnp.int32)
@@ -397,8 +399,8 @@ def generate(model, prompt: Int[Array, " n"], length: int, context: int, *, temp
 
     out = []
     pos = jnp.int32(n)
-    if n == 0:  # no prompt: start from a newline byte
-        buf, pos = buf.at[0].set(10), jnp.int32(1)
+    if n == 0:  # no prompt: start from a newline
+        buf, pos = buf.at[0].set(start), jnp.int32(1)
     for k in jr.split(key, length):
         buf, pos, nxt = step(buf, pos, k)
         out.append(nxt)

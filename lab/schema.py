@@ -40,6 +40,7 @@ POSITIONS = ("learned", "rotary")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "lion", "adafactor")
 SCHEDULES = ("constant", "cosine", "linear", "wsd")
 SOURCES = ("stdlib", "builtin", "markov", "file", "hf")
+TOKENIZERS = ("bytes", "chars")
 PRECISIONS = ("auto", "fp32", "bf16")
 PARAMETERISATIONS = ("standard", "mup")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -134,9 +135,9 @@ SETTINGS = (
       tip=N_("0: chosen so that the stacked convolutions see the whole context. Above 0: each block's convolution "
           "has this many taps, dilated 1, 2, 4, ... block by block"), shape="value", later=True),
     S("model.context", "int", N_("Context"), N_("tokens per sequence"), 2, 65536, unit="tokens", form="Model",
-      tip=N_("How many tokens (bytes) the model reads at once to predict the next. Tokens are bytes of UTF-8: an "
+      tip=N_("How many tokens the model reads at once to predict the next. Byte tokens are bytes of UTF-8: an "
              "English letter is 1, a Chinese character 3, so a context of 64 holds about 64 letters or 21 Chinese "
-             "characters"), suggest=(8, 1024), step=8, quick=32, shape="value"),
+             "characters; with character tokens it holds 64 characters of any language"), suggest=(8, 1024), step=8, quick=32, shape="value"),
     S("model.positions", "choice", N_("Positions"), N_("learned table or rotary (RoPE)"), choices=POSITIONS,
       word=N_("positions"), shape="value"),
     S("model.param", "choice", N_("Parameterisation"),
@@ -150,8 +151,6 @@ SETTINGS = (
           "size (Transformer and Adam-type optimizers)"), shape="value", later=True),
     S("model.base_width", "int", N_("Base width"), N_("with --param mup: the width where μP equals standard"), 1, 16384,
       shape="value", later=True),
-    S("model.vocab", "int", N_("Vocabulary"), N_("tokens in the vocabulary (bytes: 256)"), 2, 1 << 20, flag=None,
-      shape="value"),
     # --- optimizer
     S("optim.name", "choice", N_("Optimizer"), N_("the update rule"), choices=OPTIMIZERS, name="optimizer",
       word=N_("optimizer"), metavar="NAME",
@@ -190,8 +189,23 @@ SETTINGS = (
       tip=N_("Python source: the standard library's own code, 11 MB, big enough for a scaling ladder without "
           "repeating the data. Python docs: the small (0.46 MB) English prose of Python's reference, for quick "
           "lessons. Synthetic: a random Markov chain whose best possible loss (its entropy) is known. My text "
-          "file: upload one (UTF-8 plain text in any language; Chinese text works too, at 3 bytes a character, "
-          "so give it a longer context)"), quick="builtin", shape="value"),
+          "file: upload one (UTF-8 plain text in any language; Chinese text works too, at 3 bytes a character: "
+          "give it a longer context, or choose character tokens)"), quick="builtin", shape="value"),
+    S("data.tokenizer", "choice", N_("Tokenizer"),
+      N_("bytes (UTF-8 bytes, vocabulary 256) or chars (one token per character: the --vocab minus 1 most frequent "
+      "characters of the training text, for Chinese and other non-Latin text)"), choices=TOKENIZERS,
+      word=N_("tokenizer"), form="Data",
+      tip=N_("What one token is. Bytes: one byte of UTF-8 text (an English letter is 1 byte, a Chinese character "
+             "3), always 256 of them. Characters: one token per character, so a context of 64 holds 64 Chinese "
+             "characters; the Vocabulary sets how many characters get their own token"),
+      shape="value", later=True),
+    S("model.vocab", "int", N_("Vocabulary"), N_("tokens in the vocabulary: 256 for byte tokens; with --tokenizer chars "
+      "the most frequent vocab - 1 characters of the training text, and one token for every other character"),
+      2, 1 << 20, metavar="V", word=N_("vocabulary"), form="Data",
+      tip=N_("How many different tokens the model knows (with character tokens). The most frequent characters of "
+             "the training text get a token each, all the others share one; the model's embedding and output layer "
+             "have one row per token, so N grows with it. China's table of 3,500 common characters (1988) covers "
+             "about 99.5 % of modern Chinese text"), suggest=(256, 16384), step=256, shape="value"),
     S("data.path", "text", N_("Text file"), N_("file path (source file) or dataset name (source hf)"), flag="--data",
       shape="value"),
     S("data.hf_split", "text", N_("Split"), N_("the Hugging Face dataset's split"), flag=None, shape="value"),

@@ -278,7 +278,7 @@ def _check_data(plan: Plan) -> None:
     from lab.data import load_dataset
     seen = set()
     for c in plan.configs:
-        key = (c.data, c.model.context, c.eval_tokens)
+        key = (c.data, c.model.vocab, c.model.context, c.eval_tokens)
         if key not in seen:
             seen.add(key)
-            load_dataset(c.data).check_fits(c.model.context)
+            load_dataset(c.data, c.model.vocab).check_fits(c.model.context)

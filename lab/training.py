@@ -254,7 +254,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     configs = [config.replace(seed=s) for s in seeds]
     trackers = list(trackers)
     check_memory(config, len(seeds))
-    dataset = load_dataset(config.data)
+    dataset = load_dataset(config.data, config.model.vocab)
     dataset.check_fits(config.model.context)
     m = config.model
     counts = param_counts(m)
@@ -357,7 +357,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         model_i = eqx.combine(jax.tree.map(lambda a: a[i], params), static)
         result = RunResult(
             run_id=configs[i].run_id, config=configs[i], status=status, train_loss=float(last_train[i]),
-            eval_loss=eval_i, eval_bpb=bits_per_byte(eval_i), tokens=tokens,
+            eval_loss=eval_i, eval_bpb=bits_per_byte(eval_i, dataset.bytes_per_token), tokens=tokens,
             steps=steps_i, flops=float(tokens * fpt), flops_per_token=fpt, params_total=counts.total,
             params_embedding=counts.embedding, params_non_embedding=counts.non_embedding,
             epochs=epochs(tokens, dataset), wall_s=wall, first_step_s=first_step_s, tokens_per_s=tokens_per_s,

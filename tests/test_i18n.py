@@ -200,9 +200,9 @@ def test_every_action_that_reports_errors_is_named_in_words():
 
 
 def test_generated_bytes_never_show_a_cut_character():
-    from lab.sample import text_of
+    from lab.data import BYTES
     text = "尺度定律 scaling".encode()
     for cut in range(len(text) + 1):                       # every place a sample can end
-        out = text_of(text[:cut])
+        out = BYTES.decode(list(text[:cut]))
         assert "\ufffd" not in out and "尺度定律 scaling".startswith(out)
-    assert text_of(b"ab\xe5\xb0cd\xff") == "abcd"          # bytes that are no character are left out
+    assert BYTES.decode(list(b"ab\xe5\xb0cd\xff")) == "abcd"   # bytes that are no character are left out

@@ -483,6 +483,27 @@ def test_widgets_never_import_jax_and_use_the_house_import_names():
         assert "import ipywidgets as widgets" not in text, path
 
 
+def test_character_tokens_show_the_vocabulary_and_count_it_in_the_readouts(app):
+    from lab.counting import param_counts
+    text = ("尺度定律告诉我们，模型越大、数据越多，损失越低。" * 120).encode()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    app.form.upload.value = ({"name": "中文.txt", "type": "text/plain", "size": len(text),
+                              "content": memoryview(text), "last_modified": now},)
+    inputs, c = app.form.inputs, app.controller
+    assert inputs["vocab"].layout.display == "none"                         # bytes: always 256
+    inputs["vocab"].value = 1024                                            # hidden, so not used
+    assert c.form.build_config().model.vocab == 256
+    size_in_bytes = app.state.readouts["params"]
+    inputs["tokenizer"].value = "chars"
+    assert inputs["vocab"].layout.display == "" and "tokenizer=chars" in app.state.share
+    cfg = c.form.build_config()
+    assert (cfg.data.tokenizer, cfg.model.vocab) == ("chars", 1024)
+    grown = param_counts(cfg.model).total - param_counts(dataclasses.replace(cfg.model, vocab=256)).total
+    assert grown == 2 * (1024 - 256) * cfg.model.width and app.state.readouts["params"] != size_in_bytes
+    inputs["tokenizer"].value = "bytes"
+    assert inputs["vocab"].layout.display == "none" and c.form.build_config().model.vocab == 256
+
+
 def test_the_form_offers_the_corpora_mup_and_tokens_per_parameter(app, monkeypatch):
     from lab.counting import param_counts
     from widgets import fields
@@ -1273,7 +1294,10 @@ def test_explain_writes_every_controls_help_as_text_for_touch_screens(app):
     form.explain.value = True
     shown = " ".join(h.value for h in form.helps.values() if h.layout.display == "")
     for name in form.inputs:
-        assert html.escape(fields.BY_NAME[name].help) in shown, name
+        assert (html.escape(fields.BY_NAME[name].help) in shown) == fields.shown(name, app.state.form), name
+    assert not fields.shown("vocab", app.state.form)                       # byte tokens: no vocabulary to set
+    form.inputs["tokenizer"].value = "chars"
+    assert html.escape(fields.BY_NAME["vocab"].help) in " ".join(h.value for h in form.helps.values())
     app.controller.state.hidden = ["lr"]                                   # a link's hidden control is not explained
     shown = " ".join(h.value for h in form.helps.values())
     assert html.escape(fields.BY_NAME["lr"].help) not in shown

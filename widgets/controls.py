@@ -137,7 +137,7 @@ class ConfigForm(ipw.VBox):
                          ("progress", self._show_progress), ("stored", self._show_job), ("opened", self._show_job),
                          ("preset", self._show_preset), ("hidden", self._show_access), ("locked", self._show_access)):
             st.observe(lambda change, fn=fn: fn(), names=name)
-        st.observe(lambda change: self._show_help(), names="hidden")
+        st.observe(lambda change: self._show_help(), names=["hidden", "form"])
         for fn in (self._show_form, self._show_readouts, self._show_problem, self._show_job, self._show_progress,
                    self._show_preset, self._show_access):
             fn()
@@ -148,7 +148,8 @@ class ConfigForm(ipw.VBox):
         hidden = self.controller.state.hidden
         for title, names in SECTIONS:
             lines = "".join(f"<div style='margin:2px 0'><b>{html.escape(_(fields.BY_NAME[n].label))}</b>: "
-                            f"{html.escape(_(fields.BY_NAME[n].help))}</div>" for n in names if n not in hidden)
+                            f"{html.escape(_(fields.BY_NAME[n].help))}</div>" for n in names
+                            if n not in hidden and fields.shown(n, self.controller.state.form))
             self.helps[title].value = f"<div style='{HELP_STYLE}'>{lines}</div>"
             self.helps[title].layout.display = "" if self.explain.value and lines else "none"
 
@@ -162,7 +163,7 @@ class ConfigForm(ipw.VBox):
         locked ones are shown, disabled."""
         st = self.controller.state
         for name, w in self.inputs.items():
-            w.layout.display = "none" if name in st.hidden else ""
+            w.layout.display = "" if name not in st.hidden and fields.shown(name, st.form) else "none"
             w.disabled = name in st.locked
         for title, names in SECTIONS:
             self.sections[title].layout.display = "none" if names and set(names) <= set(st.hidden) else ""
@@ -173,6 +174,7 @@ class ConfigForm(ipw.VBox):
             if name in form and w.value != form[name]:
                 show_value(w, form[name])
         self.upload.layout.display = "" if form.get("data") == "file" else "none"
+        self._show_access()                    # a control shown for some values only (fields.shown)
 
     def _show_readouts(self):
         r = self.controller.state.readouts

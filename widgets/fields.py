@@ -23,7 +23,8 @@ from lab.schema import number  # the one number parser, also fields.number in th
 DATASETS = {"stdlib": N_("Python source (built in, 11 MB)"), "builtin": N_("Python docs (built in, small: 0.46 MB)"),
             "markov": N_("synthetic (known entropy)"), "file": N_("my text file")}
 PARAMS = {"standard": N_("standard"), "mup": N_("μP (maximal update)")}
-LABELS = {"data": DATASETS, "param": PARAMS}     # how a choice field's values read in its dropdown (marked: _() them)
+TOKENIZERS = {"bytes": N_("bytes (UTF-8)"), "chars": N_("characters")}
+LABELS = {"data": DATASETS, "param": PARAMS, "tokenizer": TOKENIZERS}   # a choice's values in its dropdown (marked)
 OFFERED = {"data": tuple(DATASETS)}              # the app offers these choices only (no Hugging Face)
 BATCHES = schema.BATCHES
 
@@ -65,6 +66,12 @@ def quick() -> bool:
     """Quick mode: SCALING_LAB_QUICK set to anything but "", "0", "false" or "False" (read each call).
     The only reader of the variable: the app and the lessons (`widgets.lessons.quick`) both ask here."""
     return os.environ.get("SCALING_LAB_QUICK", "0") not in ("", "0", "false", "False")
+
+
+def shown(name: str, form: dict) -> bool:
+    """Whether the form shows a control for these values: the vocabulary only with character tokens
+    (bytes are always 256)."""
+    return name != "vocab" or form.get("tokenizer") == "chars"
 
 
 def defaults() -> dict:

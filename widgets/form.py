@@ -193,6 +193,8 @@ class FormActions:
             if f.path and v.get(f.name) is not None:
                 x = v[f.name]
                 values[f.path] = int(round(x)) if f.kind == "int" else float(x) if f.kind == "float" else x
+        if not fields.shown("vocab", v):               # byte tokens: the vocabulary is theirs, 256
+            values.pop("model.vocab", None)
         if v["data"] == "file":
             if not self.state.data_path:
                 raise ConfigError(_("choose a text file to upload first (Dataset: my text file)"))

@@ -92,7 +92,8 @@ def register(sub) -> None:
                        description="Continue a prompt with the model of a stored run.")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix (see `scaling-lab runs`)")
     p.add_argument("--prompt", default="", help="text to continue (default: none)")
-    p.add_argument("--length", type=integer, default=200, help="bytes to generate (default %(default)s)")
+    p.add_argument("--length", type=integer, default=200,
+                   help="tokens to generate: bytes, or characters with character tokens (default %(default)s)")
     p.add_argument("--temperature", type=number, default=0.8, help="0 = greedy (default %(default)s)")
     p.add_argument("--seed", type=integer, default=0, help="sampling seed (default %(default)s)")
     p.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
@@ -114,11 +115,12 @@ def _train(args) -> int:
         from lab.data import load_dataset
         from lab.training import check_memory
         check_memory(cfg, args.seeds)
-        load_dataset(cfg.data).check_fits(cfg.model.context)
+        data = load_dataset(cfg.data, cfg.model.vocab)
+        data.check_fits(cfg.model.context)
         counts = param_counts(cfg.model)
         plan = {"run_id": cfg.run_id, "params_total": counts.total, "params_non_embedding": counts.non_embedding,
                 "tokens": cfg.tokens_trained, "steps": cfg.steps, "flops": run_flops(cfg) * args.seeds,
-                "memory_bytes": memory_bytes(cfg, args.seeds), "seeds": args.seeds}
+                "memory_bytes": memory_bytes(cfg, args.seeds), "seeds": args.seeds, "data": data.description}
         print(json.dumps(plan) if args.json else "\n".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}"
                                                            for k, v in plan.items()))
         return 0
