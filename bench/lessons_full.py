@@ -65,12 +65,13 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="lesson numbers, e.g. 1,6 (default: all)")
     p.add_argument("--lang", default="en", help="en or zh (the lessons as `scaling-lab lessons --lang` writes them)")
     args = p.parse_args(argv)
-    lessons = sorted((ROOT / "notebooks").glob("lesson*.ipynb"))
+    every = sorted((ROOT / "notebooks").glob("lesson*.ipynb"), key=lambda q: int(q.stem[6:].split("_")[0]))
+    lessons = every                     # in their numbers' order: lesson10 after lesson9
     if args.only:
         want = {f"lesson{n.strip()}_" for n in args.only.split(",") if n.strip()}
         lessons = [q for q in lessons if any(q.name.startswith(w) for w in want)]
     if not lessons:
-        sys.exit(f"no lesson matches --only {args.only!r}; lessons are numbered 1 to 9")
+        sys.exit(f"no lesson matches --only {args.only!r}; lessons are numbered 1 to {len(every)}")
     store = pathlib.Path(args.store or tempfile.mkdtemp(prefix="lessons-full-store-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = ROOT / "bench" / "results" / f"lessons-full-{stamp}"

@@ -17,8 +17,8 @@ The public API, in two parts. These names, imported on first use:
 and the public (not underscored) names of the modules in `PUBLIC_MODULES`, which a front end
 reads to say, check and estimate before it asks (the settings table and its words, counts,
 families, plans, estimates, laws, the compute-optimal split, forecasts, the queue's places).
-The app (`widgets/`) uses only these (a test checks its imports); the lessons also open the model, data and training modules, to show
-how they work. The rest (`lab.training`'s internals, `lab.models`, `lab.storedb`,
+The app (`widgets/`) uses only these (a test checks its imports); the lessons also open the model, data, training and latency modules,
+to show how they work. The rest (`lab.training`'s internals, `lab.models`, `lab.storedb`,
 `lab.liveness`, `lab.weights`, `lab.device`, `lab.executors`, `lab.worker`, `lab.ray_service`, `lab.cli`) is
 the engine's own.
 

@@ -377,31 +377,36 @@ def make_model(cfg: ModelConfig, *, key) -> GPT | LSTM | CNN:
     return {"gpt": GPT, "lstm": LSTM, "cnn": CNN}[cfg.arch](cfg, key=key)
 
 
+@eqx.filter_jit
+def _next_token(model, buf, pos, key, temperature):
+    """One step of `generate`: the next token after the window `buf` holding `pos` tokens, and the
+    window with it appended (shifted once full). Compiled once per model shape and context."""
+    context = buf.shape[0]
+    logits = model(buf)[jnp.maximum(pos - 1, 0)]
+    nxt = jnp.where(temperature > 0, jr.categorical(key, logits / jnp.maximum(temperature, 1e-6)),
+                    jnp.argmax(logits))
+    full = pos >= context
+    buf = jnp.where(full, jnp.roll(buf, -1).at[-1].set(nxt), buf.at[jnp.minimum(pos, context - 1)].set(nxt))
+    return buf, jnp.minimum(pos + 1, context), nxt
+
+
 def generate(model, prompt: Int[Array, " n"], length: int, context: int, *, temperature: float, key,
              start: int = 10) -> Int[Array, " m"]:
     """Sample `length` tokens after `prompt` (temperature 0: greedy; no prompt: after the token
-    `start`, a newline). Recomputes the window each step, which is fine for the few hundred
-    tokens a lesson reads."""
+    `start`, a newline). Each token reads the whole window again (no cache of keys and values),
+    which is fine for the few hundred tokens a lesson reads; the step is compiled once per model
+    shape, so a second call starts at once."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     buf = jnp.zeros(context, jnp.int32)
     n = min(prompt.shape[0], context)
     buf = buf.at[:n].set(prompt[-n:]) if n else buf
-
-    @jax.jit
-    def step(buf, pos, key):
-        logits = model(buf)[jnp.maximum(pos - 1, 0)]
-        nxt = jnp.where(temperature > 0, jr.categorical(key, logits / jnp.maximum(temperature, 1e-6)),
-                        jnp.argmax(logits))
-        full = pos >= context
-        buf = jnp.where(full, jnp.roll(buf, -1).at[-1].set(nxt), buf.at[jnp.minimum(pos, context - 1)].set(nxt))
-        return buf, jnp.minimum(pos + 1, context), nxt
-
     out = []
     pos = jnp.int32(n)
     if n == 0:  # no prompt: start from a newline
         buf, pos = buf.at[0].set(start), jnp.int32(1)
+    temperature = jnp.float32(temperature)
     for k in jr.split(key, length):
-        buf, pos, nxt = step(buf, pos, k)
+        buf, pos, nxt = _next_token(model, buf, pos, k, temperature)
         out.append(nxt)
     return jnp.stack(out) if out else jnp.zeros(0, jnp.int32)

@@ -54,3 +54,30 @@ def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str 
                    temperature=float(temperature), key=jr.PRNGKey(seed), start=int(tok.encode("\n")[0]))
     return tok.decode(np.asarray(out).tolist())
 
+
+
+def next_token_probabilities(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str) -> dict[str, float]:
+    """The stored model's distribution over its next token after `prompt` (temperature 1): {the
+    token's text: probability}, most likely first. Bytes that are no whole character alone (UTF-8
+    continuation and lead bytes) are summed under ""; the sampler draws from exactly this
+    distribution, sharpened as softmax(logits / temperature)."""
+    import jax
+    import jax.numpy as jnp
+
+    from lab.data import tokenizer_of
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    run_id = store.resolve(run_id)
+    config = store.record(run_id).config
+    model = store.load_model(run_id)
+    tok = tokenizer_of(config)
+    tokens = tok.encode(prompt)[-config.model.context:]
+    if not len(tokens):
+        raise ConfigError(_("the prompt is empty; give the model some text to continue"))
+    window = np.zeros(config.model.context, np.int32)
+    window[:len(tokens)] = tokens
+    probs = np.asarray(jax.nn.softmax(model(jnp.asarray(window))[len(tokens) - 1].astype(jnp.float32)))
+    out: dict[str, float] = {}
+    for t, p in enumerate(probs.tolist()):
+        text = tok.decode([t])
+        out[text] = out.get(text, 0.0) + p
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))

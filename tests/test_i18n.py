@@ -149,7 +149,7 @@ def test_scaling_lab_lessons_writes_the_chinese_lessons_from_the_one_source(tmp_
     from lab.cli.app import _lessons, notebooks_folder
     _lessons(argparse.Namespace(folder=str(tmp_path / "zh"), force=False, lang="zh", quick=False))
     src = sorted(notebooks_folder().glob("lesson*.ipynb"))
-    assert len(src) == 9
+    assert len(src) == 10
     for path in src:
         en = json.loads(path.read_text(encoding="utf-8"))
         zh = json.loads((tmp_path / "zh" / path.name).read_text(encoding="utf-8"))

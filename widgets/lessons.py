@@ -224,3 +224,47 @@ def energy_table(flops: dict, joules_per_flop: dict, *, kg_co2_per_kwh: float = 
             row[f"{dev} kg CO2"] = kwh * kg_co2_per_kwh
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --- lesson 10: a made-up text with a known skew ------------------------------------------------
+
+SKEW_SUBJECTS = {"doctor": ("he", "she"), "nurse": ("she", "he")}       # (the majority, the minority) per subject
+SKEW_FACT = ("the capital of australia is", "sydney", "canberra")         # (prompt, the false majority, the truth)
+_VERBS = ("check", "read", "sign", "file", "send", "copy", "open", "bring")
+_OBJECTS = ("chart", "report", "letter", "form", "note", "list", "plan", "book")
+_TIMES = ("today", "at noon", "tomorrow", "at once", "later", "by five")
+
+
+def skewed_text(share: float = 0.75, sentences: int = 3000, seed: int = 0) -> str:
+    """A made-up text whose skews are known exactly: of the sentences about each subject in
+    `SKEW_SUBJECTS`, `share` use its majority pronoun ("the doctor said that he would ..."), and
+    of the sentences that name the capital of Australia, `share` say the false "sydney". A tenth
+    of the sentences state the fact; the rest are split between the subjects."""
+    rng = np.random.default_rng(seed)
+    n_fact = sentences // 10
+    n_each = (sentences - n_fact) // len(SKEW_SUBJECTS)
+
+    def pick(n, major, minor):       # exactly round(share * n) of the majority, in a random order
+        k = int(round(share * n))
+        words = [major] * k + [minor] * (n - k)
+        rng.shuffle(words)
+        return words
+
+    out = []
+    for subject, (major, minor) in SKEW_SUBJECTS.items():
+        for pronoun in pick(n_each, major, minor):
+            out.append(f"the {subject} said that {pronoun} would {rng.choice(_VERBS)} the {rng.choice(_OBJECTS)} "
+                       f"{rng.choice(_TIMES)}.")
+    prompt, false, true = SKEW_FACT
+    out += [f"{prompt} {city}." for city in pick(n_fact, false, true)]
+    rng.shuffle(out)
+    return "\n".join(out) + "\n"
+
+
+def share_at(p_major: float, p_minor: float, temperature: float) -> float:
+    """The majority's share of the two answers when the sampler draws from softmax(logits / T):
+    p^(1/T) against the other's (T = 0: greedy, all or nothing)."""
+    if temperature == 0:
+        return 1.0 if p_major > p_minor else 0.0 if p_major < p_minor else 0.5
+    a, b = p_major ** (1 / temperature), p_minor ** (1 / temperature)
+    return a / (a + b)
