@@ -35,7 +35,8 @@ import jax.random as jr
 import numpy as np
 
 from lab.config import ConfigError, DataConfig
-from lab.schema import Fix, Name
+from lab.i18n import N_
+from lab.schema import Fix, Name, Say
 
 VOCAB = 256
 MIN_FILE_BYTES = 2_000            # below this no train/validation split is meaningful
@@ -62,10 +63,11 @@ class Dataset:
 
     def check_fits(self, context: int) -> None:
         """Raise ConfigError unless both splits hold at least one (context + 1) window."""
-        for split, arr in (("training", self.train), ("validation", self.val)):
+        for split, arr in ((N_("training split"), self.train), (N_("validation split"), self.val)):
             if len(arr) < context + 1:
-                raise ConfigError(f"the {split} split of {self.name} has {len(arr)} tokens, fewer than one context of "
-                                  f"{context} + 1; use a shorter ", Name("model.context"), " or a larger text")
+                raise ConfigError(Say(N_("the {split} of {name} has {n} tokens, fewer than one context of "
+                                         "{context} + 1; use a shorter {setting} or a larger text"), split=Say(split),
+                                      name=self.name, n=len(arr), context=context, setting=Name("model.context")))
 
 
 OTHER = "\u25a1"     # □: how decoded text shows token 0 of character tokens, a character outside the table
@@ -316,27 +318,31 @@ def sample_markov(chain: MarkovChain, length: int, seed: int) -> np.ndarray:
 
 def _read_text_file(path: str) -> str:
     if not os.path.exists(path):
-        raise ConfigError(f"data file {path!r} does not exist; pass an existing UTF-8 text file as the ", Name("data.source"))
+        raise ConfigError(Say(N_("data file {path} does not exist; pass an existing UTF-8 text file as the {setting}"),
+                              path=repr(path), setting=Name("data.source")))
     if os.path.isdir(path):
-        raise ConfigError(f"data file {path!r} is a folder; pass a UTF-8 text file as the ", Name("data.source"))
+        raise ConfigError(Say(N_("data file {path} is a folder; pass a UTF-8 text file as the {setting}"),
+                              path=repr(path), setting=Name("data.source")))
     size = os.path.getsize(path)
     if size == 0:
-        raise ConfigError(f"data file {path!r} is empty; pass a UTF-8 text file of at least {MIN_FILE_BYTES} bytes")
+        raise ConfigError(Say(N_("data file {path} is empty; pass a UTF-8 text file of at least {n} bytes"),
+                              path=repr(path), n=MIN_FILE_BYTES))
     if size > MAX_FILE_BYTES:
-        raise ConfigError(f"data file {path!r} is {size / 2**30:.1f} GiB, over the {MAX_FILE_BYTES >> 30} GiB limit; "
-                          "use a smaller excerpt")
+        raise ConfigError(Say(N_("data file {path} is {size} GiB, over the {limit} GiB limit; use a smaller excerpt"),
+                              path=repr(path), size=f"{size / 2**30:.1f}", limit=MAX_FILE_BYTES >> 30))
     with open(path, "rb") as f:
         raw = f.read()
     if b"\x00" in raw[:1 << 20]:
-        raise ConfigError(f"data file {path!r} looks binary (it holds NUL bytes); pass a UTF-8 text file")
+        raise ConfigError(Say(N_("data file {path} looks binary (it holds NUL bytes); pass a UTF-8 text file"),
+                              path=repr(path)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"data file {path!r} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
-                          "re-save it as UTF-8 text") from None
+        raise ConfigError(Say(N_("data file {path} is not valid UTF-8 (byte {at}: {byte}); re-save it as UTF-8 text"),
+                              path=repr(path), at=e.start, byte=repr(raw[e.start:e.start + 1]))) from None
     if len(raw) < MIN_FILE_BYTES:
-        raise ConfigError(f"data file {path!r} has {len(raw)} bytes, too small to train and validate on; "
-                          f"use at least {MIN_FILE_BYTES} bytes of text")
+        raise ConfigError(Say(N_("data file {path} has {n} bytes, too small to train and validate on; use at least "
+                                 "{least} bytes of text"), path=repr(path), n=len(raw), least=MIN_FILE_BYTES))
     return text
 
 

@@ -30,6 +30,7 @@ values), which `spell` renders in the current language: English on the command l
 there, the page's language in the app (`app_name` names a setting by its translated label).
 """
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -369,3 +370,53 @@ def _spell_part(p, name, fix) -> str:
         values = {k: _spell_part(v, name, fix) if isinstance(v, (Name, Fix, Say)) else v for k, v in p.values}
         return _(p.template).format(**values)
     return str(p)
+
+
+# --- errors that travel: a worker's error spelled on the page, in the page's language ------------
+
+PARTS_LINE = "\nparts: "     # after an error's English text: its parts as JSON (`error_text`)
+
+
+def _part_json(p):
+    if isinstance(p, Name):
+        return {"name": p.path}
+    if isinstance(p, Fix):
+        return {"fix": p.path, "value": p.value if isinstance(p.value, (int, float, str, bool)) else str(p.value)}
+    if isinstance(p, Say):
+        return {"say": p.template, "values": {k: _part_json(v) if isinstance(v, (Name, Fix, Say)) else
+                                              v if isinstance(v, (int, float, str)) else str(v) for k, v in p.values}}
+    return str(p)
+
+
+def _part_of(j):
+    if isinstance(j, dict) and "name" in j:
+        return Name(j["name"])
+    if isinstance(j, dict) and "fix" in j:
+        return Fix(j["fix"], j["value"])
+    if isinstance(j, dict) and "say" in j:
+        return Say(j["say"], **{k: _part_of(v) if isinstance(v, dict) else v for k, v in j["values"].items()})
+    return str(j)
+
+
+def error_text(error: BaseException) -> str:
+    """How the store and the queue keep an error another process raised: `Type: message` in plain
+    English, and for an error built of parts (a `ConfigError`) a second line holding them as JSON,
+    so that the page that shows it spells it in its own language and names the settings its own
+    way (`spell_error`). Readers of the first line alone (the command line, logs) see English."""
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    parts = getattr(error, "parts", None)
+    return text + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False) if parts else text
+
+
+def spell_error(text: str, name=plain_name, fix=plain_fix) -> str:
+    """A kept error (`error_text`) in the current language, without its type's name when it is one
+    the user can fix; one kept without parts (or older, or damaged) as its first line."""
+    first, _sep, parts = text.partition(PARTS_LINE)
+    for known in ("ConfigError: ", "StoreError: "):
+        first = first.removeprefix(known)
+    if not parts:
+        return first
+    try:
+        return spell(tuple(_part_of(j) for j in json.loads(parts)), name, fix)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return first

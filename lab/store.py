@@ -59,7 +59,7 @@ from lab.i18n import _
 from lab.jsonsafe import json_safe
 from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
 from lab.records import COLUMNS, RunRecord, result_from_dict
-from lab.schema import BY_PATH
+from lab.schema import BY_PATH, error_text
 from lab.storedb import DB_NAME, SCHEMA_VERSION, StoreError
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 from lab.weights import read_weights
@@ -134,7 +134,8 @@ class Claims:
         else:
             status = "failed" if issubclass(etype, Exception) else "interrupted"
             text = f": {error}" if error is not None and str(error) else ""
-            why = f"{etype.__name__}{text}" if status == "failed" else f"interrupted ({etype.__name__}{text})"
+            why = ((error_text(error) if error is not None else etype.__name__) if status == "failed"
+                   else f"interrupted ({etype.__name__}{text})")
         self.store.release(self.run_ids, status=status, error=why)
 
 

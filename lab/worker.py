@@ -16,6 +16,7 @@ import time
 
 from lab.config import ConfigError
 from lab.runqueue import RunQueue
+from lab.schema import error_text
 from lab.store import RunStore, StoreTracker
 
 POLL_S = 0.5          # an idle worker looks at the queue this often
@@ -123,7 +124,7 @@ class Worker:
                           temperature=float(args.get("temperature", 0.8)), seed=int(args.get("seed", 0)))
             self.queue.finish_task(task_id, result=text)
         except Exception as e:
-            self.queue.finish_task(task_id, error=str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}")
+            self.queue.finish_task(task_id, error=error_text(e))         # the page spells it (spell_error)
         return True
 
 

@@ -99,3 +99,33 @@ def test_english_is_unchanged_after_switching_back():
         "the validation loss stopped improving for --patience evaluations"
     assert schema.spell(STOP_REASONS["target"], name=schema.app_name) == "the validation loss reached Target loss"
     assert str(width_error()) == WIDTH_EN
+
+
+def test_an_error_a_worker_kept_in_the_store_is_spelled_in_the_pages_language(tmp_path):
+    """A worker trains in English; the run it could not train keeps its error's parts (error_text),
+    and a Chinese page spells them in Chinese with its own labels; the first line stays English."""
+    from conftest import tiny
+    from lab.data import load_dataset
+    from lab.store import RunStore
+    from widgets.text import kept_in_words
+    text = tmp_path / "short.txt"
+    text.write_text("scaling laws " * 200, encoding="utf-8")
+    cfg = tiny(data__source="file", data__path=str(text), model__context=512, eval_tokens=512)
+    store = RunStore(tmp_path / "store")
+    assert i18n.current() == "en"
+    with pytest.raises(ConfigError):
+        with store.claims([cfg]):                          # as the worker holds a run while it trains
+            load_dataset(cfg.data, cfg.model.vocab).check_fits(cfg.model.context)
+    kept = store.record(cfg.run_id).error
+    first = kept.splitlines()[0]
+    assert first.startswith("ConfigError: the validation split of short.txt has 260 tokens") and "context" in first
+    assert kept_in_words(kept).startswith("the validation split of short.txt has 260 tokens")
+    assert "use a shorter Context" in kept_in_words(kept)
+    i18n.use("zh")
+    try:
+        words = kept_in_words(kept)
+        assert "short.txt 的验证集只有 260 个词元" in words and i18n._("Context") in words, words
+    finally:
+        i18n.use("en")
+    assert schema.spell_error("ValueError: plain") == "ValueError: plain"             # no parts: as kept
+    assert schema.spell_error("ConfigError: x" + schema.PARTS_LINE + "[{") == "x"     # damaged parts: the first line

@@ -29,7 +29,7 @@ from lab.runqueue import starts
 from lab.sweep import SweepReport
 from lab.trackers import STOP_REASONS
 from widgets.session import Session
-from widgets.text import fmt_count, status_words, stop_words, when_words
+from widgets.text import fmt_count, kept_in_words, status_words, stop_words, when_words
 
 UPDATE_S = 0.25                 # live curves and progress: at most 4 updates a second
 FOLLOW_S = 0.5                  # how often a following page reads the store
@@ -383,7 +383,7 @@ class Jobs:
             notice = _("attempt {n}: {notice}").format(n=job.attempt, notice=notice)
         words = [notice] if notice else []
         for rec in failed:
-            why = (rec.error or _("no result")).removeprefix("ConfigError: ").removeprefix("StoreError: ")
+            why = kept_in_words(rec.error) if rec.error else _("no result")
             words.append(_("run {run_id} {status}: {why}").format(run_id=rec.run_id[:8],
                                                                  status=status_words(rec.status), why=why))
             if rec.status == "failed":

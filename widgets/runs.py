@@ -14,7 +14,7 @@ import time
 
 from lab.i18n import _
 from widgets.session import Session
-from widgets.text import reported
+from widgets.text import kept_in_words, reported
 
 SAMPLE_WAIT_S = 180.0           # a text sample the service has not answered by then is given up
 
@@ -134,7 +134,7 @@ class RunsActions:
             if out["status"] == "done":
                 self.state.sample_text = out["result"]
             else:
-                self.report(out["error"], _("sampling"))
+                self.report(kept_in_words(out["error"]), _("sampling"))
 
         async def background():
             try:

@@ -54,6 +54,13 @@ def in_words(error) -> str:
     return str(error)
 
 
+def kept_in_words(text: str) -> str:
+    """An error another process kept in the store or the queue (`lab.schema.error_text`: a worker's
+    training or sampling failure) as `in_words` spells one raised here: in the page's language, the
+    settings named by their labels."""
+    return schema.spell_error(text, schema.app_name, schema.app_fix)
+
+
 def epochs_flag(epochs) -> str:
     """'⚠ 6.5 epochs' for a run that saw its data more than lab.laws.MAX_EPOCHS times (its loss
     measures the data limit, not the model), else ''."""
