@@ -13,6 +13,7 @@ from lab.config import RunConfig
 from lab.counting import flops_per_token, param_counts
 from lab.family import family_key
 from lab.jsonsafe import json_safe
+from lab.schema import PARTS_LINE
 from lab.trackers import RunResult
 
 
@@ -54,13 +55,14 @@ class RunRecord:
         m, o = self.config.model, self.config.optim
         counts = param_counts(m)
         d = {"run_id": self.run_id, "status": self.status, "attempts": self.attempts, "attempt": self.config.attempt,
-             "error": self.error,
+             "error": self.error.partition(PARTS_LINE)[0] if self.error else self.error,   # English, one line
              "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
              "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
              "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
              "param": m.param, "tokens_per_param": self.config.tokens_per_param,
              "family": family_key(self.config),
-             "data": self.config.data.source, "planned_tokens": self.config.tokens_trained,
+             "data": self.config.data.source, "tokenizer": self.config.data.tokenizer, "vocab": m.vocab,
+             "planned_tokens": self.config.tokens_trained,
              "params_total": counts.total, "params_embedding": counts.embedding,
              "params_non_embedding": counts.non_embedding, "flops_per_token": flops_per_token(m),
              "tokens": None, "flops": None, "train_loss": None, "eval_loss": None, "eval_bpb": None,
