@@ -34,13 +34,14 @@ def best_lr(lrs: list[float], losses: list[float]) -> float:
 
 
 def sweep(param: str, width: int, lrs: list[float], tokens: int, seeds: list[int], depth: int, base_width: int,
-          data: str, head_dim: int = 0) -> list[dict]:
+          data: str, head_dim: int = 0, eval_tokens: int = 32768) -> list[dict]:
     from lab import DataConfig, ModelConfig, OptimConfig, RunConfig, train_seeds
     rows = []
     for lr in lrs:
         cfg = RunConfig(model=ModelConfig(width=width, depth=depth, param=param, base_width=base_width,
                                           head_dim=head_dim),
-                        optim=OptimConfig(lr=lr), data=DataConfig(source=data), tokens=tokens, eval_tokens=32768)
+                        optim=OptimConfig(lr=lr), data=DataConfig(source=data), tokens=tokens,
+                        eval_tokens=eval_tokens)
         t = time.perf_counter()
         results = train_seeds(cfg, seeds)
         losses = [r.eval_loss if r.status == "done" else math.nan for r in results]
@@ -63,13 +64,17 @@ def main(argv=None) -> dict:
     p.add_argument("--base-width", type=int, default=32, help="μP's base width (default: the smallest width)")
     p.add_argument("--data", default="stdlib")
     p.add_argument("--head-dim", type=int, default=0, help="a fixed head size (heads follow the width); 0: 4 heads")
-    p.add_argument("--tiny", action="store_true", help="widths 16,64, three rates, 20k tokens: a smoke run")
+    p.add_argument("--eval-tokens", type=int, default=32768, help="held-out tokens per evaluation (default 32768)")
+    p.add_argument("--tiny", action="store_true",
+                   help="widths 16,64, three rates, 20k tokens of the small docs corpus, 4096 evaluation tokens: a "
+                        "smoke run")
     p.add_argument("--json", default=None, help="output file (default bench/results/lr_transfer-<time>.json)")
     args = p.parse_args(argv)
     from lab import runtime
     runtime.setup()
     if args.tiny:
         args.widths, args.lrs, args.tokens, args.base_width, args.depth = "16,64", "2e-3,8e-3,3.2e-2", 20_000, 16, 1
+        args.data, args.eval_tokens = "builtin", 4096
     widths = [int(w) for w in args.widths.split(",")]
     lrs = sorted(float(x) for x in args.lrs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -79,7 +84,7 @@ def main(argv=None) -> dict:
     for param in args.params.split(","):
         for w in widths:
             rows = sweep(param, w, lrs, int(args.tokens), seeds, args.depth, args.base_width, args.data,
-                         args.head_dim)
+                         args.head_dim, args.eval_tokens)
             report["rows"] += rows
             report["best"].setdefault(param, {})[w] = best_lr(lrs, [r["mean"] for r in rows])
     print(f"\nbest learning rate per width ({int(args.tokens):,} tokens, depth {args.depth}, seeds {seeds}):")
