@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer lessons-full i18n system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer cooldowns lessons-full i18n system-packages clean
 
 setup: $(STAMP)
 
@@ -113,6 +113,11 @@ markov-floor: setup
 # Does a learning rate tuned at width 32 hold at width 256? μP against the standard parameterisation.
 lr-transfer: setup
 	$(BIN)/python -m bench.lr_transfer $(LR_TRANSFER_ARGS)
+
+# Shorter runs as WSD cooldowns of one long run per width, beside the same lengths trained from
+# the start (bench/cooldowns.py; README, "WSD cooldowns"). About 10 minutes.
+cooldowns: setup
+	$(BIN)/python -m bench.cooldowns $(COOLDOWNS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

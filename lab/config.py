@@ -222,6 +222,9 @@ class RunConfig:
     patience: int = 0          # stop once this many evaluations in a row did not beat the best; 0 = off
     attempt: int = 0           # 0: the run; k > 0: its k-th retrain, stored beside it under its own id (the store
                                # never overwrites a finished run); changes nothing that is trained
+    cooldown_of: int = 0       # WSD only, > 0: a cooldown of a WSD run of this many tokens (the config otherwise
+                               # the same): its warmup is that run's, so up to its own decay it trains exactly as
+                               # that run does, and `lab.cooldown` trains it as a branch of that run (0: on its own)
 
     def __post_init__(self):
         _check("batch", self.batch)
@@ -246,10 +249,41 @@ class RunConfig:
             raise ConfigError(Say(N_("byte tokens take 256 values, more than a vocabulary of {vocab}; use {fix}, or "
                                      "{chars} for a smaller vocabulary of characters"), vocab=self.model.vocab,
                                   fix=Fix("model.vocab", 256), chars=Fix("data.tokenizer", "chars")))
+        if self.cooldown_of:
+            self._check_cooldown()
         if self.model.param == "mup" and self.optim.name not in MUP_OPTIMIZERS:
             raise ConfigError(Say(N_("μP's learning-rate rules here are those for Adam-type optimizers, got {name}; "
                                      "choose one of {choices} or the standard parameterisation"),
                                   name=repr(self.optim.name), choices=", ".join(MUP_OPTIMIZERS)))
+
+    def _check_cooldown(self) -> None:
+        _check("cooldown_of", self.cooldown_of)
+        if self.optim.schedule != "wsd":
+            raise ConfigError(Say(N_("a cooldown branches from the stable phase of a WSD run; got schedule {schedule}: "
+                                     "use {fix}"), schedule=repr(self.optim.schedule), fix=Fix("optim.schedule", "wsd")))
+        if self.cooldown_of < self.tokens:
+            raise ConfigError(Say(N_("a cooldown of a run of {of} tokens cannot train {tokens}: the run it branches "
+                                     "from must be at least as long; use {fix}"), of=f"{self.cooldown_of:,}",
+                                  tokens=f"{self.tokens:,}", fix=Fix("cooldown_of", self.tokens)))
+        if self.target_loss or self.patience:
+            raise ConfigError(Say(N_("a cooldown trains all its steps; set {target} and {patience}"),
+                                  target=Fix("target_loss", 0), patience=Fix("patience", 0)))
+        if self.decay_start < self.warmup_steps:
+            raise ConfigError(Say(N_("this cooldown would start its decay at step {start}, before the warmup of the "
+                                     "run of {of} tokens ends (step {warmup}): the run is too short to branch from "
+                                     "that one; train more tokens or lower the warmup"),
+                                  start=self.decay_start, of=f"{self.cooldown_of:,}", warmup=self.warmup_steps))
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps of warmup: `optim.warmup` of the steps (of the longer run's, for a cooldown)."""
+        return round(self.optim.warmup * (math.ceil(self.cooldown_of / self.tokens_per_step) if self.cooldown_of
+                                          else self.steps))
+
+    @property
+    def decay_start(self) -> int:
+        """WSD: the first step of the final decay (the run's steps before it are its warmup and stable phase)."""
+        return self.steps - max(round(self.optim.decay * self.steps), 1)
 
     @property
     def tokens_per_step(self) -> int:

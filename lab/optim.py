@@ -108,10 +108,11 @@ def with_learning_rate(state, lr):
 
 # --- schedules ---------------------------------------------------------------------------------
 
-def schedule_params(cfg: OptimConfig, steps: int) -> dict[str, np.ndarray]:
+def schedule_params(cfg: OptimConfig, steps: int, warmup_steps: int | None = None) -> dict[str, np.ndarray]:
     """The schedule of a run of `steps` steps as float32 data, its kind included (an index into
-    SCHEDULES), so that changing the schedule does not recompile the training step."""
-    warmup = round(cfg.warmup * steps)
+    SCHEDULES), so that changing the schedule does not recompile the training step. The warmup
+    lasts `cfg.warmup` of the steps, or `warmup_steps` (a WSD cooldown's: the longer run's)."""
+    warmup = round(cfg.warmup * steps) if warmup_steps is None else warmup_steps
     decay = round(cfg.decay * steps) if cfg.schedule == "wsd" else 0
     values = {"kind": SCHEDULES.index(cfg.schedule), "peak": cfg.lr, "warmup": warmup, "total": steps,
               "decay": max(decay, 1), "final": cfg.final_lr_frac * cfg.lr}

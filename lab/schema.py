@@ -239,6 +239,9 @@ SETTINGS = (
           "parameters), so a bigger model then reads more text. 20 is Chinchilla's compute-optimal ratio at its "
           "scale (Hoffmann et al. 2022); this lab's own IsoFLOP study measured about 100 at 3e11-3e12 FLOPs "
           "(README, \"The compute-optimal split, measured\")"), suggest=(0.0, 10_000.0), step=1.0, later=True),
+    S("cooldown_of", "int", N_("Cooldown of"), N_("WSD only: a cooldown of a WSD run of this many tokens, the same "
+      "otherwise (it shares that run's warmup and stable phase; `lab.cooldown` trains it as a branch of that run); "
+      "0: on its own"), 0, 10 ** 15, unit="tokens", metavar="D", flag=None, family=False, later=True),
     S("batch", "int", N_("Batch size"), N_("sequences per step"), 1, 1 << 16, unit="sequences", form="Optimizer",
       tip=N_("Sequences per optimizer step; more is smoother but fewer steps for the same data"), presets=BATCHES,
       quick=8, shape="value"),

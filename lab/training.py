@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -219,13 +220,44 @@ class _Stopper:
         return now
 
 
+@dataclass
+class Branch:
+    """Where training stood after `step` steps: what a WSD cooldown continues from (`train_seeds`'s
+    `branch_at` and `resume`). The weights and optimizer state of every seed, and the record so far."""
+    step: int
+    params: object
+    opt_state: object
+    alive: object
+    dstep: object
+    curves: list
+    last_train: np.ndarray
+    recent: np.ndarray
+    last_eval: np.ndarray
+
+
+def _bounds(steps: int, chunk: int, start: int, splits: Sequence[int]) -> list[tuple[int, int]]:
+    """`chunk_bounds`, begun at `start` (a resumed run) and cut at each of `splits` (branch points)."""
+    out = []
+    for a, b in chunk_bounds(steps, chunk):
+        if b <= start:
+            continue
+        a = max(a, start)
+        for cut in sorted(x for x in set(splits) if a < x < b):
+            out.append((a, cut))
+            a = cut
+        out.append((a, b))
+    return out
+
+
 def train(config: RunConfig, *, trackers: Iterable[Tracker] = (), cancel=None, chunk: int | None = None) -> RunResult:
     """Train one run. See `train_seeds`."""
     return train_seeds(config, [config.seed], trackers=trackers, cancel=cancel, chunk=chunk)[0]
 
 
 def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[Tracker] = (),
-                cancel: threading.Event | Callable[[], bool] | None = None, chunk: int | None = None) -> list[RunResult]:
+                cancel: threading.Event | Callable[[], bool] | None = None, chunk: int | None = None,
+                branch_at: Sequence[int] = (), on_branch: Callable[[Branch], None] | None = None,
+                resume: Branch | None = None) -> list[RunResult]:
     """Train `config` once per seed, all seeds together through `vmap`.
 
     Args:
@@ -235,6 +267,11 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
         cancel: a `threading.Event` or a callable; when set, the runs stop after the current
             chunk and end as `cancelled`, keeping what was trained.
         chunk: steps per compiled call (default: sized from the model's FLOPs).
+        branch_at, on_branch: after each of these steps, `on_branch(Branch)` is given where
+            training stands (the WSD cooldowns of `lab.cooldown` continue from there).
+        resume: continue from a `Branch` (of a run whose steps up to it this config repeats
+            exactly: a cooldown of it) instead of from the start; the result's curve holds the
+            branch's points, its time only its own steps.
 
     Returns:
         One `RunResult` per seed, in the order of `seeds`. Divergence is a status, not an
@@ -261,7 +298,8 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     fpt = flops_per_token(m)
     steps, per_step = config.steps, config.tokens_per_step
     chunk = chunk or auto_chunk(config)
-    bounds = chunk_bounds(steps, chunk)
+    start = resume.step if resume is not None else 0
+    bounds = _bounds(steps, chunk, start, branch_at)
     n_chunks = len(bounds)
     dtype = compute_dtype(config)
     tx = optim.make_optimizer(config.optim, m)
@@ -272,7 +310,7 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     params, static, opt_state = _init(m, tx, init_keys)
     opt_state = opt_state._replace(hyperparams={k: jnp.full(len(seeds), v, jnp.float32)
                                                 for k, v in optim.hyperparams(config.optim).items()})
-    sched = {k: jnp.asarray(v) for k, v in optim.schedule_params(config.optim, steps).items()}
+    sched = {k: jnp.asarray(v) for k, v in optim.schedule_params(config.optim, steps, config.warmup_steps).items()}
     z_loss = jnp.float32(config.optim.z_loss)
     data = jnp.asarray(dataset.train)
     windows = jnp.asarray(eval_windows(dataset.val, config.eval_tokens, m.context))
@@ -292,7 +330,14 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
     last_train = np.full(len(seeds), np.nan)
     recent = np.zeros((0, len(seeds)), np.float32)     # the last TRAIN_LOSS_STEPS steps' losses
     last_eval = np.full(len(seeds), np.nan)
-    first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, 0
+    if resume is not None:
+        if len(resume.curves) != len(seeds):
+            raise ValueError(f"the branch holds {len(resume.curves)} seeds, not {len(seeds)}")
+        params, opt_state, alive, dstep = resume.params, resume.opt_state, resume.alive, resume.dstep
+        curves = [[dict(e) for e in curve] for curve in resume.curves]
+        last_train, recent, last_eval = resume.last_train.copy(), resume.recent.copy(), resume.last_eval.copy()
+    branch_at = set(branch_at)
+    first_step_s, steady_s, steady_steps, done_steps = 0.0, 0.0, 0, start
     status_all = "done"
     for c, (step0, stop) in enumerate(bounds):
         if cancel_requested(cancel):
@@ -339,6 +384,10 @@ def train_seeds(config: RunConfig, seeds: Sequence[int], *, trackers: Iterable[T
             curves[i].append(ev.metrics())
             for t in trackers:
                 t.log(ev)
+        if on_branch is not None and done_steps in branch_at:
+            on_branch(Branch(step=done_steps, params=params, opt_state=opt_state, alive=alive, dstep=dstep,
+                             curves=[list(cv) for cv in curves], last_train=last_train.copy(), recent=recent.copy(),
+                             last_eval=last_eval.copy()))
         if not alive_np.any():
             break
 
