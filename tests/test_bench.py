@@ -69,3 +69,13 @@ def test_lr_transfer_smoke_run_writes_every_loss(tmp_path):
     assert len(report["rows"]) == 2 * 2 * 3 and all(math.isfinite(r["mean"]) for r in report["rows"])
     assert set(report["ratio"]) == {"mup", "standard"} and all(v > 0 for v in report["ratio"].values())
     assert "| mup |" in out.stdout
+
+
+@pytest.mark.slow
+def test_cooldowns_smoke_run_compares_every_length_both_ways(tmp_path, capsys):
+    from bench.cooldowns import main
+    report = main(["--tiny", "--json", str(tmp_path / "c.json")])
+    rows = [r for r in report["rows"] if "diff" in r]
+    assert [r["ratio"] for r in rows] == [5.0, 10.0] and all(math.isfinite(r["diff"]) for r in rows)
+    assert all(0 < r["cooldown_tokens"] < r["tokens"] for r in rows) and 0 < report["saved"] < 1
+    assert "| 16 | 5 |" in capsys.readouterr().out
