@@ -273,7 +273,7 @@ def test_mup_lr_multipliers_touch_hidden_matrices_only():
     params, _ = eqx.partition(model, eqx.is_inexact_array)
     mult = lr_multipliers(4.0, params)
     assert mult.blocks[0].w_qkv == 0.25
-    assert mult.blocks[1].w_down == 0.25
+    assert mult.blocks[1].mlp.w_down == 0.25
     assert mult.tok_emb == 1.0
     assert mult.head == 1.0
     assert mult.blocks[0].b_qkv == 1.0
