@@ -104,10 +104,11 @@ def test_a_character_model_of_chinese_trains_is_counted_by_its_vocabulary_and_wr
     assert sum(x.size for x in jax.tree.leaves(eqx.filter(r.model, eqx.is_array))) == r.params_total
     assert r.params_total - param_counts(tiny().model).total == 2 * (1024 - 256) * 32    # table and head rows
     from lab.sample import sample
-    text = sample(store, r.run_id, "尺度", length=40, temperature=1.0)
-    assert len(text) == 40 and "\ufffd" not in text
+    text = sample(store, r.run_id, "尺度", length=200, temperature=1.0)
+    assert len(text) == 200 and "\ufffd" not in text                # one character a token, none cut
     assert set(text) <= set(data.tokenizer.chars) | {OTHER}
-    assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) > 10        # it writes Chinese characters
+    han = sum("\u4e00" <= ch <= "\u9fff" for ch in text)
+    assert han > 20, text                                              # it writes Chinese (the text: 48 % Han)
 
 
 def test_the_command_line_takes_character_tokens_and_describes_them(zh_file, capsys):
