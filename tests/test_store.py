@@ -467,3 +467,30 @@ if __name__ == "__main__":
     assert child.returncode == 0, out
     assert out.strip() == "errors: none", out
     assert all(RunStore(tmp_path / f"s{i}").integrity() == "ok" for i in range(40))
+
+
+# Stored weights are the model's leaves in order (lab.weights: eqx.tree_serialise_leaves), so the
+# order of every model's fields is part of the store's format: what each was written in since
+# the first stored runs (the MLP's five leaves were the blocks' own last five fields before
+# lab.models.MLP held them; the order, and so every stored file, is unchanged).
+LEAVES = {
+    "gpt": ["tok_emb", "pos_emb", "ln1.scale", "ln1.bias", "w_qkv", "b_qkv", "w_out", "b_out", "mlp.ln.scale",
+            "mlp.ln.bias", "mlp.w_up", "mlp.b_up", "mlp.w_down", "mlp.b_down", "ln_f.scale", "ln_f.bias", "head"],
+    "cnn": ["tok_emb", "ln1.scale", "ln1.bias", "w_conv", "b_conv", "mlp.ln.scale", "mlp.ln.bias", "mlp.w_up",
+            "mlp.b_up", "mlp.w_down", "mlp.b_down", "ln_f.scale", "ln_f.bias", "head"],
+    "lstm": ["tok_emb", "weight_ih", "weight_hh", "bias", "head", "head_bias"],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(LEAVES))
+def test_the_weights_are_stored_in_the_order_every_stored_run_was_written_in(arch):
+    import equinox as eqx
+    import jax
+    import jax.random as jr
+
+    from lab.config import ModelConfig
+    from lab.models import make_model
+    model = make_model(ModelConfig(arch=arch, width=8, depth=1, heads=2, context=4), key=jr.PRNGKey(0))
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(eqx.filter(model, eqx.is_array))[0]]
+    names = [p.split("]", 1)[1].lstrip(".") if "]" in p else p.lstrip(".") for p in paths]
+    assert names == LEAVES[arch]
