@@ -59,7 +59,7 @@ jupyter: setup
 
 # Three workers on a 2-core machine, a test file each at a time (pytest-xdist): the suite is
 # compile-bound but its serving tests wait (heartbeats, page loads), and a third worker fills those
-# waits (README, Tests: 14.8 min against 17.6 with two). A file's tests share its servers, kernels
+# waits (README, Tests: 13.6-14.8 min against 17.6 with two). A file's tests share its servers, kernels
 # and notebook pool. `pytest` alone runs it in one process.
 test: setup system-packages
 	$(BIN)/python -m pytest -n 3 --dist loadfile
