@@ -166,6 +166,10 @@ class OptimConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             _check(f"optim.{f.name}", getattr(self, f.name))
+
+    def decay_steps(self, steps: int) -> int:
+        """WSD: the final decay's steps in a run of `steps` (`decay` of them, at least 1); 1 otherwise."""
+        return max(round(self.decay * steps), 1) if self.schedule == "wsd" else 1
         if self.schedule == "wsd" and self.warmup + self.decay > 1.0:
             raise ConfigError(Say(N_("warmup + decay must be <= 1 for WSD, got {warmup} + {decay}"),
                                   warmup=self.warmup, decay=self.decay))
@@ -283,7 +287,7 @@ class RunConfig:
     @property
     def decay_start(self) -> int:
         """WSD: the first step of the final decay (the run's steps before it are its warmup and stable phase)."""
-        return self.steps - max(round(self.optim.decay * self.steps), 1)
+        return self.steps - self.optim.decay_steps(self.steps)
 
     @property
     def tokens_per_step(self) -> int:

@@ -97,5 +97,5 @@ def train_cooldowns(config: RunConfig, tokens: Sequence[int], *, seeds: Sequence
             elif c.decay_start in branches:
                 kwargs = dict(resume=branches[c.decay_start])
             results[c.tokens] = run(c, [StoreTracker(store)], **kwargs)
-            held.claimed = [k for k in held.claimed if k.replace(seed=0) != c.replace(seed=0)]
+            held.claimed = [k for k in held.claimed if k.tokens != c.tokens]      # committed by the tracker
     return results

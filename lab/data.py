@@ -43,33 +43,6 @@ MIN_FILE_BYTES = 2_000            # below this no train/validation split is mean
 MAX_FILE_BYTES = 1 << 30          # 1 GiB: the tokens live in memory (and on the device)
 
 
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    name: str
-    train: np.ndarray             # tokens (uint8 bytes; uint16 or int32 characters)
-    val: np.ndarray               # tokens held out (a tail, or blocks by hash for "stdlib")
-    vocab: int
-    unigram_loss: float           # nats/token: cross-entropy of the training unigram on validation
-    entropy_rate: float | None    # nats/token: exact floor for synthetic sources, else None
-    fingerprint: str              # sha256 of all tokens (and the character table), to tell corpora apart
-    description: str
-    tokenizer: "Tokenizer" = None  # text <-> tokens (None: bytes, `BYTES`)
-    bytes_per_token: float = 1.0  # UTF-8 bytes per token of the held-out text (1 for bytes)
-    coverage: float = 1.0         # share of the held-out characters that have a token of their own
-
-    def __post_init__(self):
-        if self.tokenizer is None:
-            object.__setattr__(self, "tokenizer", BYTES)
-
-    def check_fits(self, context: int) -> None:
-        """Raise ConfigError unless both splits hold at least one (context + 1) window."""
-        for split, arr in ((N_("training split"), self.train), (N_("validation split"), self.val)):
-            if len(arr) < context + 1:
-                raise ConfigError(Say(N_("the {split} of {name} has {n} tokens, fewer than one context of "
-                                         "{context} + 1; use a shorter {setting} or a larger text"), split=Say(split),
-                                      name=self.name, n=len(arr), context=context, setting=Name("model.context")))
-
-
 OTHER = "\u25a1"     # □: how decoded text shows token 0 of character tokens, a character outside the table
 
 
@@ -100,6 +73,31 @@ class Tokenizer:
 
 
 BYTES = Tokenizer()
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str
+    train: np.ndarray             # tokens (uint8 bytes; uint16 or int32 characters)
+    val: np.ndarray               # tokens held out (a tail, or blocks by hash for "stdlib")
+    vocab: int
+    unigram_loss: float           # nats/token: cross-entropy of the training unigram on validation
+    entropy_rate: float | None    # nats/token: exact floor for synthetic sources, else None
+    fingerprint: str              # sha256 of all tokens (and the character table), to tell corpora apart
+    description: str
+    tokenizer: Tokenizer = BYTES  # text <-> tokens
+    bytes_per_token: float = 1.0  # UTF-8 bytes per token of the held-out text (1 for bytes)
+    coverage: float = 1.0         # share of the held-out characters that have a token of their own
+
+    def check_fits(self, context: int) -> None:
+        """Raise ConfigError unless both splits hold at least one (context + 1) window."""
+        for split, arr in ((N_("training split"), self.train), (N_("validation split"), self.val)):
+            if len(arr) < context + 1:
+                raise ConfigError(Say(N_("the {split} of {name} has {n} tokens, fewer than one context of "
+                                         "{context} + 1; use a shorter {setting} or a larger text"), split=Say(split),
+                                      name=self.name, n=len(arr), context=context, setting=Name("model.context")))
+
+
 
 
 def builtin_text() -> str:

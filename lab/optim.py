@@ -113,9 +113,8 @@ def schedule_params(cfg: OptimConfig, steps: int, warmup_steps: int | None = Non
     SCHEDULES), so that changing the schedule does not recompile the training step. The warmup
     lasts `cfg.warmup` of the steps, or `warmup_steps` (a WSD cooldown's: the longer run's)."""
     warmup = round(cfg.warmup * steps) if warmup_steps is None else warmup_steps
-    decay = round(cfg.decay * steps) if cfg.schedule == "wsd" else 0
     values = {"kind": SCHEDULES.index(cfg.schedule), "peak": cfg.lr, "warmup": warmup, "total": steps,
-              "decay": max(decay, 1), "final": cfg.final_lr_frac * cfg.lr}
+              "decay": cfg.decay_steps(steps), "final": cfg.final_lr_frac * cfg.lr}
     return {k: np.float32(v) for k, v in values.items()}
 
 

@@ -21,6 +21,15 @@ def check_sample_args(length, temperature) -> None:
             value=repr(temperature)))
 
 
+def _stored_model(store, run_id: str):
+    """(config, model, tokenizer) of a stored run: the store, a run id or a unique prefix of one."""
+    from lab.data import tokenizer_of
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    run_id = store.resolve(run_id)
+    config = store.record(run_id).config
+    return config, store.load_model(run_id), tokenizer_of(config)
+
+
 def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str = "", *, length: int = 200,
            temperature: float = 0.8, seed: int = 0) -> str:
     """The text a stored model writes after `prompt` (the continuation only).
@@ -31,7 +40,7 @@ def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str 
         prompt: text to continue, as the run's tokens (UTF-8 bytes, or its characters); only the last
             context's worth is seen.
         length: tokens to generate (bytes or characters; a character cut at the end, or bytes that
-            are no UTF-8 character, are left out of the text: `lab.data.Dataset.decode`).
+            are no UTF-8 character, are left out of the text: `lab.data.Tokenizer.decode`).
         temperature: 0 is greedy; 1 samples the model's own distribution.
         seed: the sampling key, so the same call gives the same text.
 
@@ -43,13 +52,8 @@ def sample(store: RunStore | str | os.PathLike | None, run_id: str, prompt: str 
     import jax.numpy as jnp
     import jax.random as jr
 
-    from lab.data import tokenizer_of
     from lab.models import generate
-    store = store if isinstance(store, RunStore) else RunStore(store)
-    run_id = store.resolve(run_id)
-    config = store.record(run_id).config
-    model = store.load_model(run_id)
-    tok = tokenizer_of(config)
+    config, model, tok = _stored_model(store, run_id)
     out = generate(model, jnp.asarray(tok.encode(prompt)), length, config.model.context,
                    temperature=float(temperature), key=jr.PRNGKey(seed), start=int(tok.encode("\n")[0]))
     return tok.decode(np.asarray(out).tolist())
@@ -64,12 +68,7 @@ def next_token_probabilities(store: RunStore | str | os.PathLike | None, run_id:
     import jax
     import jax.numpy as jnp
 
-    from lab.data import tokenizer_of
-    store = store if isinstance(store, RunStore) else RunStore(store)
-    run_id = store.resolve(run_id)
-    config = store.record(run_id).config
-    model = store.load_model(run_id)
-    tok = tokenizer_of(config)
+    config, model, tok = _stored_model(store, run_id)
     tokens = tok.encode(prompt)[-config.model.context:]
     if not len(tokens):
         raise ConfigError(_("the prompt is empty; give the model some text to continue"))

@@ -138,7 +138,8 @@ SETTINGS = (
     S("model.context", "int", N_("Context"), N_("tokens per sequence"), 2, 65536, unit="tokens", form="Model",
       tip=N_("How many tokens the model reads at once to predict the next. Byte tokens are bytes of UTF-8: an "
              "English letter is 1, a Chinese character 3, so a context of 64 holds about 64 letters or 21 Chinese "
-             "characters; with character tokens it holds 64 characters of any language"), suggest=(8, 1024), step=8, quick=32, shape="value"),
+             "characters; with character tokens it holds 64 characters of any language"), suggest=(8, 1024), step=8,
+      quick=32, shape="value"),
     S("model.positions", "choice", N_("Positions"), N_("learned table or rotary (RoPE)"), choices=POSITIONS,
       word=N_("positions"), shape="value"),
     S("model.param", "choice", N_("Parameterisation"),
