@@ -7,11 +7,15 @@
     python -m lab.catalogs cover MAP.json --paths widgets/panels.py   # does a map translate those files' strings?
 
 `make i18n` runs `update`; the suite runs `check` (tests/test_i18n.py). Strings are marked in
-`lab/` and `widgets/` with `_()` and `N_()`; an f-string inside `_()` cannot be
-extracted (use `_("{n} runs").format(n=n)`), and `check` says where one is.
+`lab/` and `widgets/` with `_()` and `N_()`, and so are the lessons' code cells (what they print
+and their figures' titles, `notebooks/lesson*.ipynb`: one catalog with the app, since a lesson's
+code calls the same `_`); an f-string inside `_()` cannot be extracted (use
+`_("{n} runs").format(n=n)`), and `check` says where one is. The lessons' markdown is a catalog
+of its own ("lessons"), one message a paragraph.
 """
 
 import argparse
+import io
 import json
 import pathlib
 import re
@@ -25,18 +29,36 @@ KEYWORDS = {"_": None, "N_": None}
 
 
 def extract():
-    """Every marked string of the source, as a Babel catalog (each with the places it comes from)."""
+    """Every marked string of the source and of the lessons' code cells, as a Babel catalog (each
+    with the places it comes from; a code cell's place is `notebooks/<lesson>.ipynb:<cell index>`)."""
     from babel.messages.catalog import Catalog
-    from babel.messages.extract import extract_from_dir
+    from babel.messages.extract import extract, extract_from_dir
     cat = Catalog(domain=DOMAIN, project="Scaling Lab", charset="utf-8")
+
+    def add(message, where, comments=(), context=None):
+        if not message or (isinstance(message, tuple) and not message[0]):
+            return                              # _(name): a variable, translated where its text was marked
+        cat.add(message, None, [where], auto_comments=comments, context=context)
+
     for folder in SOURCES:
         for filename, lineno, message, comments, context in extract_from_dir(
                 ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS,
                 comment_tags=("i18n:",), strip_comment_tags=True):
-            if not message or (isinstance(message, tuple) and not message[0]):
-                continue                        # _(name): a variable, translated where its text was marked
-            cat.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments, context=context)
+            add(message, (f"{folder}/{filename}", lineno), comments, context)
+    for name, i, source in lesson_code():
+        for _lineno, message, comments, context in extract("python", io.BytesIO(source.encode("utf-8")),
+                                                           keywords=KEYWORDS):
+            add(message, (f"notebooks/{name}", i), comments, context)
     return cat
+
+
+def lesson_code():
+    """(notebook file name, cell index, source) of every code cell of the lessons."""
+    for path in sorted((ROOT / "notebooks").glob("lesson*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                yield path.name, i, "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def extract_lessons():
@@ -99,7 +121,7 @@ def untranslated(lang: str, domain: str = DOMAIN) -> list:
 def problems(lang: str, domain: str = DOMAIN) -> list[str]:
     """What keeps `lang`'s catalog from matching the source, in words (empty when it does)."""
     template = extract() if domain == DOMAIN else extract_lessons()
-    cat, out = read(lang, domain), (hidden_in_fstrings() if domain == DOMAIN else [])
+    cat, out = read(lang, domain), (hidden_in_fstrings() + unmarked_in_lessons() if domain == DOMAIN else [])
     have = {_key(m) for m in cat if m.id}
     for m in template:
         if m.id and _key(m) not in have:
@@ -119,29 +141,70 @@ def problems(lang: str, domain: str = DOMAIN) -> list[str]:
             if domain == DOMAIN and _fields(m.id) != _fields(m.string):
                 out.append(f"the {lang} translation of {m.id!r} has fields {sorted(_fields(m.string))}, "
                            f"the English {sorted(_fields(m.id))}")
+            elif domain == DOMAIN and _specs(m.id) != _specs(m.string):
+                out.append(f"the {lang} translation of {m.id!r} formats its fields as {sorted(_specs(m.string))}, "
+                           f"the English as {sorted(_specs(m.id))}: copy each {{field:spec}} as the English has it")
     return out
 
 
 def hidden_in_fstrings() -> list[str]:
     """`_("...")` written inside an f-string: Babel cannot extract it (on Python 3.11 an f-string is
     one token), so its text would silently stay English. Where each one is, in words."""
-    import io
-    import re
     import tokenize
     call = re.compile(r"\b_\(\s*[\"']")
+    sources = [(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+               for folder in SOURCES for path in sorted((ROOT / folder).rglob("*.py"))]
+    sources += [(f"notebooks/{name}, cell {i}, line", text) for name, i, text in lesson_code()]
     out = []
-    for folder in SOURCES:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            try:
-                tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline))
-            except (tokenize.TokenError, SyntaxError):
-                continue
-            for tok in tokens:
-                prefix = tok.string[:3].lower()
-                if tok.type == tokenize.STRING and "f" in prefix.split("'")[0].split('"')[0] and call.search(tok.string):
-                    out.append(f"{path.relative_to(ROOT)}:{tok.start[0]}: _(\"...\") inside an f-string cannot be "
-                               "extracted; move it out (a variable, or + concatenation)")
+    for where, text in sources:
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        except (tokenize.TokenError, SyntaxError):
+            continue
+        for tok in tokens:
+            prefix = tok.string[:3].lower()
+            if tok.type == tokenize.STRING and "f" in prefix.split("'")[0].split('"')[0] and call.search(tok.string):
+                out.append(f"{where}:{tok.start[0]}: _(\"...\") inside an f-string cannot be "
+                           "extracted; move it out (a variable, or + concatenation)")
     return out
+
+
+KEEP = "# i18n: keep"     # on a lesson's code line: its English is data (a prompt for a model trained on English)
+
+
+def unmarked_prose(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each string in `source` (a lesson's code cell) that reads as English prose
+    (a space and a word outside `lab.i18n.LATIN_ALLOWED`) and is not inside `_()` or `N_()`, nor on
+    a line marked `# i18n: keep`: a text the Chinese lesson would show in English."""
+    import ast
+    from lab.i18n import latin_words
+    tree, lines = ast.parse(source), source.splitlines()
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in KEYWORDS:
+            skip.update(id(sub) for sub in ast.walk(node))
+    out = []
+    for node in ast.walk(tree):             # breadth first: an f-string before its parts
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if " " in text.strip() and latin_words(text) and not any(
+                KEEP in lines[i - 1] for i in range(node.lineno, node.end_lineno + 1)):
+            out.append((node.lineno, text))
+    return out
+
+
+def unmarked_in_lessons() -> list[str]:
+    """The lessons' code cells' English prose outside `_()` (`unmarked_prose`), in words."""
+    return [f"notebooks/{name}, cell {i}, line {line}: {text[:60]!r} is shown in English in every language; "
+            f"wrap it in _() (and `make i18n`), or mark the line {KEEP!r} when the English is data"
+            for name, i, source in lesson_code() for line, text in unmarked_prose(source)]
 
 
 BLOCK = re.compile(r"\s*([-*+]\s|\d+[.)]\s|#|\||>|```|\$\$)")
@@ -162,6 +225,16 @@ def _fields(text: str) -> set:
         return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name is not None}
     except ValueError:
         return {"<not a format string>"}
+
+
+def _specs(text: str) -> set:
+    """Each field with its format spec and conversion ("{p.N:>9,.0f}", "{x!r}"): a translation that
+    changes one would print differently, or fail, where the English does not."""
+    import string
+    try:
+        return {(name, spec, conv) for _lit, name, spec, conv in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return {("<not a format string>", "", None)}
 
 
 def fill(lang: str, maps: list[dict], domain: str = DOMAIN) -> int:

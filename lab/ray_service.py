@@ -13,7 +13,9 @@ import time
 
 from lab.config import RunConfig
 from lab.executors import init_ray, task_options
+from lab.i18n import N_
 from lab.runqueue import RunQueue
+from lab.schema import Say, kept
 from lab.store import RunStore, result_from_dict
 
 RELAY_S = 0.5       # how often a dispatcher moves its task's points into the store
@@ -142,7 +144,7 @@ class RayWorkers:
         for cfg, (d, data) in zip(configs, payloads):
             result = result_from_dict(d, cfg, d.get("curve", ()))
             if result.status == "cancelled" and stopping.is_set():
-                self.queue.requeue([cfg.run_id], why="the training service stopped; queued again")
+                self.queue.requeue([cfg.run_id], why=kept(Say(N_("the training service stopped; queued again"))))
             else:
                 self.store.commit(result, weights=data, budget=held.budgets.get(cfg.run_id))
         held.claimed = []

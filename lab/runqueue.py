@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from lab.config import RunConfig
 from lab.i18n import N_, _
 from lab.liveness import owner_alive, owner_id, process_id
-from lab.store import FINISHED, Asker, Claims, RunRecord, RunStore, StoreError
+from lab.schema import Say, kept
+from lab.store import FINISHED, Asker, Claims, RunRecord, RunStore, StoreError, process_ended
 
 MAX_TRIES = 3                 # a run whose worker died this many times is failed, not queued again
 SERVICE_LEASE_S = 30.0        # a service that has not beaten for this long is gone
@@ -413,8 +414,10 @@ class RunQueue:
                                                        (r["run_id"],))]
                 if (limits["max_tokens"] and config.tokens_trained > limits["max_tokens"]
                         and not any(a.teacher for a in asks)):
-                    self._refuse(con, config, f"refused by the training service: {config.tokens_trained:,} tokens is "
-                                              f"over the class's limit of {limits['max_tokens']:,} per run",
+                    self._refuse(con, config, kept(Say(N_("refused by the training service: {tokens} tokens is over the "
+                                                          "class's limit of {limit} per run"),
+                                                       tokens=f"{config.tokens_trained:,}",
+                                                       limit=f"{limits['max_tokens']:,}")),
                                  asks[0] if asks else None, now)
                     continue
                 row = con.execute("SELECT * FROM runs WHERE run_id = ?", (r["run_id"],)).fetchone()
@@ -450,10 +453,11 @@ class RunQueue:
                                          "AND status = 'running'", ids).fetchone()[0]
         return left == 0
 
-    def requeue(self, run_ids, *, why: str = "its worker stopped") -> list[str]:
+    def requeue(self, run_ids, *, why: str = kept(Say(N_("its worker stopped")))) -> list[str]:
         """Give runs this thread holds back to the queue (a worker that stops, a service shut
         down): their partial curves go, their requests stay, they keep their turn. Runs nobody
-        waits for are marked interrupted instead. Returns the ids queued again."""
+        waits for are marked interrupted instead. `why` is kept as `lab.schema.kept` writes it.
+        Returns the ids queued again."""
         me, now, back = owner_id(), time.time(), []
         with self.store._tx() as con:
             for run_id in run_ids:
@@ -495,18 +499,18 @@ class RunQueue:
                     con.execute("DELETE FROM curves WHERE run_id = ?", (row["run_id"],))
                     con.execute("UPDATE runs SET status = 'failed', owner = NULL, heartbeat = NULL, finished = ?, "
                                 "error = ? WHERE run_id = ?",
-                                (now, f"its worker died {row['attempts']} times while training it (out of memory?); "
-                                      "not queued again", row["run_id"]))
+                                (now, kept(Say(N_("its worker died {n} times while training it (out of memory?); "
+                                                  "not queued again"), n=row["attempts"])), row["run_id"]))
                     con.execute("DELETE FROM requests WHERE run_id = ?", (row["run_id"],))
                     out["failed"].append(row["run_id"])
                 elif asked:
-                    if self._back_in_queue(con, row, f"its worker ({row['owner']}) died; queued again", now):
+                    if self._back_in_queue(con, row, kept(Say(N_("its worker ({worker}) died; queued again"),
+                                                              worker=row["owner"])), now):
                         out["requeued"].append(row["run_id"])
                 else:
                     con.execute("DELETE FROM curves WHERE run_id = ?", (row["run_id"],))
                     con.execute("UPDATE runs SET status = 'interrupted', owner = NULL, heartbeat = NULL, error = ? "
-                                "WHERE run_id = ?", (f"its process ({row['owner']}) ended before the run finished",
-                                                     row["run_id"]))
+                                "WHERE run_id = ?", (process_ended(row["owner"]), row["run_id"]))
             for row in con.execute("SELECT page, owner FROM pages").fetchall():
                 if not owner_alive(row["owner"], None):
                     out["pages_gone"].append(row["page"])

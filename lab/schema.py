@@ -412,6 +412,13 @@ def error_text(error: BaseException) -> str:
     return text + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False) if parts else text
 
 
+def kept(*parts) -> str:
+    """Words written into the store for a page to show, as `error_text` keeps an error: the plain
+    spelling first (what the command line and logs read), then the parts as JSON, which
+    `spell_error` spells in the reader's language (why a run was refused or queued again)."""
+    return spell(parts) + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False)
+
+
 def spell_error(text: str, name=plain_name, fix=plain_fix) -> str:
     """A kept error (`error_text`) in the current language, without its type's name when it is one
     the user can fix; one kept without parts (or older, or damaged) as its first line."""

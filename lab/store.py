@@ -55,11 +55,11 @@ from pathlib import Path
 from lab import storedb
 from lab.asker import Asker
 from lab.config import RunConfig
-from lab.i18n import _
+from lab.i18n import N_, _
 from lab.jsonsafe import json_safe
 from lab.liveness import LEASE_S, ensure_heartbeat, owner_alive, owner_id, process_id
 from lab.records import COLUMNS, RunRecord, result_from_dict
-from lab.schema import BY_PATH, error_text
+from lab.schema import BY_PATH, Say, error_text, kept
 from lab.storedb import DB_NAME, SCHEMA_VERSION, StoreError
 from lab.trackers import Event, RunResult, Tracker, cancel_requested
 from lab.weights import read_weights
@@ -135,8 +135,13 @@ class Claims:
             status = "failed" if issubclass(etype, Exception) else "interrupted"
             text = f": {error}" if error is not None and str(error) else ""
             why = ((error_text(error) if error is not None else etype.__name__) if status == "failed"
-                   else f"interrupted ({etype.__name__}{text})")
+                   else kept(Say(N_("interrupted ({what})"), what=f"{etype.__name__}{text}")))
         self.store.release(self.run_ids, status=status, error=why)
+
+
+def process_ended(owner: str) -> str:
+    """A run's error when the process that trained it ended first (kept in words, `lab.schema.kept`)."""
+    return kept(Say(N_("its process ({owner}) ended before the run finished"), owner=owner))
 
 
 class RunStore:
@@ -498,8 +503,7 @@ class RunStore:
                     gone.append(row["run_id"])
                     con.execute("DELETE FROM curves WHERE run_id = ?", (row["run_id"],))
                     con.execute("UPDATE runs SET status = 'interrupted', owner = NULL, heartbeat = NULL, error = ? "
-                                "WHERE run_id = ?", (f"its process ({row['owner']}) ended before the run finished",
-                                                     row["run_id"]))
+                                "WHERE run_id = ?", (process_ended(row["owner"]), row["run_id"]))
         return gone
 
     def delete(self, run_ids, *, force: bool = False, asker: Asker | None = None) -> list[str]:

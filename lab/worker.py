@@ -16,7 +16,8 @@ import time
 
 from lab.config import ConfigError
 from lab.runqueue import RunQueue
-from lab.schema import error_text
+from lab.i18n import N_
+from lab.schema import Say, error_text, kept
 from lab.store import RunStore, StoreTracker
 
 POLL_S = 0.5          # an idle worker looks at the queue this often
@@ -41,7 +42,7 @@ class _ServiceTracker(StoreTracker):
 
     def finish(self, result):
         if result.status == "cancelled" and self.stopping():
-            self.queue.requeue([result.run_id], why="the training service stopped; queued again")
+            self.queue.requeue([result.run_id], why=kept(Say(N_("the training service stopped; queued again"))))
             return
         self.budget = self.budgets.get(result.run_id)
         super().finish(result)

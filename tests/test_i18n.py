@@ -24,6 +24,18 @@ def test_every_string_of_the_source_is_in_the_catalog_and_translated(domain):
     assert not bad, f"{len(bad)} problems, e.g.:\n" + "\n".join(bad[:15])
 
 
+def test_english_prose_in_a_lessons_code_is_found_unless_marked_or_data():
+    from lab.catalogs import _specs, unmarked_prose
+    code = ('print("quick mode", x)\n'
+            'print(f"trained {n} epochs")\n'
+            'print(_("trained {n} epochs").format(n=n))\n'
+            'ask("the doctor said that ")  # i18n: keep\n'
+            'df[["eval_loss", "params_total"]]\n'
+            'fig.update_layout(yaxis_title="validation loss", height=3)\n')
+    assert [line for line, _text in unmarked_prose(code)] == [1, 2, 6]
+    assert ("p.N", ">9,.0f", None) in _specs("N = {p.N:>9,.0f}") != _specs("N = {p.N}")
+
+
 def test_the_language_is_validated_and_switched():
     assert i18n.lang_of("zh-CN") == i18n.lang_of("zh_Hans") == i18n.lang_of("中文") == "zh"
     with pytest.raises(ValueError, match="Traditional Chinese"):

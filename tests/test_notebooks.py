@@ -1,5 +1,8 @@
-"""Every notebook under notebooks/ runs headless, top to bottom, in quick mode (SCALING_LAB_QUICK=1);
-every lesson's full-mode plans are built (and checked) without training them.
+"""Every notebook under notebooks/ runs headless, top to bottom, in quick mode (SCALING_LAB_QUICK=1):
+the app in English, the lessons in Chinese as `scaling-lab lessons DIR --lang zh` writes them (the
+same code with its markdown translated and one line that switches the language: every text their
+code prints goes through the catalog, and a translation that broke a format would fail here);
+every lesson's full-mode plans are built (and checked) without training them, in English.
 
 Each runs in its own kernel with a temporary run store, in its own folder (as Jupyter and Voila
 run it), with the repository on PYTHONPATH so that `lab` and `widgets` import without an install.
@@ -8,6 +11,7 @@ and each test waits for its own.
 """
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,12 +27,21 @@ def test_there_is_an_app_notebook():
     assert ROOT / "notebooks" / "lab.ipynb" in NOTEBOOKS
 
 
+def lang_of(path: Path) -> str:
+    return "zh" if path.name.startswith("lesson") else "en"
+
+
 def execute(path: Path, store: Path):
-    """The notebook executed in its own kernel; raises CellExecutionError with the cell and traceback."""
+    """The notebook executed in its own kernel (a lesson in Chinese); raises CellExecutionError with
+    the cell and traceback."""
+    import json
+
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    from lab.i18n import translate_notebook
+    nb = nbformat.reads(json.dumps(translate_notebook(json.loads(path.read_text(encoding="utf-8")), lang_of(path))),
+                        as_version=4)
     env = dict(os.environ, SCALING_LAB_QUICK="1", SCALING_LAB_STORE=str(store),
                SCALING_LAB_JAX_CACHE=os.environ["SCALING_LAB_JAX_CACHE"],   # conftest: <repo>/.pytest_cache/jax
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
@@ -56,6 +69,10 @@ def test_notebook_runs_headless(path, executions):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     if path.name == "lab.ipynb":       # the app displayed itself as a widget
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    else:                              # what the lesson's code printed came out in Chinese
+        printed = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+        assert printed.startswith("快速模式 | 运行库："), printed[:200]
+        assert len(re.findall(r"[\u4e00-\u9fff]", printed)) > 10, printed[:500]
 
 
 # --- every lesson's full-mode plans, built without training them ----------------------------------

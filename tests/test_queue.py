@@ -153,7 +153,14 @@ def test_a_killed_workers_run_goes_back_to_the_queue_at_most_three_times(tmp_pat
     assert queue.reap()["failed"] == [TINY.run_id]                       # the third death: failed, not queued
     rec = queue.store.record(TINY.run_id)
     assert rec.status == "failed"
-    assert "died 3 times" in rec.error
+    assert rec.error.splitlines()[0] == "its worker died 3 times while training it (out of memory?); not queued again"
+    from lab import i18n
+    from lab.schema import spell_error
+    try:                                                                  # a Chinese page reads it in Chinese
+        i18n.use("zh")
+        assert spell_error(rec.error) == "训练它的工作进程已崩溃 3 次（内存不足？）；不再排队"
+    finally:
+        i18n.use("en")
     assert queue.view().waiting == ()
     assert queue.store.integrity() == "ok"
 

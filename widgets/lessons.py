@@ -217,11 +217,11 @@ def energy_table(flops: dict, joules_per_flop: dict, *, kg_co2_per_kwh: float = 
     its numbers come from); `kg_co2_per_kwh` is an assumed grid intensity."""
     rows = []
     for name, c in flops.items():
-        row = {"run": name, "FLOPs": float(c)}
+        row = {_("run"): name, "FLOPs": float(c)}
         for dev, j in joules_per_flop.items():
             kwh = float(c) * j / 3.6e6
-            row[f"{dev} kWh"] = kwh
-            row[f"{dev} kg CO2"] = kwh * kg_co2_per_kwh
+            row[_("{device}, kWh").format(device=dev)] = kwh
+            row[_("{device}, kg CO2").format(device=dev)] = kwh * kg_co2_per_kwh
         rows.append(row)
     return pd.DataFrame(rows)
 
