@@ -99,3 +99,23 @@ def train_cooldowns(config: RunConfig, tokens: Sequence[int], *, seeds: Sequence
             results[c.tokens] = run(c, [StoreTracker(store)], **kwargs)
             held.claimed = [k for k in held.claimed if k.tokens != c.tokens]      # committed by the tracker
     return results
+
+
+def run_cooldowns(plan, store, *, trackers=(), cancel=None) -> list:
+    """Train a plan of long WSD runs and their cooldowns (`lab.plans.cooldown_plan`), each long run
+    once with its cooldowns branched from it (`train_cooldowns`), into `store`; what the store holds
+    finished is kept. Returns the RunResults in the plan's order."""
+    groups: dict[str, tuple[RunConfig, set, list]] = {}
+    for c in plan.configs:
+        long = c.replace(tokens=c.cooldown_of or c.tokens, cooldown_of=0, seed=plan.configs[0].seed)
+        _cfg, lengths, seeds = groups.setdefault(long.run_id, (long, set(), []))
+        if c.cooldown_of:
+            lengths.add(c.tokens)
+        if c.seed not in seeds:
+            seeds.append(c.seed)
+    by_id = {}
+    for long, lengths, seeds in groups.values():
+        for got in train_cooldowns(long, sorted(lengths), seeds=seeds, store=store, trackers=trackers,
+                                   cancel=cancel).values():
+            by_id.update((r.run_id, r) for r in got)
+    return [by_id[c.run_id] for c in plan.configs if c.run_id in by_id]

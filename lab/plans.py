@@ -311,7 +311,39 @@ def isoflop_study(base: RunConfig | None = None, *, budgets: Sequence[float] = S
                    tokens_per_param=tokens_per_param, seeds=list(seeds))
 
 
-KINDS = ("ladder", "grid", "isoflop")
+def cooldown_plan(base: RunConfig, *, ratios: Sequence[float], widths: Sequence[int] | None = None,
+                  depths: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> Plan:
+    """Each size at several tokens per parameter from one WSD run (`lab.cooldown`): the run at the
+    largest of `ratios` (D = R x N tokens, N = all parameters), with a cooldown branched from it at
+    each smaller ratio. One family whose D varies at each N: what Chinchilla's L(N, D) (approach 3)
+    is fitted to. `base` must use the WSD schedule; its tokens are set here.
+
+    Raises:
+        ConfigError: fewer than two ratios, a ratio not above 0, or a base that is not WSD or
+            whose shortest run would end inside its warmup.
+    """
+    from lab.cooldown import cooldown_configs
+    rs = sorted({float(r) for r in ratios})
+    if len(rs) < 2 or any(not (math.isfinite(r) and r > 0) for r in rs):
+        raise ConfigError(Say(N_("cooldowns need at least two different ratios of tokens per parameter above 0 (the "
+                                 "largest is the long run), got {ratios}; e.g. 5,20,80"),
+                              ratios=", ".join(f"{r:g}" for r in ratios) or "none"))
+    configs = []
+    for sized in grid(base.replace(tokens_per_param=0.0), widths=widths, depths=depths, seeds=seeds).configs:
+        n, step = param_counts(sized.model).total, sized.tokens_per_step
+        whole = lambda r: max(1, round(r * n / step)) * step            # R x N in whole steps
+        long = sized.replace(tokens=whole(rs[-1]))
+        configs += [long, *cooldown_configs(long, [whole(r) for r in rs[:-1]])]
+    configs.sort(key=lambda c: (c.model.width, c.model.depth, -c.tokens, c.seed))
+    held = sum(c.tokens_trained for c in configs)
+    trained = sum((c.steps - c.decay_start) * c.tokens_per_step if c.cooldown_of else c.tokens_trained for c in configs)
+    return Plan(configs=tuple(configs), description=_(
+        "cooldowns: each size at {ratios} tokens per parameter, the shorter as WSD cooldowns of the longest (they "
+        "train {trained} of the {held} tokens of these runs; the FLOPs and the time below count every run whole)").format(
+            ratios=", ".join(f"{r:g}" for r in rs), trained=f"{trained:,}", held=f"{held:,}"))
+
+
+KINDS = ("ladder", "grid", "isoflop", "cooldowns")
 
 
 def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, depths: Sequence[int] | None = None,
@@ -319,7 +351,7 @@ def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, de
           lrs: Sequence[float] | None = None, seeds: Sequence[int] | None = None,
           tokens_per_param: float | None = None, budgets: Sequence[float] | None = None,
           n_sizes: int | None = None, aspect: float | None = None, tuned: bool = True,
-          keep: frozenset[str] = frozenset()) -> Plan:
+          keep: frozenset[str] = frozenset(), ratios: Sequence[float] | None = None) -> Plan:
     """The plan a front end asks for, with the rules of which inputs go together in one place.
 
     - ladder: each run's tokens follow its size (R = `tokens_per_param`, default `base`'s or
@@ -330,10 +362,22 @@ def sweep(kind: str, base: RunConfig, *, widths: Sequence[int] | None = None, de
     - isoflop: each run's tokens follow its budget, so `tokens` and `tokens_per_param` are refused
       and `base.tokens_per_param` is ignored; one optimizer, one learning rate, and one depth or a
       depth rule (`aspect`, see `aspect_depth`); `widths` at every budget, or `n_sizes` per budget.
+    - cooldowns: each size at every one of `ratios` tokens per parameter, the shorter as WSD
+      cooldowns of the longest (`cooldown_plan`), so `tokens` and `tokens_per_param` are refused;
+      tuned as a ladder is.
     """
     if kind not in KINDS:
-        raise ConfigError(Say(N_("a sweep is a ladder, a grid or an IsoFLOP plan, not {kind}"), kind=repr(kind)))
+        raise ConfigError(Say(N_("a sweep is a ladder, a grid, an IsoFLOP plan or cooldowns, not {kind}"),
+                              kind=repr(kind)))
     many = lambda values: values is not None and len(values) > 1
+    if kind == "cooldowns":
+        if tokens is not None or tokens_per_param:
+            raise ConfigError(Say(N_("cooldowns set each run's tokens from its size and the ratios; leave out {what}"),
+                                  what=Name("tokens") if tokens is not None else Name("tokens_per_param")))
+        if tuned:
+            t = ladder_base(base)
+            base = t.replace(**{path.replace(".", "__"): base.value(path) for path in keep})
+        return cooldown_plan(base, ratios=ratios or (), widths=widths, depths=depths, seeds=seeds)
     if kind == "ladder":
         if tokens is not None:
             raise ConfigError(Say(N_("a ladder sets each run's tokens from its size ({ratio} x N); leave out {tokens} "

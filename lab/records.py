@@ -58,7 +58,8 @@ class RunRecord:
              "error": self.error.partition(PARTS_LINE)[0] if self.error else self.error,   # English, one line
              "budget": self.budget, "shape_id": self.config.shape_id, "arch": m.arch, "width": m.width,
              "depth": m.depth, "heads": m.heads, "context": m.context, "optimizer": o.name, "lr": o.lr,
-             "schedule": o.schedule, "batch": self.config.batch, "seed": self.config.seed,
+             "schedule": o.schedule, "cooldown_of": self.config.cooldown_of, "batch": self.config.batch,
+             "seed": self.config.seed,
              "param": m.param, "tokens_per_param": self.config.tokens_per_param,
              "family": family_key(self.config),
              "data": self.config.data.source, "tokenizer": self.config.data.tokenizer, "vocab": m.vocab,

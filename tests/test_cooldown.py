@@ -81,3 +81,25 @@ def test_the_store_keeps_each_run_and_trains_only_what_it_lacks(tmp_path):
     assert again[STEP * 30][0].eval_loss == first[STEP * 30][0].eval_loss and len(store.records()) == 3
     alone = train(cooldown_configs(LONG, [STEP * 45])[0])
     assert math.isclose(again[STEP * 45][0].eval_loss, alone.eval_loss, rel_tol=0, abs_tol=0)
+
+
+def test_a_cooldown_sweep_from_the_command_line_trains_each_long_run_once_and_resumes(tmp_path, capsys):
+    """`scaling-lab sweep --schedule wsd --cooldowns 2,4`: per size one run at 4 tokens per parameter
+    and one cooldown at 2, stored as runs of one family; a second call trains nothing."""
+    import json
+
+    from lab.cli import main
+    args = ["sweep", "--schedule", "wsd", "--cooldowns", "2,4", "--widths", "16", "--depth", "1", "--heads", "2",
+            "--context", "32", "--batch", "8", "--data", "builtin", "--evals", "2", "--eval-tokens", "1024",
+            "--store", str(tmp_path / "store"), "--quiet", "--json"]
+    assert main(args) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["cooldown_of"] for r in runs] == [0, runs[0]["tokens"]] and runs[1]["tokens"] * 2 == runs[0]["tokens"]
+    assert {r["status"] for r in runs} == {"done"} and runs[1]["param"] == "mup"
+    store = RunStore(tmp_path / "store")
+    made = {r.run_id: r.created for r in store.records()}
+    assert main(args) == 0                                    # resumed: both are in the store, nothing trained
+    assert [r["eval_loss"] for r in json.loads(capsys.readouterr().out)] == [r["eval_loss"] for r in runs]
+    assert {r.run_id: r.created for r in store.records()} == made
+    assert main([*args[:4], "4", *args[5:]]) == 2                        # one ratio: refused in words
+    assert "at least two different ratios of tokens per parameter" in capsys.readouterr().err

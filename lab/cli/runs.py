@@ -74,6 +74,10 @@ def register(sub) -> None:
                    help="instead of widths: N sizes per budget around the Chinchilla optimum")
     g.add_argument("--aspect", type=number, default=None, metavar="RATIO",
                    help="IsoFLOP depth rule: depth = round(width / RATIO) instead of a fixed depth")
+    g.add_argument("--cooldowns", type=number_list, default=None, metavar="R,...",
+                   help="each size at these tokens per parameter (e.g. 5,20,80) with --schedule wsd: one run at "
+                        "the largest, the others as cooldowns branched from it (they cost only their decay); "
+                        "the ladder's μP rules, as --tokens-per-param")
     g = p.add_argument_group("execution")
     g.add_argument("--store", default=None, metavar="PATH", help=STORE_HELP)
     g.add_argument("--executor", choices=("local", "ray"), default="local",
@@ -243,9 +247,11 @@ def _plan(args):
     from lab import plans
     d, o, m = RunConfig(), OptimConfig(), ModelConfig()
     first = lambda values, default: values[0] if values else default
-    kind = "ladder" if args.tokens_per_param else "isoflop" if args.isoflop is not None else "grid"
-    if kind == "ladder" and args.isoflop is not None:
-        raise ConfigError("--tokens-per-param sets each run's tokens from its size; leave out --isoflop")
+    kind = ("cooldowns" if args.cooldowns is not None else "ladder" if args.tokens_per_param
+            else "isoflop" if args.isoflop is not None else "grid")
+    if kind in ("ladder", "cooldowns") and args.isoflop is not None:
+        raise ConfigError(f"--{'tokens-per-param' if kind == 'ladder' else 'cooldowns'} sets each run's tokens from "
+                          "its size; leave out --isoflop")
     base = run_config(args, width=first(args.widths, m.width), depth=first(args.depths, m.depth),
                       optimizer=first(args.optimizers, o.name), lr=first(args.lrs, o.lr),
                       tokens=first(args.tokens, d.tokens) if kind == "grid" else args.batch * args.context,
@@ -257,7 +263,8 @@ def _plan(args):
         widths = args.isoflop_widths or (args.widths if args.isoflop_sizes is None else None)
     return plans.sweep(kind, base, widths=widths, depths=args.depths, tokens=args.tokens, optimizers=args.optimizers,
                        lrs=args.lrs, seeds=args.seeds, tokens_per_param=args.tokens_per_param or None,
-                       budgets=args.isoflop, n_sizes=args.isoflop_sizes, aspect=args.aspect, keep=keep)
+                       budgets=args.isoflop, n_sizes=args.isoflop_sizes, aspect=args.aspect, keep=keep,
+                       ratios=args.cooldowns)
 
 
 def _sweep(args) -> int:
@@ -281,6 +288,8 @@ def _sweep(args) -> int:
         else:
             print(plan.summary(plan_estimate(plan, store)))
         return 0
+    if any(c.cooldown_of for c in plan.configs):
+        return _cooldowns(args, plan, store)
     if args.executor == "ray":
         executor = RayExecutor(address=args.address, num_cpus=args.num_cpus, max_seeds=args.max_seeds)
     else:
@@ -298,6 +307,26 @@ def _sweep(args) -> int:
         import pandas as pd
         print(_format_table(pd.DataFrame([r.to_dict() for r in report.records])))
     return 0 if report.ok else 1
+
+
+def _cooldowns(args, plan, store) -> int:
+    """`sweep --cooldowns`: each long run trained once in this process, its cooldowns branched from it."""
+    from lab.cooldown import run_cooldowns
+    from lab.sweep import plan_estimate
+    from lab.trackers import ProgressBar
+    if args.executor != "local" or args.force:
+        raise ConfigError("--cooldowns trains in this process, each long run with its cooldowns; leave out "
+                          + ("--executor ray" if args.executor != "local" else "--force"))
+    if not args.quiet:
+        print(plan.summary(plan_estimate(plan, store)), file=sys.stderr)
+    results = run_cooldowns(plan, store, trackers=[] if args.quiet else [ProgressBar()])
+    records = [store.record(r.run_id) for r in results]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records]))
+    elif records:
+        import pandas as pd
+        print(_format_table(pd.DataFrame([r.to_dict() for r in records])))
+    return 0 if all(r.status == "done" for r in records) else 1
 
 
 # --- sample ----------------------------------------------------------------------------------
