@@ -8,7 +8,7 @@ EXTRAS ?= app,notebook,test,ray
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 PORT   ?= 8866
 
-.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop markov-floor lr-transfer cooldowns lessons-full i18n system-packages clean
+.PHONY: setup lab app jupyter test test-fast bench bench-class gpu-check ladder isoflop memorised markov-floor lr-transfer cooldowns lessons-full i18n system-packages clean
 
 setup: $(STAMP)
 
@@ -105,6 +105,11 @@ isoflop: setup
 	@$(BIN)/python -c 'import kaleido' 2>/dev/null || $(BIN)/python -m pip install --quiet 'kaleido>=1.0' || echo "note: no kaleido, so no PNG (the HTML has the plot)"
 	$(BIN)/python -m bench.isoflop --store $(ISOFLOP_STORE) $(ISOFLOP_ARGS)
 	$(BIN)/python -m lab fit --store $(ISOFLOP_STORE) --law isoflop
+
+# What the ladder's models could have memorised: each validation loss split by whether its 64 bytes
+# occur in the training text, and the law fitted to each part (needs `make ladder` first; minutes).
+memorised: setup
+	$(BIN)/python -m bench.memorised --store $(LADDER_STORE) $(MEMORISED_ARGS)
 
 # A floor that is known: the default ladder on a synthetic Markov source, E against its entropy rate.
 markov-floor: setup

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import as_users_run
 
@@ -79,3 +80,14 @@ def test_cooldowns_smoke_run_compares_every_length_both_ways(tmp_path, capsys):
     assert [r["ratio"] for r in rows] == [5.0, 10.0] and all(math.isfinite(r["diff"]) for r in rows)
     assert all(0 < r["cooldown_tokens"] < r["tokens"] for r in rows) and 0 < report["saved"] < 1
     assert "| 16 | 5 |" in capsys.readouterr().out
+
+
+def test_a_validation_position_is_seen_exactly_when_its_bytes_occur_in_the_training_text():
+    from bench.memorised import seen_targets
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, 5000).astype(np.uint8)
+    val = rng.integers(0, 256, 400).astype(np.uint8)
+    val[100:180] = train[2000:2080]                      # 80 bytes copied from the training text
+    seen = seen_targets(train, val, 16)
+    assert np.flatnonzero(seen).tolist() == list(range(115, 180))   # targets whose 16 bytes all lie in the copy
+    assert not seen_targets(train, val, 81).any()        # no window of 81 bytes was copied
