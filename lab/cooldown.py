@@ -104,7 +104,9 @@ def train_cooldowns(config: RunConfig, tokens: Sequence[int], *, seeds: Sequence
 def run_cooldowns(plan, store, *, trackers=(), cancel=None) -> list:
     """Train a plan of long WSD runs and their cooldowns (`lab.plans.cooldown_plan`), each long run
     once with its cooldowns branched from it (`train_cooldowns`), into `store`; what the store holds
-    finished is kept. Returns the RunResults in the plan's order."""
+    finished is kept, so a plan resumes, and seeds added later train beside the stored ones (the
+    seeds whose runs the store holds alike train together). Returns the RunResults in the plan's order."""
+    from lab.store import FINISHED
     groups: dict[str, tuple[RunConfig, set, list]] = {}
     for c in plan.configs:
         long = c.replace(tokens=c.cooldown_of or c.tokens, cooldown_of=0, seed=plan.configs[0].seed)
@@ -115,7 +117,14 @@ def run_cooldowns(plan, store, *, trackers=(), cancel=None) -> list:
             seeds.append(c.seed)
     by_id = {}
     for long, lengths, seeds in groups.values():
-        for got in train_cooldowns(long, sorted(lengths), seeds=seeds, store=store, trackers=trackers,
-                                   cancel=cancel).values():
-            by_id.update((r.run_id, r) for r in got)
+        runs = [long, *cooldown_configs(long, sorted(lengths))]
+        alike: dict[tuple, list] = {}                 # seeds by which of their runs the store holds finished
+        for s in seeds:
+            held = tuple((r := store.record(c.replace(seed=s).run_id)) is not None and r.status in FINISHED
+                         for c in runs)
+            alike.setdefault(held, []).append(s)
+        for group in alike.values():
+            for got in train_cooldowns(long, sorted(lengths), seeds=group, store=store, trackers=trackers,
+                                       cancel=cancel).values():
+                by_id.update((r.run_id, r) for r in got)
     return [by_id[c.run_id] for c in plan.configs if c.run_id in by_id]

@@ -333,13 +333,21 @@ def cooldown_plan(base: RunConfig, *, ratios: Sequence[float], widths: Sequence[
         n, step = param_counts(sized.model).total, sized.tokens_per_step
         whole = lambda r: max(1, round(r * n / step)) * step            # R x N in whole steps
         long = sized.replace(tokens=whole(rs[-1]))
+        for r in rs[:-1]:
+            steps = whole(r) // step
+            if steps - long.optim.decay_steps(steps) < long.warmup_steps:   # its decay_start, before it exists
+                raise ConfigError(Say(N_("at {ratio} tokens per parameter the cooldown of width {width} ({tokens} tokens) "
+                                         "would decay inside its long run's warmup (step {warmup}); raise the smallest "
+                                         "ratio or lower {name}"), ratio=f"{r:g}", width=sized.model.width,
+                                      tokens=f"{whole(r):,}", warmup=long.warmup_steps, name=Name("optim.warmup")))
         configs += [long, *cooldown_configs(long, [whole(r) for r in rs[:-1]])]
     configs.sort(key=lambda c: (c.model.width, c.model.depth, -c.tokens, c.seed))
     held = sum(c.tokens_trained for c in configs)
     trained = sum((c.steps - c.decay_start) * c.tokens_per_step if c.cooldown_of else c.tokens_trained for c in configs)
     return Plan(configs=tuple(configs), description=_(
-        "cooldowns: each size at {ratios} tokens per parameter, the shorter as WSD cooldowns of the longest (they "
-        "train {trained} of the {held} tokens of these runs; the FLOPs and the time below count every run whole)").format(
+        "cooldowns: each size at {ratios} tokens per parameter, the shorter as WSD cooldowns of the longest (the long "
+        "runs and the cooldowns' decays train {trained} tokens, where training every run from the start would take "
+        "{held}; the FLOPs and the time below count every run whole)").format(
             ratios=", ".join(f"{r:g}" for r in rs), trained=f"{trained:,}", held=f"{held:,}"))
 
 

@@ -359,20 +359,28 @@ def app_fix(path: str, value) -> str:
     return f"{_(s.label)} = {shown(value)}" if s else plain_fix(path, value)
 
 
-def spell(parts, name=plain_name, fix=plain_fix) -> str:
+def spell(parts, name=plain_name, fix=plain_fix, *, english: bool = False) -> str:
     """A message from its parts: text, `Name`s, `Fix`es (spelled by the given functions) and `Say`s
-    (their template in the current language, `lab.i18n._`, with the values filled in)."""
-    return "".join(_spell_part(p, name, fix) for p in parts)
+    (their template in the current language, `lab.i18n._`, or in English, with the values filled in)."""
+    if english and name is plain_name:
+        name = _english_name
+    return "".join(_spell_part(p, name, fix, english) for p in parts)
 
 
-def _spell_part(p, name, fix) -> str:
+def _english_name(path: str) -> str:
+    s = BY_PATH.get(path)
+    return (s.word or s.key) if s else path
+
+
+def _spell_part(p, name, fix, english=False) -> str:
     if isinstance(p, Name):
         return name(p.path)
     if isinstance(p, Fix):
         return fix(p.path, p.value)
     if isinstance(p, Say):
-        values = {k: _spell_part(v, name, fix) if isinstance(v, (Name, Fix, Say)) else v for k, v in p.values}
-        return _(p.template).format(**values)
+        values = {k: _spell_part(v, name, fix, english) if isinstance(v, (Name, Fix, Say)) else v
+                  for k, v in p.values}
+        return (p.template if english else _(p.template)).format(**values)
     return str(p)
 
 
@@ -407,16 +415,17 @@ def error_text(error: BaseException) -> str:
     English, and for an error built of parts (a `ConfigError`) a second line holding them as JSON,
     so that the page that shows it spells it in its own language and names the settings its own
     way (`spell_error`). Readers of the first line alone (the command line, logs) see English."""
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     parts = getattr(error, "parts", None)
+    said = spell(parts, english=True) if parts else str(error)         # English whatever the page's language
+    text = f"{type(error).__name__}: {said}" if said else type(error).__name__
     return text + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False) if parts else text
 
 
 def kept(*parts) -> str:
     """Words written into the store for a page to show, as `error_text` keeps an error: the plain
-    spelling first (what the command line and logs read), then the parts as JSON, which
+    English spelling first (what the command line and logs read), then the parts as JSON, which
     `spell_error` spells in the reader's language (why a run was refused or queued again)."""
-    return spell(parts) + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False)
+    return spell(parts, english=True) + PARTS_LINE + json.dumps([_part_json(p) for p in parts], ensure_ascii=False)
 
 
 def spell_error(text: str, name=plain_name, fix=plain_fix) -> str:

@@ -101,5 +101,10 @@ def test_a_cooldown_sweep_from_the_command_line_trains_each_long_run_once_and_re
     assert main(args) == 0                                    # resumed: both are in the store, nothing trained
     assert [r["eval_loss"] for r in json.loads(capsys.readouterr().out)] == [r["eval_loss"] for r in runs]
     assert {r.run_id: r.created for r in store.records()} == made
+    more = [*args[:-1], "--seeds", "0,1"]                       # a seed added later trains beside the stored one
+    assert main(more) == 0
+    table = capsys.readouterr().out
+    assert "cooldown_of" in table.splitlines()[0] and len(store.records()) == 4
+    assert {r.run_id: r.created for r in store.records() if r.run_id in made} == made
     assert main([*args[:4], "4", *args[5:]]) == 2                        # one ratio: refused in words
     assert "at least two different ratios of tokens per parameter" in capsys.readouterr().err

@@ -218,3 +218,19 @@ def test_generated_bytes_never_show_a_cut_character():
         out = BYTES.decode(list(text[:cut]))
         assert "\ufffd" not in out and "尺度定律 scaling".startswith(out)
     assert BYTES.decode(list(b"ab\xe5\xb0cd\xff")) == "abcd"   # bytes that are no character are left out
+
+
+def test_what_the_store_keeps_reads_in_english_first_and_in_the_pages_language_after(zh):
+    """A note or an error written by a process whose language is Chinese (a page kernel) still has
+    the English first line that `scaling-lab runs` shows; a page spells it from its parts."""
+    from lab.config import ConfigError
+    from lab.i18n import N_
+    from lab.schema import Name, Say, error_text, kept, spell_error
+    from lab.store import process_ended
+    note = process_ended("host:1")
+    assert note.splitlines()[0] == "its process (host:1) ended before the run finished"
+    assert spell_error(note) == "训练它的进程（host:1）在运行完成前就结束了"
+    err = error_text(ConfigError(Say(N_("{name} must be {what}"), name=Name("optim.lr"), what="above 0")))
+    assert err.splitlines()[0] == "ConfigError: learning rate must be above 0"
+    assert spell_error(err).startswith("学习率必须")
+    assert kept(Say(N_("its worker stopped"))).splitlines()[0] == "its worker stopped"

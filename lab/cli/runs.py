@@ -226,13 +226,17 @@ def _format_table(df) -> str:
     # runs that repeat their data past MAX_EPOCHS are limited by data, not by the model: flagged
     from lab.laws import MAX_EPOCHS
 
-    df = df[list(TABLE_COLUMNS)].copy()
+    cols = list(TABLE_COLUMNS)
+    if "cooldown_of" in df and (df["cooldown_of"].fillna(0) > 0).any():   # a cooldown: the tokens it branched from
+        cols.insert(cols.index("tokens") + 1, "cooldown_of")
+    df = df[cols].copy()
     fmt = {"lr": "{:g}".format, "flops": "{:.3g}".format, "eval_loss": "{:.4f}".format,
            "epochs": lambda v: f"{v:.2f}" + (" !" if v > MAX_EPOCHS else "")}
     for col, f in fmt.items():
         df[col] = ["-" if _missing(v) else f(v) for v in df[col]]
-    for col in ("tokens", "params_total"):
-        df[col] = ["-" if _missing(v) else f"{int(v):,}" for v in df[col]]
+    for col in ("tokens", "params_total", "cooldown_of"):
+        if col in df:
+            df[col] = ["-" if _missing(v) or (col == "cooldown_of" and not v) else f"{int(v):,}" for v in df[col]]
     text = df.to_string(index=False)
     if any(str(v).endswith("!") for v in df["epochs"]):
         text += f"\n! over {MAX_EPOCHS:g} epochs: the run repeated its data that often, so its loss is limited by data"
@@ -276,6 +280,10 @@ def _sweep(args) -> int:
     if args.max_seeds < 1:
         raise ConfigError(f"--max-seeds must be at least 1, got {args.max_seeds}")
     plan = _plan(args)
+    cooling = any(c.cooldown_of for c in plan.configs)
+    if cooling and (args.executor != "local" or args.force):
+        raise ConfigError("--cooldowns trains in this process, each long run with its cooldowns; leave out "
+                          + ("--executor ray" if args.executor != "local" else "--force"))
     store = RunStore(args.store)
     if args.dry_run:
         if args.json:
@@ -288,7 +296,7 @@ def _sweep(args) -> int:
         else:
             print(plan.summary(plan_estimate(plan, store)))
         return 0
-    if any(c.cooldown_of for c in plan.configs):
+    if cooling:
         return _cooldowns(args, plan, store)
     if args.executor == "ray":
         executor = RayExecutor(address=args.address, num_cpus=args.num_cpus, max_seeds=args.max_seeds)
@@ -314,9 +322,6 @@ def _cooldowns(args, plan, store) -> int:
     from lab.cooldown import run_cooldowns
     from lab.sweep import plan_estimate
     from lab.trackers import ProgressBar
-    if args.executor != "local" or args.force:
-        raise ConfigError("--cooldowns trains in this process, each long run with its cooldowns; leave out "
-                          + ("--executor ray" if args.executor != "local" else "--force"))
     if not args.quiet:
         print(plan.summary(plan_estimate(plan, store)), file=sys.stderr)
     results = run_cooldowns(plan, store, trackers=[] if args.quiet else [ProgressBar()])
