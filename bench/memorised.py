@@ -1,14 +1,14 @@
 """What a model could have memorised: the validation loss split by whether the training text holds
 the same bytes, and the law fitted to each part (issue 20, part 3; bench/ladder-preregistration.md).
 
-    python -m bench.memorised --store .ladder-store                   # fit widths 40-96, predict the rest
+    python -m bench.memorised --store .ladder-store [--seeds 0]       # fit widths 40-96, predict the rest
     python -m bench.memorised --store .ladder-store --fit 40,48,56,64,80,96 --k 64
 
 A validation position is *seen* when the k bytes ending at its target (k = 64, the ladder's context,
 by default) occur verbatim in the training split (a 64-bit rolling hash of every k-byte window of
 both splits), *unseen* otherwise. Each finished run of the store's largest family is evaluated
 again on its own validation windows (`lab.data.eval_windows`: the same positions as its validation
-loss, which the script checks it reproduces), and its loss is split into the two parts. The same
+loss: the script stops if it does not reproduce it), and its loss is split into the two parts. The same
 law as the ladder's (`lab.laws.fit_sizes`) is fitted to the full, the seen and the unseen losses
 of the fitted widths, and each part's error is reported at the other widths.
 Prints a table and writes bench/results/memorised-<time>.json.
@@ -63,6 +63,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.memorised", description=__doc__.split("\n\n")[0])
     p.add_argument("--store", required=True, help="a run store holding one ladder family (e.g. .ladder-store)")
     p.add_argument("--fit", default="40,48,56,64,80,96", help="widths the laws are fitted to (default 40-96)")
+    p.add_argument("--seeds", default=None, help="only these seeds' runs, e.g. 0 (default: every seed)")
     p.add_argument("--k", type=int, default=64, help="bytes that must match, ending at the target (default 64)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -80,6 +81,8 @@ def main(argv=None) -> dict:
     keys = [family_key(r.config) for r in results]
     family = max(set(keys), key=keys.count)                   # the store's largest family
     results = [r for r, k in zip(results, keys) if k == family]
+    if args.seeds is not None:
+        results = [r for r in results if r.config.seed in {int(k) for k in args.seeds.split(",")}]
     fit_widths = {int(w) for w in args.fit.split(",")}
     cfg = results[0].config
     data = load_dataset(cfg.data)
@@ -90,6 +93,9 @@ def main(argv=None) -> dict:
         idx = eval_windows(np.arange(len(data.val)), c.eval_tokens, c.model.context)
         windows = np.asarray(data.val)[idx].astype(np.int32)
         part = split_loss(store.load_model(r.run_id), windows, seen_pos[idx[:, 1:]])
+        if abs(part["all"] - r.eval_loss) > 1e-3 * r.eval_loss:
+            sys.exit(f"width {c.model.width} seed {c.seed}: the stored model gives {part['all']:.4f} on its validation "
+                     f"windows where its run recorded {r.eval_loss:.4f}; the split would not be of that loss")
         rows.append({"width": c.model.width, "seed": c.seed, "N": r.params_total, "epochs": r.epochs,
                      "eval_loss": r.eval_loss, **part})
         print(f"width {c.model.width:>4} seed {c.seed}: stored {r.eval_loss:.4f}, recomputed {part['all']:.4f}; seen "
