@@ -157,7 +157,8 @@ class ProgressBar(Tracker):
             fc = self.forecaster.forecast(*self.size, self.points)
             if fc is not None:
                 self.last_forecast = fc
-                post["final≈"] = f"{fc.loss:.3f} [{fc.low:.3f}, {fc.high:.3f}]"
+                post["final≈"] = f"{fc.loss:.3f} [{fc.low:.3f}, {fc.high:.3f}]" + (" beyond the learnt sizes"
+                                                                                   if fc.beyond else "")
         self.bar.set_postfix(post, refresh=False)
 
     def finish(self, result):

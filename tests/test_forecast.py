@@ -37,6 +37,7 @@ def test_a_family_of_one_shape_forecasts_the_final_loss_exactly():
         assert f.fraction == pytest.approx(t)
         assert f.loss == pytest.approx(law(N), rel=1e-9)
         assert f.runs == 5 and f.low <= f.loss <= f.high
+        assert f.beyond and "beyond those it learnt from" in f.words()     # it says that it extrapolates
     assert level(pts, 20 * N, 0.5) == pytest.approx(law(N) * math.exp(0.3 * 0.5 ** 1.5), rel=0.02)
 
 
@@ -107,7 +108,8 @@ def test_a_gain_curved_in_model_size_is_fitted_once_six_sizes_are_finished():
     runs = [(N, 20 * N, law(N), curve(law(N), 20 * N, amp=amp(N))) for N in sizes]
     N = 1.5e5
     pts = [p for p in curve(law(N), 20 * N, amp=amp(N)) if p["tokens_seen"] <= 0.25 * 20 * N + 1e-6]
-    assert Forecaster(runs).forecast(N, 20 * N, pts).loss == pytest.approx(law(N), rel=1e-9)
+    inside = Forecaster(runs).forecast(N, 20 * N, pts)
+    assert inside.loss == pytest.approx(law(N), rel=1e-9) and not inside.beyond and "beyond" not in inside.words()
     assert abs(Forecaster(runs[::2]).forecast(N, 20 * N, pts).loss / law(N) - 1) > 1e-4
 
 
