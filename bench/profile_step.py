@@ -111,8 +111,13 @@ def main(argv=None) -> dict:
     events = events["traceEvents"] if isinstance(events, dict) else events
     calls = sorted((e for e in events if e.get("ph") == "X" and e["name"] == "ThunkExecutor::Execute (wait for completion)"
                     and e.get("dur", 0) > 0), key=lambda e: e["ts"])
-    # the training calls: all but the last (the evaluation) and the first (a call's warm-up)
-    steps = [c for c in calls if c["dur"] > 0.2 * max(x["dur"] for x in calls)][1:]
+    # the training calls: the steps + 1 longest (a step outlasts the evaluation of 4 windows and the small
+    # programs around it, also when the machine is busy and one call is stretched), in order, less the
+    # first (a call's warm-up)
+    steps = sorted(sorted(calls, key=lambda c: -c["dur"])[:args.steps + 1], key=lambda c: c["ts"])[1:]
+    if not steps:
+        raise SystemExit(f"error: the trace under {trace_dir} holds {len(calls)} program calls, too few to find "
+                         f"{args.steps} training steps in; profile more steps (--steps)")
     windows = [(c["ts"], c["ts"] + c["dur"]) for c in steps]
     per_op = collections.Counter()
     for e in events:
