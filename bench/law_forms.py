@@ -20,18 +20,12 @@ def main(argv=None) -> dict:
     p.add_argument("--fit", default="40,48,56,64,80,96", help="widths the laws are fitted to (default 40-96)")
     p.add_argument("--seeds", default=None, help="only these seeds' runs, e.g. 0 (default: every seed)")
     args = p.parse_args(argv)
+    from bench import family_results
     from lab.counting import param_counts
-    from lab.family import family_key
     from lab.laws import Size, fit_sizes, sizes
     from lab.store import RunStore
 
-    results = [r.result for r in RunStore(args.store).records() if r.result is not None and r.status == "done"]
-    if not results:
-        raise SystemExit(f"{args.store} holds no finished runs; train the ladder first (make ladder)")
-    keys = [family_key(r.config) for r in results]
-    results = [r for r, k in zip(results, keys) if k == max(set(keys), key=keys.count)]
-    if args.seeds is not None:
-        results = [r for r in results if r.config.seed in {int(k) for k in args.seeds.split(",")}]
+    results = family_results(RunStore(args.store), args.seeds)
     models = {r.config.model.width: r.config.model for r in results}
     fit_widths = {int(w) for w in args.fit.split(",")}
     report = {}

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from bench import save_report
+from bench import family_results, save_report
 
 
 def window_hashes(tokens: np.ndarray, k: int) -> np.ndarray:
@@ -74,15 +74,7 @@ def main(argv=None) -> dict:
     from lab.store import RunStore
 
     store = RunStore(args.store)
-    from lab.family import family_key
-    results = [r.result for r in store.records() if r.result is not None and r.status == "done"]
-    if not results:
-        sys.exit(f"{args.store} holds no finished runs; train the ladder first (make ladder)")
-    keys = [family_key(r.config) for r in results]
-    family = max(set(keys), key=keys.count)                   # the store's largest family
-    results = [r for r, k in zip(results, keys) if k == family]
-    if args.seeds is not None:
-        results = [r for r in results if r.config.seed in {int(k) for k in args.seeds.split(",")}]
+    results = family_results(store, args.seeds)
     fit_widths = {int(w) for w in args.fit.split(",")}
     cfg = results[0].config
     data = load_dataset(cfg.data)
@@ -102,9 +94,7 @@ def main(argv=None) -> dict:
               f"{part['seen']:.4f} ({part['seen_share']:.1%} of targets), unseen {part['unseen']:.4f}, "
               f"{r.epochs:.2f} epochs", file=sys.stderr, flush=True)
     report = {"store": str(args.store), "k": args.k, "fit_widths": sorted(fit_widths), "rows": rows, "laws": {}}
-    by_width = {}
-    for z in sizes(results):
-        by_width[z.width] = z
+    by_width = {z.width: z for z in sizes(results)}
     print(f"\nlaws fitted on widths {sorted(fit_widths)} (k = {args.k}), error = (predicted - measured) / measured:")
     print("| loss | law | " + " | ".join(f"width {w}" for w in sorted(by_width) if w not in fit_widths) + " |")
     print("| --- " * (2 + sum(w not in fit_widths for w in by_width)) + "|")

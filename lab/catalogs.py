@@ -220,11 +220,7 @@ def _wrapped(text: str) -> bool:
 
 
 def _fields(text: str) -> set:
-    import string
-    try:
-        return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name is not None}
-    except ValueError:
-        return {"<not a format string>"}
+    return {name for name, _spec, _conv in _specs(text)}
 
 
 def _specs(text: str) -> set:
